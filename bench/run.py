@@ -1,0 +1,36 @@
+"""Benchmark dispatcher: ``python bench/run.py [core|storage|node|http ...]`` (all when empty).
+
+Each ``bench/bench_<name>.py`` exposes ``main(argv) -> int``. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+SUITES = ["core", "storage", "node", "http"]
+
+
+def main(argv: list[str]) -> int:
+    sys.path.insert(0, str(Path(__file__).parent))
+    names = [a for a in argv if not a.startswith("-")] or SUITES
+    extra = [a for a in argv if a.startswith("-")]
+    status = 0
+    for name in names:
+        if name not in SUITES:
+            print(f"unknown benchmark {name!r}; choose from {', '.join(SUITES)}", file=sys.stderr)
+            return 2
+        try:
+            module = importlib.import_module(f"bench_{name}")
+        except ModuleNotFoundError:
+            print(f"benchmark {name!r} is not available yet", file=sys.stderr)
+            status = 2
+            continue
+        print(f"== bench {name}")
+        status = module.main(extra) or status
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,83 @@
+"""Every error raftkv raises on purpose, in one tree::
+
+    RaftError
+    ├── ProposalDropped          not accepted; will never apply; safe to retry
+    │   ├── NotLeader            carries leader_hint
+    │   └── ConfChangeRefused    another change pending, last voter, ...
+    ├── InvalidConfig (ValueError)
+    ├── ReadyContractError (RuntimeError)   the runtime misused RawNode
+    ├── NodeClosed               the node stopped before the request finished
+    ├── OutcomeUnknown           proposed, but we cannot tell if it applied (timeout, leader lost)
+    ├── StorageError
+    │   ├── CorruptLog           damage before the tail of the WAL; names file and offset
+    │   ├── CorruptSnapshot      a snapshot file fails its checksum
+    │   ├── StorageMismatch      missing segment or snapshot, commit beyond the log, ...
+    │   └── StorageFailed        a write or fsync failed; the node must stop
+    └── TransportError           a peer connection failed its handshake or framing
+"""
+
+from __future__ import annotations
+
+from .core._errors import (
+    ConfChangeRefused,
+    InvalidConfig,
+    NotLeader,
+    ProposalDropped,
+    RaftError,
+    ReadyContractError,
+)
+
+__all__ = [
+    "ConfChangeRefused",
+    "CorruptLog",
+    "CorruptSnapshot",
+    "InvalidConfig",
+    "NodeClosed",
+    "NotLeader",
+    "OutcomeUnknown",
+    "ProposalDropped",
+    "RaftError",
+    "ReadyContractError",
+    "StorageError",
+    "StorageFailed",
+    "StorageMismatch",
+    "TransportError",
+]
+
+
+class NodeClosed(RaftError):
+    """The node shut down (or was removed) before this request completed."""
+
+
+class OutcomeUnknown(RaftError):
+    """The request was proposed but its fate is unknown: it may or may not have been applied."""
+
+
+class StorageError(RaftError):
+    """Base of storage errors."""
+
+
+class CorruptLog(StorageError):
+    """The WAL is damaged before its tail; refusing to start rather than lose committed data."""
+
+    def __init__(self, path: str, offset: int, reason: str) -> None:
+        super().__init__(f"corrupt WAL {path} at offset {offset}: {reason}")
+        self.path = path
+        self.offset = offset
+        self.reason = reason
+
+
+class CorruptSnapshot(StorageError):
+    """A snapshot file is damaged."""
+
+
+class StorageMismatch(StorageError):
+    """The data directory is inconsistent (missing segment or snapshot, commit beyond the log)."""
+
+
+class StorageFailed(StorageError):
+    """A write or fsync failed. The node must stop; the write is never acknowledged."""
+
+
+class TransportError(RaftError):
+    """A peer connection broke its protocol."""

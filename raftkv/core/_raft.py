@@ -1,0 +1,755 @@
+"""``Raft``: every transition rule of the protocol, in one place.
+
+Sections cited are from Ongaro's thesis ("Consensus: Bridging Theory and Practice", 2014) and the
+Raft paper (§5). The structure follows etcd-io/raft: one ``step`` entry point for remote
+messages, a handler per role, and local inputs as methods.
+
+Configuration changes take effect when they are *applied* (as in etcd), not when appended
+(thesis §4.1). Applying is a local, in-order event, so the configuration in force is always
+"the configuration as of the applied index", which is also exactly the configuration a snapshot
+taken at that index must carry. Safety with single-server changes needs two guards, both here:
+a leader appends a change only once it has committed an entry of its own term and only while no
+other change is pending (not yet applied) — Ongaro, raft-dev, 2015 — and no node campaigns while
+it has a committed but unapplied change.
+
+Invariants (checked by ``raftkv.testing``): at most one leader per term; a leader never
+overwrites its own log; ``committed`` only moves forward and only onto an entry of the current
+term by counting replicas (§5.4.2).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from ._config import Config, ReadOnlyOption
+from ._errors import ConfChangeRefused, NotLeader, ProposalDropped
+from ._log import RaftLog
+from ._logstore import Compacted, LogStore
+from ._messages import (
+    AppendEntries,
+    AppendEntriesResponse,
+    Heartbeat,
+    HeartbeatResponse,
+    InstallSnapshot,
+    Message,
+    Propose,
+    ReadIndexRequest,
+    ReadIndexResponse,
+    RequestVote,
+    RequestVoteResponse,
+    TimeoutNow,
+)
+from ._progress import Progress, ProgressState, ProgressTracker
+from ._read_only import ReadOnly
+from ._types import (
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    EntryId,
+    EntryType,
+    ReadState,
+    Role,
+    Snapshot,
+)
+
+__all__ = ["Raft"]
+
+log = logging.getLogger("raftkv.core")
+
+_LEADER_MESSAGES = (AppendEntries, Heartbeat, InstallSnapshot)
+
+
+class Raft:
+    def __init__(self, config: Config, store: LogStore, rng: random.Random, applied: int) -> None:
+        self.id = config.id
+        self.config = config
+        self.rng = rng
+        self.log = RaftLog(store)
+        hard_state, conf_state = store.initial_state()
+        self.tracker = ProgressTracker(config.max_inflight_msgs)
+        self.tracker.set_conf(conf_state, self.log.last_index() + 1)
+
+        self.term = hard_state.term
+        self.vote: int | None = hard_state.vote
+        self.role = Role.FOLLOWER
+        self.lead: int | None = None
+        self.removed = False
+        self.msgs: list[Message] = []
+        self.read_states: list[ReadState] = []
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.randomized_election_timeout = config.election_ticks
+        self.votes: dict[int, bool] = {}
+        self.lead_transferee: int | None = None
+        self.pending_conf_index = 0
+        self.uncommitted_size = 0
+        self.read_only = ReadOnly()
+        # ReadIndex requests a new leader holds until it has committed an entry of its term.
+        self.pending_reads: list[tuple[int, bytes]] = []
+        # Batching: appends and read heartbeats are sent once per Ready, not once per proposal.
+        self.append_dirty = False
+        self.read_heartbeat_context: bytes | None = None
+        self.forward_buffer: list[Entry] = []
+        self._reset_randomized_election_timeout()
+
+        if hard_state.commit:
+            last = self.log.last_index()
+            if not self.log.first_index() - 1 <= hard_state.commit <= last:
+                raise ValueError(
+                    f"hard state commit {hard_state.commit} outside the log (..{last})"
+                )
+            self.log.commit_to(hard_state.commit)
+        # Re-apply configuration changes the state machine already applied past the snapshot.
+        applied = max(applied, self.log.applied)
+        if applied > self.log.committed:
+            raise ValueError(f"applied {applied} beyond commit {self.log.committed}")
+        for e in self.log.entries(self.log.applied + 1, applied + 1):
+            if e.type is EntryType.CONF_CHANGE:
+                self._apply_conf_change_entry(e)
+        self.log.applied = applied
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _send(self, m: Message) -> None:
+        self.msgs.append(m)
+
+    def _reset_randomized_election_timeout(self) -> None:
+        e = self.config.election_ticks
+        self.randomized_election_timeout = e + self.rng.randrange(e)
+
+    def promotable(self) -> bool:
+        """May this node campaign? Only a voter, never a removed node."""
+        return not self.removed and self.tracker.is_voter(self.id)
+
+    def committed_entry_in_current_term(self) -> bool:
+        return self.log.term(self.log.committed) == self.term
+
+    # -- role changes ----------------------------------------------------------------------------
+
+    def _reset(self, term: int) -> None:
+        if term != self.term:
+            self.term = term
+            self.vote = None
+        self.lead = None
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self._reset_randomized_election_timeout()
+        self.lead_transferee = None
+        self.votes = {}
+        self.tracker.reset(self.id, self.log.last_index())
+        self.pending_conf_index = 0
+        self.uncommitted_size = 0
+        self.read_only = ReadOnly()
+        self.pending_reads = []
+        self.append_dirty = False
+        self.read_heartbeat_context = None
+        self.forward_buffer = []
+
+    def become_follower(self, term: int, lead: int | None) -> None:
+        self._reset(term)
+        self.role = Role.FOLLOWER
+        self.lead = lead
+        log.debug("%d became follower at term %d (leader %s)", self.id, term, lead)
+
+    def _become_pre_candidate(self) -> None:
+        # A pre-candidate changes neither term nor vote (thesis §9.6): a failed poll costs nothing.
+        assert self.role is not Role.LEADER, "a leader cannot become pre-candidate"
+        self.votes = {}
+        self.role = Role.PRE_CANDIDATE
+        self.lead = None
+
+    def _become_candidate(self) -> None:
+        assert self.role is not Role.LEADER, "a leader cannot become candidate"
+        self._reset(self.term + 1)
+        self.vote = self.id
+        self.role = Role.CANDIDATE
+
+    def _become_leader(self) -> None:
+        assert self.role is not Role.FOLLOWER, "a follower must campaign first"
+        self._reset(self.term)
+        self.role = Role.LEADER
+        self.lead = self.id
+        self.tracker.progress[self.id].become_replicate()
+        # Conservatively treat everything up to our last entry as possibly holding a conf change:
+        # no change is accepted before the no-op below is applied (§4.1 + the 2015 fix).
+        self.pending_conf_index = self.log.last_index()
+        # The no-op entry commits everything before it once it commits (§5.4.2, §8).
+        self._append_entries([Entry(self.term, self.log.last_index() + 1)])
+        log.debug("%d became leader at term %d", self.id, self.term)
+
+    # -- local inputs ----------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        if self.role is Role.LEADER:
+            self._tick_heartbeat()
+        else:
+            self._tick_election()
+
+    def _tick_election(self) -> None:
+        self.election_elapsed += 1
+        if self.promotable() and self.election_elapsed >= self.randomized_election_timeout:
+            self.election_elapsed = 0
+            self.hup(transfer=False)
+
+    def _tick_heartbeat(self) -> None:
+        self.heartbeat_elapsed += 1
+        self.election_elapsed += 1
+        if self.election_elapsed >= self.config.election_ticks:
+            self.election_elapsed = 0
+            if self.config.check_quorum:
+                # CheckQuorum (thesis §6.2): a leader cut off from a quorum steps down.
+                if not self.tracker.quorum_active(self.id):
+                    log.debug("%d stepped down: no quorum active", self.id)
+                    self.become_follower(self.term, None)
+                    return
+                for node, pr in self.tracker.progress.items():
+                    if node != self.id:
+                        pr.recent_active = False
+            if self.lead_transferee is not None:
+                # A transfer must finish within an election timeout (thesis §3.10).
+                self.lead_transferee = None
+        if self.heartbeat_elapsed >= self.config.heartbeat_ticks:
+            self.heartbeat_elapsed = 0
+            self._bcast_heartbeat(self.read_only.last_pending_context() or b"")
+
+    def hup(self, *, transfer: bool) -> None:
+        """Start an election (or a pre-vote poll) if this node may."""
+        if self.role is Role.LEADER:
+            return
+        if not self.promotable():
+            log.debug("%d cannot campaign: not a voter", self.id)
+            return
+        if self.log.unapplied_conf_change():
+            log.debug("%d cannot campaign: a committed conf change is not applied yet", self.id)
+            return
+        if self.config.pre_vote and not transfer:
+            self._campaign(pre_vote=True, transfer=False)
+        else:
+            self._campaign(pre_vote=False, transfer=transfer)
+
+    def _campaign(self, *, pre_vote: bool, transfer: bool) -> None:
+        if pre_vote:
+            self._become_pre_candidate()
+            vote_term = self.term + 1
+        else:
+            self._become_candidate()
+            vote_term = self.term
+        self.votes[self.id] = True
+        result = self.tracker.tally_votes(self.votes)
+        if result:
+            # A single voter wins at once.
+            if pre_vote:
+                self._campaign(pre_vote=False, transfer=transfer)
+            else:
+                self._become_leader()
+            return
+        last_index, last_term = self.log.last_index(), self.log.last_term()
+        for node in self.tracker.voters:
+            if node != self.id:
+                self._send(
+                    RequestVote(vote_term, self.id, node, last_index, last_term, pre_vote, transfer)
+                )
+
+    def propose(self, data: bytes) -> EntryId | None:
+        if self.removed:
+            raise ProposalDropped("this node was removed from the cluster")
+        if self.role is Role.LEADER:
+            entry = self._leader_append_proposal([Entry(0, 0, EntryType.NORMAL, data)])
+            return entry.id
+        if self.lead is None or self.role is not Role.FOLLOWER:
+            raise NotLeader(None, "proposals")
+        if not self.config.forward_proposals:
+            raise NotLeader(self.lead, "proposals")
+        self.forward_buffer.append(Entry(0, 0, EntryType.NORMAL, data))
+        return None
+
+    def _leader_append_proposal(self, entries: list[Entry]) -> Entry:
+        if self.lead_transferee is not None:
+            raise ProposalDropped(f"leadership transfer to {self.lead_transferee} in progress")
+        size = sum(len(e.data) for e in entries)
+        limit = self.config.max_uncommitted_entries_size
+        if limit and self.uncommitted_size and self.uncommitted_size + size > limit:
+            raise ProposalDropped("too many uncommitted bytes; the cluster is overloaded")
+        self.uncommitted_size += size
+        return self._append_entries(entries)
+
+    def _append_entries(self, entries: list[Entry]) -> Entry:
+        """Leader: give entries their term and index, append them, schedule replication."""
+        last = self.log.last_index()
+        term = self.term
+        stamped = [Entry(term, last + i, e.type, e.data) for i, e in enumerate(entries, 1)]
+        self.log.append(stamped)
+        # Our own match counts once the Ready that persists these is handled: we only send after
+        # persisting, so no follower can ack an entry we have not made durable (Ready contract).
+        self.tracker.progress[self.id].maybe_update(stamped[-1].index)
+        self.append_dirty = True
+        self._maybe_commit()
+        return stamped[-1]
+
+    def propose_conf_change(self, change: ConfChange) -> EntryId:
+        if self.removed:
+            raise ProposalDropped("this node was removed from the cluster")
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.lead, "membership changes")
+        if not self.committed_entry_in_current_term():
+            raise ConfChangeRefused("the new leader has not committed an entry of its term yet")
+        if self.pending_conf_index > self.log.applied:
+            raise ConfChangeRefused("another membership change is still in progress")
+        conf = self.tracker.conf
+        if change.type is ConfChangeType.REMOVE_NODE:
+            if not conf.contains(change.node_id):
+                raise ConfChangeRefused(f"node {change.node_id} is not a member")
+            if conf.voters == (change.node_id,):
+                raise ConfChangeRefused("cannot remove the last voter")
+        elif change.type is ConfChangeType.ADD_LEARNER and change.node_id in conf.voters:
+            raise ConfChangeRefused(f"node {change.node_id} is already a voter")
+        entry = self._leader_append_proposal([Entry(0, 0, EntryType.CONF_CHANGE, change.encode())])
+        self.pending_conf_index = entry.index
+        return entry.id
+
+    def read_index(self, context: bytes) -> None:
+        if self.removed:
+            raise ProposalDropped("this node was removed from the cluster")
+        if self.role is Role.LEADER:
+            self._leader_read_index(self.id, context)
+        elif self.role is Role.FOLLOWER and self.lead is not None:
+            self._send(ReadIndexRequest(self.term, self.id, self.lead, context))
+        else:
+            raise NotLeader(None, "reads")
+
+    def _leader_read_index(self, requester: int, context: bytes) -> None:
+        if not self.committed_entry_in_current_term():
+            # Our commit index may be stale until our no-op commits (thesis §6.4 step 1).
+            self.pending_reads.append((requester, context))
+            return
+        index = self.log.committed
+        if self.tracker.is_singleton() or self.config.read_only is ReadOnlyOption.LEASE_BASED:
+            # Lease: CheckQuorum guarantees we heard from a quorum within an election timeout.
+            self._release_read(requester, index, context)
+            return
+        self.read_only.add_request(index, context, requester)
+        self.read_only.recv_ack(self.id, context)
+        self.read_heartbeat_context = context
+
+    def _release_read(self, requester: int, index: int, context: bytes) -> None:
+        if requester == self.id:
+            self.read_states.append(ReadState(index, context))
+        else:
+            self._send(ReadIndexResponse(self.term, self.id, requester, index, context))
+
+    def _release_pending_reads(self) -> None:
+        pending, self.pending_reads = self.pending_reads, []
+        for requester, context in pending:
+            self._leader_read_index(requester, context)
+
+    def transfer_leadership(self, to: int) -> None:
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.lead, "leadership transfer")
+        if to == self.id:
+            self.lead_transferee = None
+            return
+        if not self.tracker.is_voter(to):
+            raise ProposalDropped(f"node {to} is not a voter")
+        if self.lead_transferee == to:
+            return
+        self.lead_transferee = to
+        self.election_elapsed = 0  # the transfer must finish within an election timeout
+        if self.tracker.progress[to].match == self.log.last_index():
+            self._send(TimeoutNow(self.term, self.id, to))
+        else:
+            self._send_append(to)
+
+    def report_unreachable(self, peer: int) -> None:
+        if self.role is not Role.LEADER:
+            return
+        pr = self.tracker.progress.get(peer)
+        if pr is not None and pr.state is ProgressState.REPLICATE:
+            pr.become_probe()
+
+    def report_snapshot(self, peer: int, ok: bool) -> None:
+        if self.role is not Role.LEADER:
+            return
+        pr = self.tracker.progress.get(peer)
+        if pr is None or pr.state is not ProgressState.SNAPSHOT:
+            return
+        if not ok:
+            pr.pending_snapshot = 0
+        pr.become_probe()
+        # Wait for the follower's answer (a heartbeat response resumes us) before probing again.
+        pr.probe_sent = True
+
+    # -- remote input ----------------------------------------------------------------------------
+
+    def step(self, m: Message) -> None:
+        if m.term == 0:
+            if isinstance(m, Propose):
+                self._step_propose(m)
+            else:
+                log.debug("%d dropped a term-0 %s", self.id, type(m).__name__)
+            return
+        if m.term > self.term:
+            if isinstance(m, RequestVote):
+                in_lease = (
+                    self.config.check_quorum
+                    and self.lead is not None
+                    and self.election_elapsed < self.config.election_ticks
+                )
+                if in_lease and not m.transfer:
+                    # We heard from a live leader recently: do not let anyone depose it (§4.2.3).
+                    log.debug("%d ignored a vote from %d: leader lease", self.id, m.src)
+                    return
+                if m.pre_vote:
+                    self._handle_vote(m)  # a poll never changes our term
+                    return
+            if isinstance(m, RequestVoteResponse) and m.pre_vote and not m.reject:
+                pass  # a granted poll carries the future term; our term moves when we campaign
+            elif isinstance(m, _LEADER_MESSAGES):
+                self.become_follower(m.term, m.src)
+            else:
+                self.become_follower(m.term, None)
+        elif m.term < self.term:
+            self._step_stale(m)
+            return
+
+        if isinstance(m, RequestVote):
+            self._handle_vote(m)
+        elif self.role is Role.LEADER:
+            self._step_leader(m)
+        elif self.role is Role.FOLLOWER:
+            self._step_follower(m)
+        else:
+            self._step_candidate(m)
+
+    def _step_stale(self, m: Message) -> None:
+        if isinstance(m, (AppendEntries, Heartbeat)) and (
+            self.config.check_quorum or self.config.pre_vote
+        ):
+            # A deposed leader that can no longer win an election (we ignore its votes while
+            # in lease, and pre-votes keep our term) would never learn our term: tell it.
+            self._send(AppendEntriesResponse(self.term, self.id, m.src, 0))
+        elif isinstance(m, RequestVote) and m.pre_vote:
+            self._send(RequestVoteResponse(self.term, self.id, m.src, True, True))
+        else:
+            log.debug("%d ignored a stale %s from %d", self.id, type(m).__name__, m.src)
+
+    def _handle_vote(self, m: RequestVote) -> None:
+        can_vote = (
+            self.vote == m.src
+            or (self.vote is None and self.lead is None)
+            or (m.pre_vote and m.term > self.term)
+        )
+        if can_vote and self.log.is_up_to_date(m.last_index, m.last_term):
+            # Granted: the response carries the candidate's term so a pre-candidate counts it.
+            self._send(RequestVoteResponse(m.term, self.id, m.src, False, m.pre_vote))
+            if not m.pre_vote:
+                self.election_elapsed = 0
+                self.vote = m.src
+        else:
+            self._send(RequestVoteResponse(self.term, self.id, m.src, True, m.pre_vote))
+
+    def _step_propose(self, m: Propose) -> None:
+        if self.role is Role.LEADER:
+            # Only local callers may change membership; forwarded entries are plain commands.
+            entries = [e for e in m.entries if e.type is EntryType.NORMAL]
+            if not entries:
+                return
+            try:
+                self._leader_append_proposal(entries)
+            except ProposalDropped as exc:
+                log.debug("%d dropped proposals forwarded by %d: %s", self.id, m.src, exc)
+        elif self.role is Role.FOLLOWER and self.lead is not None and self.lead != m.src:
+            log.debug("%d dropped proposals from %d: not the leader", self.id, m.src)
+
+    def _step_leader(self, m: Message) -> None:
+        pr = self.tracker.progress.get(m.src)
+        if isinstance(m, AppendEntriesResponse):
+            if pr is None:
+                return
+            pr.recent_active = True
+            self._handle_append_response(m, pr)
+        elif isinstance(m, HeartbeatResponse):
+            if pr is None:
+                return
+            pr.recent_active = True
+            pr.probe_sent = False
+            if pr.match < self.log.last_index():
+                self._send_append(m.src)
+            if m.context:
+                self._handle_read_ack(m.src, m.context)
+        elif isinstance(m, ReadIndexRequest):
+            if pr is None:
+                return
+            self._leader_read_index(m.src, m.context)
+        else:
+            log.debug("%d (leader) ignored %s from %d", self.id, type(m).__name__, m.src)
+
+    def _handle_read_ack(self, node: int, context: bytes) -> None:
+        if self.config.read_only is not ReadOnlyOption.SAFE:
+            return
+        acks = self.read_only.recv_ack(node, context)
+        if acks is None or not self.tracker.has_quorum(acks):
+            return
+        for status in self.read_only.advance(context):
+            self._release_read(status.requester, status.index, status.context)
+
+    def _handle_append_response(self, m: AppendEntriesResponse, pr: Progress) -> None:
+        if m.reject:
+            # Fast backtracking: skip to where our log has a term <= the follower's hint term.
+            next_probe = m.hint_index
+            if m.hint_term > 0:
+                next_probe, _ = self.log.find_conflict_by_term(m.hint_index, m.hint_term)
+            if pr.maybe_decr_to(m.index, next_probe):
+                if pr.state is ProgressState.REPLICATE:
+                    pr.become_probe()
+                self._send_append(m.src)
+            return
+        old_paused = pr.is_paused()
+        if not pr.maybe_update(m.index):
+            return
+        if pr.state is ProgressState.PROBE:
+            pr.become_replicate()
+        elif pr.state is ProgressState.SNAPSHOT and pr.match >= pr.pending_snapshot:
+            pr.become_probe()
+            pr.become_replicate()
+        elif pr.state is ProgressState.REPLICATE:
+            pr.inflights.free_le(m.index)
+        if self._maybe_commit():
+            self.append_dirty = True  # tell everyone the new commit index
+        elif old_paused:
+            self._send_append(m.src)
+        # Keep the pipeline full.
+        while self._maybe_send_append(m.src, send_if_empty=False):
+            pass
+        if m.src == self.lead_transferee and pr.match == self.log.last_index():
+            self._send(TimeoutNow(self.term, self.id, m.src))
+
+    def _step_candidate(self, m: Message) -> None:
+        if isinstance(m, _LEADER_MESSAGES):
+            # Someone won this term (§5.2).
+            self.become_follower(m.term, m.src)
+            self._step_follower(m)
+        elif isinstance(m, RequestVoteResponse):
+            if m.pre_vote != (self.role is Role.PRE_CANDIDATE):
+                return
+            self.votes.setdefault(m.src, not m.reject)
+            result = self.tracker.tally_votes(self.votes)
+            if result is True:
+                if self.role is Role.PRE_CANDIDATE:
+                    self._campaign(pre_vote=False, transfer=False)
+                else:
+                    self._become_leader()
+            elif result is False:
+                self.become_follower(self.term, None)
+        else:
+            log.debug("%d (%s) ignored %s", self.id, self.role.value, type(m).__name__)
+
+    def _step_follower(self, m: Message) -> None:
+        if isinstance(m, AppendEntries):
+            self.election_elapsed = 0
+            self.lead = m.src
+            self._handle_append(m)
+        elif isinstance(m, Heartbeat):
+            self.election_elapsed = 0
+            self.lead = m.src
+            if m.commit <= self.log.last_index():
+                self.log.commit_to(m.commit)
+            self._send(HeartbeatResponse(self.term, self.id, m.src, m.context))
+        elif isinstance(m, InstallSnapshot):
+            self.election_elapsed = 0
+            self.lead = m.src
+            self._handle_snapshot(m)
+        elif isinstance(m, TimeoutNow):
+            log.debug("%d campaigns at once: leadership transfer from %d", self.id, m.src)
+            self.hup(transfer=True)
+        elif isinstance(m, ReadIndexResponse):
+            if not m.reject:
+                self.read_states.append(ReadState(m.index, m.context))
+        else:
+            log.debug("%d (follower) ignored %s from %d", self.id, type(m).__name__, m.src)
+
+    def _handle_append(self, m: AppendEntries) -> None:
+        if m.prev_index < self.log.committed:
+            self._send(AppendEntriesResponse(self.term, self.id, m.src, self.log.committed))
+            return
+        last_new = self.log.maybe_append(m.prev_index, m.prev_term, m.commit, m.entries)
+        if last_new is not None:
+            self._send(AppendEntriesResponse(self.term, self.id, m.src, last_new))
+            return
+        hint_index, hint_term = self.log.find_conflict_by_term(m.prev_index, m.prev_term)
+        self._send(
+            AppendEntriesResponse(
+                self.term, self.id, m.src, m.prev_index, True, hint_index, hint_term
+            )
+        )
+
+    def _handle_snapshot(self, m: InstallSnapshot) -> None:
+        meta = m.snapshot.metadata
+        if self._restore(m.snapshot):
+            self._send(AppendEntriesResponse(self.term, self.id, m.src, self.log.last_index()))
+        else:
+            log.debug("%d ignored snapshot at %d", self.id, meta.index)
+            self._send(AppendEntriesResponse(self.term, self.id, m.src, self.log.committed))
+
+    def _restore(self, snapshot: Snapshot) -> bool:
+        meta = snapshot.metadata
+        if meta.index <= self.log.committed:
+            return False
+        # The configuration is the one in force at the snapshot's index. It may not name us yet:
+        # a member added after that index learns of its own addition from the entries that
+        # follow (refusing such a snapshot strands new members: etcd#13741).
+        if self.log.match_term(meta.index, meta.term):
+            # We already hold that entry: just fast-forward the commit index.
+            self.log.commit_to(meta.index)
+            return False
+        self.log.restore(snapshot)
+        self.tracker.set_conf(meta.conf_state, self.log.last_index() + 1)
+        return True
+
+    # -- leader replication ----------------------------------------------------------------------
+
+    def _send_append(self, to: int) -> None:
+        self._maybe_send_append(to, send_if_empty=True)
+
+    def _maybe_send_append(self, to: int, *, send_if_empty: bool) -> bool:
+        pr = self.tracker.progress.get(to)
+        if pr is None or pr.is_paused():
+            return False
+        prev_index = pr.next - 1
+        prev_term = self.log.term(prev_index)
+        try:
+            entries = self.log.entries(
+                pr.next, self.log.last_index() + 1, self.config.max_size_per_msg
+            )
+        except Compacted:
+            entries = None
+        if prev_term is None or entries is None:
+            return self._send_snapshot(to)
+        if not entries and not send_if_empty:
+            return False
+        self._send(
+            AppendEntries(
+                self.term, self.id, to, prev_index, prev_term, tuple(entries), self.log.committed
+            )
+        )
+        if entries:
+            last = entries[-1].index
+            if pr.state is ProgressState.REPLICATE:
+                pr.optimistic_update(last)
+                pr.inflights.add(last)
+            else:
+                pr.probe_sent = True
+        elif pr.state is ProgressState.PROBE:
+            pr.probe_sent = True
+        return True
+
+    def _send_snapshot(self, to: int) -> bool:
+        pr = self.tracker.progress[to]
+        if not pr.recent_active:
+            log.debug("%d holds back a snapshot for %d: not recently active", self.id, to)
+            return False
+        snapshot = self.log.store.snapshot()
+        assert not snapshot.is_empty, "entries were compacted without a snapshot"
+        pr.become_snapshot(snapshot.metadata.index)
+        self._send(InstallSnapshot(self.term, self.id, to, snapshot))
+        return True
+
+    def bcast_append(self) -> None:
+        for node in sorted(self.tracker.progress):
+            if node != self.id:
+                self._maybe_send_append(node, send_if_empty=True)
+
+    def _bcast_heartbeat(self, context: bytes) -> None:
+        committed = self.log.committed
+        for node in sorted(self.tracker.progress):
+            if node != self.id:
+                # Never tell a follower a commit index beyond what it is known to hold.
+                commit = min(self.tracker.progress[node].match, committed)
+                self._send(Heartbeat(self.term, self.id, node, commit, context))
+
+    def _maybe_commit(self) -> bool:
+        index = self.tracker.committed()
+        # Only an entry of our own term commits by counting replicas (§5.4.2, Figure 8).
+        if index > self.log.committed and self.log.term(index) == self.term:
+            self.log.commit_to(index)
+            if self.pending_reads:
+                self._release_pending_reads()
+            return True
+        return False
+
+    def flush(self) -> None:
+        """Send what was batched since the last Ready: appends, read heartbeats, forwards."""
+        if self.role is Role.LEADER:
+            if self.append_dirty:
+                self.append_dirty = False
+                self.bcast_append()
+            if self.read_heartbeat_context is not None:
+                self._bcast_heartbeat(self.read_heartbeat_context)
+                self.read_heartbeat_context = None
+        elif self.forward_buffer:
+            if self.lead is not None and self.role is Role.FOLLOWER:
+                self._send(Propose(0, self.id, self.lead, tuple(self.forward_buffer)))
+            self.forward_buffer = []
+
+    # -- applying --------------------------------------------------------------------------------
+
+    def applied_to(self, entries: tuple[Entry, ...], snapshot_index: int) -> None:
+        """The runtime applied ``entries`` (and restored a snapshot at ``snapshot_index``)."""
+        self.log.applied = max(self.log.applied, snapshot_index)
+        if not entries:
+            return
+        size = 0
+        for e in entries:
+            if e.type is EntryType.CONF_CHANGE:
+                self._apply_conf_change_entry(e)
+            size += len(e.data)
+        self.log.applied = entries[-1].index
+        if self.role is Role.LEADER:
+            self.uncommitted_size = max(0, self.uncommitted_size - size)
+
+    def _apply_conf_change_entry(self, e: Entry) -> None:
+        try:
+            change = ConfChange.decode(e.data)
+            conf = self.tracker.conf.apply(change)
+        except ValueError as exc:
+            # Deterministic on every replica: the same bytes are ignored everywhere.
+            log.warning("%d ignored an invalid conf change at %d: %s", self.id, e.index, exc)
+            return
+        self._apply_conf(conf)
+
+    def _apply_conf(self, conf: ConfState) -> None:
+        was_member = self.tracker.conf.contains(self.id)
+        self.tracker.set_conf(conf, self.log.last_index() + 1)
+        if was_member and not conf.contains(self.id):
+            self._on_removed()
+            return
+        if self.role is not Role.LEADER:
+            return
+        if self.lead_transferee is not None and not conf.contains(self.lead_transferee):
+            self.lead_transferee = None
+        if not self.tracker.is_voter(self.id):
+            return
+        # A smaller quorum may commit more; new members need entries.
+        self._maybe_commit()
+        self.append_dirty = True
+
+    def _on_removed(self) -> None:
+        self.removed = True
+        log.info("%d was removed from the configuration", self.id)
+        if self.role is Role.LEADER:
+            # Hand over to the most up-to-date voter so the cluster need not wait for a timeout.
+            best = (
+                max(
+                    (pr.match, node)
+                    for node, pr in self.tracker.progress.items()
+                    if self.tracker.is_voter(node)
+                )
+                if self.tracker.voters
+                else None
+            )
+            if best is not None and best[0] == self.log.last_index():
+                self._send(TimeoutNow(self.term, self.id, best[1]))
+            elif best is not None:
+                self._send_append(best[1])
+            self.become_follower(self.term, None)

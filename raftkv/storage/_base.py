@@ -1,0 +1,62 @@
+"""The ``Storage`` protocol: the runtime's durable memory (async, one task calls it at a time).
+
+The runtime calls, in order, for every ``Ready``::
+
+    await storage.save(hard_state=rd.hard_state, entries=rd.entries, snapshot=rd.snapshot,
+                       sync=rd.must_sync)      # one durability barrier for the whole batch
+
+and, from time to time, after taking a snapshot of its state machine::
+
+    await storage.save_snapshot(snapshot)      # file first, then the WAL record naming it
+    await storage.compact(keep_from)           # release what is older than keep_from
+
+``load()`` on start returns exactly what was saved durably: the newest snapshot, the hard state
+and the entries after the snapshot (an entry saved at index i replaces every earlier-saved entry
+>= i). ``save`` returns only once everything it was given is durable when ``sync`` is true; if it
+cannot, it raises ``StorageFailed`` and the storage refuses all further calls (the node stops;
+nothing is retried, nothing is acknowledged).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from ..core import Entry, HardState, Snapshot
+
+__all__ = ["PersistedState", "Storage"]
+
+
+@dataclass(slots=True)
+class PersistedState:
+    """What a node finds on disk when it starts."""
+
+    hard_state: HardState = field(default_factory=HardState)
+    snapshot: Snapshot | None = None
+    # Entries after the snapshot's index, contiguous and ascending.
+    entries: list[Entry] = field(default_factory=list)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.hard_state == HardState() and self.snapshot is None and not self.entries
+
+
+@runtime_checkable
+class Storage(Protocol):
+    async def load(self) -> PersistedState: ...
+
+    async def save(
+        self,
+        *,
+        hard_state: HardState | None,
+        entries: Sequence[Entry],
+        snapshot: Snapshot | None,
+        sync: bool = True,
+    ) -> None: ...
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None: ...
+
+    async def compact(self, index: int) -> None: ...
+
+    async def aclose(self) -> None: ...
