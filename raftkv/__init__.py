@@ -1,3 +1,51 @@
-"""raftkv: a strongly consistent key-value store and Raft library for Trio."""
+"""raftkv: a strongly consistent key-value store and Raft library for Trio.
+
+    async with raftkv.open_node(config, storage=..., transport=..., state_machine=...) as node:
+        result = await node.propose(command)     # returns once committed and applied here
+        value = await node.read(query)           # linearizable
+"""
+
+from ._errors import (
+    ConfChangeRefused,
+    CorruptLog,
+    CorruptSnapshot,
+    InvalidConfig,
+    NodeClosed,
+    NotLeader,
+    OutcomeUnknown,
+    ProposalDropped,
+    RaftError,
+    ReadyContractError,
+    StorageError,
+    StorageFailed,
+    StorageMismatch,
+    TransportError,
+)
+from ._node import MemberStatus, Node, NodeConfig, NodeStatistics, NodeStatus, open_node
+from ._statemachine import StateMachine
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "ConfChangeRefused",
+    "CorruptLog",
+    "CorruptSnapshot",
+    "InvalidConfig",
+    "MemberStatus",
+    "Node",
+    "NodeClosed",
+    "NodeConfig",
+    "NodeStatistics",
+    "NodeStatus",
+    "NotLeader",
+    "OutcomeUnknown",
+    "ProposalDropped",
+    "RaftError",
+    "ReadyContractError",
+    "StateMachine",
+    "StorageError",
+    "StorageFailed",
+    "StorageMismatch",
+    "TransportError",
+    "open_node",
+]

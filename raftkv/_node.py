@@ -1,0 +1,786 @@
+"""The Trio runtime: ``open_node`` puts a ``RawNode`` to work with a storage, a transport and a
+state machine.
+
+One task, the raft loop, owns the ``RawNode``, the state machine and the log store; everything
+else talks to it through one bounded memory channel (the inbox). Each loop iteration takes
+everything waiting in the inbox (so many proposals and reads share one batch), ticks when the
+tick is due, and then handles every ``Ready`` in the contract's order::
+
+    await storage.save(...)      # durable first: one fsync for the whole batch
+    transport.send(messages)     # only then promise anything to peers
+    apply committed entries      # wake the proposers waiting on this node
+    raw.advance(ready)
+
+A second task forwards transport events into the inbox. Both live in the node's nursery; an
+error in either (a failed fsync, a broken state machine) cancels the other and surfaces from
+``open_node``; every waiter is then woken with ``NodeClosed``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+import trio
+
+from ._envelope import decode_proposal, decode_snapshot, encode_proposal, encode_snapshot
+from ._errors import NodeClosed, OutcomeUnknown, ProposalDropped
+from ._statemachine import StateMachine
+from .core import (
+    ConfChange,
+    ConfChangeType,
+    Config,
+    Entry,
+    EntryType,
+    MemoryLogStore,
+    ProgressState,
+    RawNode,
+    Ready,
+    Role,
+    bootstrap,
+)
+from .storage import Storage
+from .transport import Inbound, Removed, SnapshotStatus, Transport, TransportEvent, Unreachable
+
+__all__ = ["MemberStatus", "Node", "NodeConfig", "NodeStatistics", "NodeStatus", "open_node"]
+
+log = logging.getLogger("raftkv.node")
+
+T = TypeVar("T")
+SM = TypeVar("SM", bound=StateMachine)
+
+# How many inbox items one loop iteration takes before it handles a Ready.
+_MAX_BATCH = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """The runtime's settings; ``raft_config()`` derives the core's ``Config``."""
+
+    id: int
+    tick_interval: float = 0.1  # seconds per tick
+    election_ticks: int = 10
+    heartbeat_ticks: int = 1
+    pre_vote: bool = True
+    check_quorum: bool = True
+    snapshot_count: int = 10_000  # applied entries between snapshots
+    catch_up_entries: int = 5_000  # entries kept behind a snapshot for slow followers
+    promote_lag: int = 100  # a learner within this many entries of the leader is promoted
+    max_size_per_msg: int = 1 << 20
+    max_inflight_msgs: int = 256
+    max_uncommitted_entries_size: int = 64 << 20
+    request_timeout: float = 5.0  # default wait for proposals, reads and membership changes
+    inbox_size: int = 10_000
+    seed: int | None = None  # election-timeout randomness; None draws one from the OS
+
+    def __post_init__(self) -> None:
+        if self.tick_interval <= 0:
+            raise ValueError("tick_interval must be positive")
+        if self.snapshot_count < 1:
+            raise ValueError("snapshot_count must be >= 1")
+        if self.catch_up_entries < 0:
+            raise ValueError("catch_up_entries must be >= 0")
+        if self.request_timeout <= 0:
+            raise ValueError("request_timeout must be positive")
+        self.raft_config()  # validates the rest
+
+    def raft_config(self) -> Config:
+        return Config(
+            id=self.id,
+            election_ticks=self.election_ticks,
+            heartbeat_ticks=self.heartbeat_ticks,
+            pre_vote=self.pre_vote,
+            check_quorum=self.check_quorum,
+            max_size_per_msg=self.max_size_per_msg,
+            max_inflight_msgs=self.max_inflight_msgs,
+            max_uncommitted_entries_size=self.max_uncommitted_entries_size,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MemberStatus:
+    id: int
+    peer_url: str
+    voter: bool
+    # Leader only: how far the member's log matches the leader's (None elsewhere).
+    match: int | None = None
+    state: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    id: int
+    role: Role
+    term: int
+    leader: int | None
+    commit: int
+    applied: int
+    last_index: int
+    members: tuple[MemberStatus, ...]
+    removed: bool
+
+
+@dataclass(slots=True)
+class NodeStatistics:
+    proposals: int = 0
+    proposals_dropped: int = 0
+    applied_entries: int = 0
+    reads: int = 0
+    leader_changes: int = 0
+    elections_won: int = 0
+    snapshots_taken: int = 0
+    snapshots_restored: int = 0
+    ready_batches: int = 0
+    # Seconds spent in storage.save and in applying, summed; counts are ready_batches.
+    persist_seconds: float = 0.0
+    apply_seconds: float = 0.0
+    persist_latencies: list[float] = field(default_factory=list)
+
+
+class _Waiter:
+    """One caller waiting for the raft loop. Set at most once; later sets are ignored."""
+
+    __slots__ = ("_error", "_event", "_value")
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._event.is_set()
+
+    def set(self, value: Any) -> None:
+        if not self._event.is_set():
+            self._value = value
+            self._event.set()
+
+    def fail(self, error: BaseException) -> None:
+        if not self._event.is_set():
+            self._error = error
+            self._event.set()
+
+    async def wait(self) -> Any:
+        await self._event.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+# -- inbox items ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _ProposeRequest:
+    seq: int
+    command: bytes
+    waiter: _Waiter
+
+
+@dataclass(slots=True)
+class _ReadRequest:
+    waiter: _Waiter
+
+
+@dataclass(slots=True)
+class _ConfChangeRequest:
+    change: ConfChange
+    waiter: _Waiter
+
+
+@dataclass(slots=True)
+class _TransferRequest:
+    to: int
+    waiter: _Waiter
+
+
+@dataclass(slots=True)
+class _ReadBatch:
+    waiters: list[_Waiter]
+    index: int = 0
+
+
+_InboxItem = _ProposeRequest | _ReadRequest | _ConfChangeRequest | _TransferRequest | TransportEvent
+
+
+class Node:
+    """A running Raft node. Create it with ``open_node``; every method is safe to call from any
+    task of the same Trio run."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        storage: Storage,
+        transport: Transport,
+        state_machine: StateMachine,
+        raw: RawNode,
+        log_store: MemoryLogStore,
+        members: dict[int, str],
+    ) -> None:
+        self.config = config
+        self.id = config.id
+        self._storage = storage
+        self._transport = transport
+        self._sm = state_machine
+        self._raw = raw
+        self._log_store = log_store
+        self._members = members
+        self._inbox_send, self._inbox_recv = trio.open_memory_channel[_InboxItem](config.inbox_size)
+        self._seq = itertools.count(1)
+        self._read_ctx = itertools.count(1)
+        # Waiters, owned by the raft loop (Trio is single-threaded: callers may pop their own).
+        self._proposals: dict[int, _Waiter] = {}  # by sequence number, for entries of ours
+        self._by_index: dict[int, tuple[int, _Waiter]] = {}  # index -> (term, waiter)
+        self._conf_waiters: dict[int, _Waiter] = {}  # index of a conf change -> waiter
+        self._transfer_waiters: list[tuple[int, _Waiter]] = []
+        self._reads_unsent: list[_Waiter] = []
+        self._reads_by_ctx: dict[bytes, _ReadBatch] = {}
+        self._reads_ready: list[_ReadBatch] = []
+        self._removed_event = trio.Event()
+        self._status = self._make_status()
+        self._status_changed = trio.Event()
+        self._closed = False
+        self._close_reason = "the node is shut down"
+        self._snapshot_index = log_store.snapshot().metadata.index
+        self._leader: int | None = None
+        self.statistics = NodeStatistics()
+
+    # -- public API ------------------------------------------------------------------------------
+
+    @property
+    def state_machine(self) -> StateMachine:
+        return self._sm
+
+    @property
+    def removed(self) -> bool:
+        return self._removed_event.is_set()
+
+    async def wait_removed(self) -> None:
+        """Return once this node learned that it was removed from the cluster."""
+        await self._removed_event.wait()
+
+    def status(self) -> NodeStatus:
+        """The node's state as of the end of the raft loop's last iteration."""
+        return self._status
+
+    async def wait_status(self, predicate: Callable[[NodeStatus], bool]) -> NodeStatus:
+        """Wait until ``predicate(status)`` holds (use with a Trio deadline)."""
+        while not predicate(self._status):
+            if self._closed:
+                raise NodeClosed(self._close_reason)
+            await self._status_changed.wait()
+        return self._status
+
+    async def wait_leader(self) -> int:
+        """Wait until this node knows a leader; return its id."""
+        status = await self.wait_status(lambda s: s.leader is not None)
+        assert status.leader is not None
+        return status.leader
+
+    async def propose(self, command: bytes, *, timeout: float | None = None) -> object:
+        """Replicate ``command``; return the state machine's result once it is committed and
+        applied on this node.
+
+        Raises ``ProposalDropped`` (``NotLeader`` when no leader is known) if it certainly did not
+        enter the log, ``OutcomeUnknown`` if we stopped waiting without knowing, ``NodeClosed``.
+        """
+        self._check_open()
+        seq = next(self._seq)
+        waiter = _Waiter()
+        self._proposals[seq] = waiter
+        deadline = trio.current_time() + (timeout or self.config.request_timeout)
+        try:
+            await self._enqueue(_ProposeRequest(seq, command, waiter), deadline)
+            with trio.move_on_at(deadline):
+                return await waiter.wait()
+            raise OutcomeUnknown(
+                "the write was proposed but not applied in time; it may still apply"
+            )
+        finally:
+            self._proposals.pop(seq, None)
+
+    async def read_barrier(self, *, timeout: float | None = None) -> int:
+        """Wait until this node has applied everything committed when the call began
+        (ReadIndex); return the read index. Reads made right after it are linearizable."""
+        self._check_open()
+        waiter = _Waiter()
+        try:
+            with trio.fail_after(timeout or self.config.request_timeout):
+                await self._inbox_send.send(_ReadRequest(waiter))
+                index: int = await waiter.wait()
+                return index
+        except trio.TooSlowError:
+            raise ProposalDropped(
+                "no quorum confirmed the read in time; it is safe to retry"
+            ) from None
+
+    async def read(self, query: Callable[[Any], T], *, timeout: float | None = None) -> T:
+        """A linearizable read: ``query(state_machine)`` after a ReadIndex barrier."""
+        await self.read_barrier(timeout=timeout)
+        return query(self._sm)
+
+    def read_serializable(self, query: Callable[[Any], T]) -> T:
+        """A local read of whatever this node has applied: fast, possibly stale."""
+        return query(self._sm)
+
+    async def add_member(
+        self, node_id: int, peer_url: str, *, learner: bool = True, timeout: float | None = None
+    ) -> dict[int, str]:
+        """Add a member (as a learner by default: promoted automatically once caught up).
+        Leader only; returns the member table once the change is applied here."""
+        kind = ConfChangeType.ADD_LEARNER if learner else ConfChangeType.ADD_VOTER
+        return await self._conf_change(
+            ConfChange(kind, node_id, peer_url.encode()), timeout=timeout
+        )
+
+    async def remove_member(self, node_id: int, *, timeout: float | None = None) -> dict[int, str]:
+        """Remove a member (leader only); returns the member table once applied here."""
+        return await self._conf_change(
+            ConfChange(ConfChangeType.REMOVE_NODE, node_id), timeout=timeout
+        )
+
+    async def transfer_leadership(self, to: int, *, timeout: float | None = None) -> None:
+        """Hand leadership to ``to``; returns once this node sees ``to`` as the leader."""
+        self._check_open()
+        waiter = _Waiter()
+        try:
+            with trio.fail_after(timeout or self.config.request_timeout):
+                await self._inbox_send.send(_TransferRequest(to, waiter))
+                await waiter.wait()
+        except trio.TooSlowError:
+            raise ProposalDropped(f"leadership did not move to {to} in time") from None
+
+    # -- internals: requests ---------------------------------------------------------------------
+
+    async def _enqueue(self, item: _InboxItem, deadline: float) -> None:
+        """Hand a request to the raft loop; a full inbox past the deadline is a certain refusal."""
+        with trio.move_on_at(deadline):
+            await self._inbox_send.send(item)
+            return
+        raise ProposalDropped("the node is overloaded: its request queue is full")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise NodeClosed(self._close_reason)
+
+    async def _conf_change(self, change: ConfChange, *, timeout: float | None) -> dict[int, str]:
+        self._check_open()
+        waiter = _Waiter()
+        try:
+            with trio.fail_after(timeout or self.config.request_timeout):
+                await self._inbox_send.send(_ConfChangeRequest(change, waiter))
+                members: dict[int, str] = await waiter.wait()
+                return members
+        except trio.TooSlowError:
+            raise OutcomeUnknown(
+                "the membership change was proposed but not applied in time"
+            ) from None
+
+    def _handle(self, item: _InboxItem) -> None:
+        raw = self._raw
+        if isinstance(item, Inbound):
+            raw.step(item.message)
+        elif isinstance(item, _ProposeRequest):
+            if item.waiter.done:
+                return  # the caller gave up before we got to it
+            self.statistics.proposals += 1
+            try:
+                entry_id = raw.propose(encode_proposal(self.id, item.seq, item.command))
+            except ProposalDropped as exc:
+                self.statistics.proposals_dropped += 1
+                item.waiter.fail(exc)
+                return
+            if entry_id is not None:
+                self._by_index[entry_id.index] = (entry_id.term, item.waiter)
+        elif isinstance(item, _ReadRequest):
+            self._reads_unsent.append(item.waiter)
+        elif isinstance(item, _ConfChangeRequest):
+            try:
+                entry_id = raw.propose_conf_change(item.change)
+            except ProposalDropped as exc:
+                item.waiter.fail(exc)
+                return
+            self._by_index[entry_id.index] = (entry_id.term, item.waiter)
+            self._conf_waiters[entry_id.index] = item.waiter
+        elif isinstance(item, _TransferRequest):
+            if raw.leader == item.to:
+                item.waiter.set(None)
+                return
+            try:
+                raw.transfer_leadership(item.to)
+            except ProposalDropped as exc:
+                item.waiter.fail(exc)
+                return
+            self._transfer_waiters.append((item.to, item.waiter))
+        elif isinstance(item, Unreachable):
+            raw.report_unreachable(item.peer)
+        elif isinstance(item, SnapshotStatus):
+            raw.report_snapshot(item.peer, item.ok)
+        elif isinstance(item, Removed):
+            log.info("node %d: peer %d says this node was removed", self.id, item.by)
+            self._removed_event.set()
+
+    def _send_reads(self) -> None:
+        """One ReadIndex request for every read that arrived in this iteration."""
+        if not self._reads_unsent:
+            return
+        waiters, self._reads_unsent = self._reads_unsent, []
+        waiters = [w for w in waiters if not w.done]
+        if not waiters:
+            return
+        ctx = next(self._read_ctx).to_bytes(8, "big")
+        try:
+            self._raw.read_index(ctx)
+        except ProposalDropped as exc:
+            for w in waiters:
+                w.fail(exc)
+            return
+        self.statistics.reads += len(waiters)
+        self._reads_by_ctx[ctx] = _ReadBatch(waiters)
+
+    # -- internals: the Ready loop ---------------------------------------------------------------
+
+    async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        interval = self.config.tick_interval
+        next_tick = trio.current_time() + interval
+        task_status.started()
+        while not self._removed_event.is_set():
+            with trio.move_on_at(next_tick):
+                item = await self._inbox_recv.receive()
+                self._handle(item)
+                for _ in range(_MAX_BATCH):
+                    try:
+                        item = self._inbox_recv.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    self._handle(item)
+            now = trio.current_time()
+            if now >= next_tick:
+                self._raw.tick()
+                # Under load ticks are late rather than bunched: time only slows down.
+                next_tick = max(next_tick + interval, now)
+                self._maybe_promote_learners()
+            self._send_reads()
+            while self._raw.has_ready():
+                await self._handle_ready(self._raw.ready())
+            self._after_iteration()
+            if self._raw.removed:
+                log.info("node %d applied its own removal; stopping", self.id)
+                self._removed_event.set()
+        self._shutdown("this node was removed from the cluster")
+
+    async def _handle_ready(self, rd: Ready) -> None:
+        stats = self.statistics
+        stats.ready_batches += 1
+        # 1. persist
+        if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
+            started = trio.current_time()
+            await self._storage.save(
+                hard_state=rd.hard_state,
+                entries=rd.entries,
+                snapshot=rd.snapshot,
+                sync=rd.must_sync,
+            )
+            elapsed = trio.current_time() - started
+            stats.persist_seconds += elapsed
+            if len(stats.persist_latencies) < 100_000:
+                stats.persist_latencies.append(elapsed)
+            store = self._log_store
+            if rd.snapshot is not None:
+                store.apply_snapshot(rd.snapshot)
+            store.append(rd.entries)
+            if rd.hard_state is not None:
+                store.set_hard_state(rd.hard_state)
+        # 2. send
+        if rd.messages:
+            self._transport.send(rd.messages)
+        # 3. apply
+        if rd.snapshot is not None:
+            self._restore_snapshot(rd.snapshot.data, rd.snapshot.metadata.index)
+        if rd.committed_entries:
+            self._apply(rd.committed_entries)
+        for rs in rd.read_states:
+            batch = self._reads_by_ctx.pop(rs.context, None)
+            if batch is not None:
+                batch.index = rs.index
+                self._reads_ready.append(batch)
+        self._raw.advance(rd)
+        if rd.soft_state is not None:
+            self._on_soft_state(rd.soft_state.leader, rd.soft_state.role)
+        self._release_reads()
+        await self._maybe_snapshot()
+
+    def _apply(self, entries: tuple[Entry, ...]) -> None:
+        sm = self._sm
+        by_index = self._by_index
+        proposals = self._proposals
+        my_id = self.id
+        for e in entries:
+            pending = by_index.pop(e.index, None) if by_index else None
+            if pending is not None and pending[0] != e.term:
+                # Another leader's entry replaced ours at this index: ours will never apply.
+                pending[1].fail(ProposalDropped("the entry was replaced after a leader change"))
+                self._conf_waiters.pop(e.index, None)
+            if e.type is EntryType.CONF_CHANGE:
+                self._apply_conf_change(e)
+                continue
+            decoded = decode_proposal(e.data)
+            if decoded is None:
+                continue  # a leader's no-op
+            origin, seq, command = decoded
+            result = sm.apply(e.index, command)
+            if origin == my_id:
+                waiter = proposals.pop(seq, None)
+                if waiter is not None:
+                    waiter.set(result)
+        self.statistics.applied_entries += len(entries)
+
+    def _apply_conf_change(self, e: Entry) -> None:
+        waiter = self._conf_waiters.pop(e.index, None)
+        try:
+            change = ConfChange.decode(e.data)
+            self._raw.conf_state.apply(change)  # the core skips what this refuses; so do we
+        except ValueError as exc:
+            log.warning("node %d: invalid membership change at %d: %s", self.id, e.index, exc)
+            if waiter is not None:
+                waiter.fail(ProposalDropped(f"invalid membership change: {exc}"))
+            return
+        node = change.node_id
+        if change.type is ConfChangeType.REMOVE_NODE:
+            self._members.pop(node, None)
+            if node != self.id:
+                self._transport.remove_peer(node)
+        else:
+            url = change.context.decode("utf-8", "replace")
+            if url:
+                self._members[node] = url
+                if node != self.id:
+                    self._transport.add_peer(node, url)
+        log.info("node %d applied %s of %d at %d", self.id, change.type.name, node, e.index)
+        if waiter is not None:
+            waiter.set(dict(self._members))
+
+    def _restore_snapshot(self, data: bytes, index: int) -> None:
+        members, app = decode_snapshot(data)
+        self._sm.restore(app)
+        self._set_members(members)
+        self._snapshot_index = index
+        self.statistics.snapshots_restored += 1
+        log.info("node %d restored a snapshot at %d", self.id, index)
+
+    def _set_members(self, members: dict[int, str]) -> None:
+        for node in set(self._members) - set(members):
+            if node != self.id:
+                self._transport.remove_peer(node)
+        for node, url in members.items():
+            if node != self.id:
+                self._transport.add_peer(node, url)
+        self._members = dict(members)
+
+    def _on_soft_state(self, leader: int | None, role: Role) -> None:
+        if leader != self._leader:
+            self._leader = leader
+            self.statistics.leader_changes += 1
+            if leader == self.id:
+                self.statistics.elections_won += 1
+            # Read requests sent to the old leader may never be answered: ask the new one.
+            for batch in self._reads_by_ctx.values():
+                self._reads_unsent.extend(batch.waiters)
+            self._reads_by_ctx.clear()
+        if self._transfer_waiters and leader is not None:
+            still = []
+            for to, waiter in self._transfer_waiters:
+                if leader == to:
+                    waiter.set(None)
+                else:
+                    still.append((to, waiter))
+            self._transfer_waiters = still
+
+    def _release_reads(self) -> None:
+        if not self._reads_ready:
+            return
+        applied = self._raw.applied
+        still = []
+        for batch in self._reads_ready:
+            if batch.index <= applied:
+                for w in batch.waiters:
+                    w.set(batch.index)
+            else:
+                still.append(batch)
+        self._reads_ready = still
+
+    async def _maybe_snapshot(self) -> None:
+        applied = self._raw.applied
+        if applied - self._snapshot_index < self.config.snapshot_count:
+            return
+        data = encode_snapshot(self._members, self._sm.snapshot())
+        snapshot = self._log_store.create_snapshot(applied, self._raw.conf_state, data)
+        await self._storage.save_snapshot(snapshot)
+        self._snapshot_index = applied
+        self.statistics.snapshots_taken += 1
+        keep_from = applied - self.config.catch_up_entries
+        if keep_from > self._log_store.first_index():
+            self._log_store.compact(keep_from)
+            await self._storage.compact(keep_from)
+        log.info("node %d took a snapshot at %d", self.id, applied)
+
+    def _maybe_promote_learners(self) -> None:
+        raw = self._raw
+        if raw.role is not Role.LEADER:
+            return
+        learners = raw.conf_state.learners
+        if not learners:
+            return
+        status = raw.status()
+        for node in learners:
+            pr = status.progress.get(node)
+            if (
+                pr is not None
+                and pr.state is ProgressState.REPLICATE
+                and pr.match + self.config.promote_lag >= status.last_index
+            ):
+                url = self._members.get(node, "")
+                try:
+                    raw.propose_conf_change(
+                        ConfChange(ConfChangeType.ADD_VOTER, node, url.encode())
+                    )
+                except ProposalDropped:
+                    return  # another change is pending; try again on a later tick
+                log.info("node %d promotes learner %d", self.id, node)
+                return
+
+    def _after_iteration(self) -> None:
+        status = self._make_status()
+        if status != self._status:
+            self._status = status
+            self._status_changed.set()
+            self._status_changed = trio.Event()
+
+    def _make_status(self) -> NodeStatus:
+        s = self._raw.status()
+        conf = s.conf_state
+        members = tuple(
+            MemberStatus(
+                id=node,
+                peer_url=self._members.get(node, ""),
+                voter=node in conf.voters,
+                match=s.progress[node].match if node in s.progress else None,
+                state=s.progress[node].state.value if node in s.progress else None,
+            )
+            for node in conf.members
+        )
+        return NodeStatus(
+            id=s.id,
+            role=s.role,
+            term=s.term,
+            leader=s.leader,
+            commit=s.commit,
+            applied=s.applied,
+            last_index=s.last_index,
+            members=members,
+            removed=s.removed or self.removed,
+        )
+
+    def _shutdown(self, reason: str) -> None:
+        """Wake every waiter: nothing more will be applied by this node."""
+        if self._closed:
+            return
+        self._closed = True
+        self._close_reason = reason
+        error = NodeClosed(reason)
+        for waiter in self._proposals.values():
+            waiter.fail(error)
+        for _, waiter in self._by_index.values():
+            waiter.fail(error)
+        for waiter in self._conf_waiters.values():
+            waiter.fail(error)
+        for _, waiter in self._transfer_waiters:
+            waiter.fail(error)
+        for waiter in self._reads_unsent:
+            waiter.fail(error)
+        for batch in [*self._reads_by_ctx.values(), *self._reads_ready]:
+            for waiter in batch.waiters:
+                waiter.fail(error)
+        self._status = replace(self._status, removed=self.removed)
+        self._status_changed.set()
+
+    async def _pump_transport(self) -> None:
+        async for event in self._transport.events:
+            await self._inbox_send.send(event)
+
+
+def _peer_contexts(peers: Mapping[int, str]) -> dict[int, bytes]:
+    return {node: url.encode() for node, url in peers.items()}
+
+
+@asynccontextmanager
+async def open_node(
+    config: NodeConfig,
+    *,
+    storage: Storage,
+    transport: Transport,
+    state_machine: StateMachine,
+    peers: Mapping[int, str] | None = None,
+    join: bool = False,
+) -> AsyncIterator[Node]:
+    """Start a node; stop it when the block exits.
+
+    Existing data in ``storage`` always wins: the node restarts from its newest snapshot and the
+    log after it. Otherwise a node either founds the cluster with ``peers`` (id -> peer URL, the
+    same on every founding member, including this node) or, with ``join=True``, starts empty and
+    waits for the leader that added it to send it the log (or a snapshot).
+
+        async with open_node(NodeConfig(id=1), storage=s, transport=t, state_machine=sm,
+                             peers={1: "http://127.0.0.1:12379"}) as node:
+            result = await node.propose(b"command")
+    """
+    state = await storage.load()
+    members: dict[int, str] = {}
+    if not state.is_empty:
+        store = MemoryLogStore.restore(state.hard_state, state.snapshot, state.entries)
+        applied = 0
+        if state.snapshot is not None and not state.snapshot.is_empty:
+            members, app = decode_snapshot(state.snapshot.data)
+            state_machine.restore(app)
+            applied = state.snapshot.metadata.index
+    elif join:
+        store = MemoryLogStore()
+        applied = 0
+    else:
+        if not peers or config.id not in peers:
+            raise ValueError(f"node {config.id} must be one of the founding peers")
+        store = MemoryLogStore()
+        hard_state, entries = bootstrap(store, _peer_contexts(peers))
+        await storage.save(hard_state=hard_state, entries=entries, snapshot=None, sync=True)
+        applied = 0
+    for member, url in members.items():
+        if member != config.id:
+            transport.add_peer(member, url)
+    seed = config.seed if config.seed is not None else random.SystemRandom().randrange(1 << 62)
+    raw = RawNode(config.raft_config(), store, random.Random(seed), applied=applied)
+    node = Node(
+        config,
+        storage=storage,
+        transport=transport,
+        state_machine=state_machine,
+        raw=raw,
+        log_store=store,
+        members=members,
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node._run)
+            nursery.start_soon(node._pump_transport)
+            try:
+                yield node
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        node._shutdown("the node is shut down")
