@@ -4,8 +4,12 @@ Every proposal travels as ``origin (u64) | sequence (u64) | command``: the node 
 recognises its own entries when it applies them, wherever they were appended (a follower's
 proposal is forwarded to the leader and the follower never learns its index up front).
 
-A snapshot carries the member URLs beside the application's bytes, so that a node restored
-from a snapshot knows where its peers are: CBOR ``[version, {id: url}, app_bytes]``.
+Sequence number 0 is the runtime's own: a member publishing its client URL (CBOR
+``{"client_url": url}``), so that every member can tell clients where the others serve.
+
+A snapshot carries the member tables beside the application's bytes, so that a node restored
+from a snapshot knows where its peers are: CBOR ``[version, {id: peer_url}, app_bytes,
+{id: client_url}]``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,17 @@ import struct
 
 from ._codec import CodecError, dumps, loads
 
-__all__ = ["decode_proposal", "decode_snapshot", "encode_proposal", "encode_snapshot"]
+__all__ = [
+    "ATTRIBUTES_SEQ",
+    "decode_attributes",
+    "decode_proposal",
+    "decode_snapshot",
+    "encode_attributes",
+    "encode_proposal",
+    "encode_snapshot",
+]
+
+ATTRIBUTES_SEQ = 0
 
 _HEADER = struct.Struct(">QQ")
 _SNAPSHOT_VERSION = 1
@@ -32,21 +46,40 @@ def decode_proposal(data: bytes) -> tuple[int, int, bytes] | None:
     return origin, seq, data[_HEADER.size :]
 
 
-def encode_snapshot(members: dict[int, str], app: bytes) -> bytes:
-    return dumps([_SNAPSHOT_VERSION, members, app])
+def encode_attributes(client_url: str) -> bytes:
+    return dumps({"client_url": client_url})
 
 
-def decode_snapshot(data: bytes) -> tuple[dict[int, str], bytes]:
+def decode_attributes(data: bytes) -> str | None:
+    """The published client URL, or None if the command is malformed (ignored everywhere)."""
+    try:
+        value = loads(data)
+    except CodecError:
+        return None
+    if type(value) is not dict or type(value.get("client_url")) is not str:
+        return None
+    url: str = value["client_url"]
+    return url
+
+
+def encode_snapshot(members: dict[int, str], app: bytes, client_urls: dict[int, str]) -> bytes:
+    return dumps([_SNAPSHOT_VERSION, members, app, client_urls])
+
+
+def _url_table(v: object) -> dict[int, str]:
+    if type(v) is not dict or not all(type(k) is int and type(u) is str for k, u in v.items()):
+        raise CodecError("bad member table in snapshot")
+    return dict(v)
+
+
+def decode_snapshot(data: bytes) -> tuple[dict[int, str], bytes, dict[int, str]]:
+    """(peer URLs, application bytes, client URLs)."""
     value = loads(data)
     if (
         type(value) is not list
-        or len(value) != 3
+        or len(value) != 4
         or value[0] != _SNAPSHOT_VERSION
-        or type(value[1]) is not dict
         or type(value[2]) is not bytes
     ):
         raise CodecError("not a raftkv snapshot")
-    members = value[1]
-    if not all(type(k) is int and type(v) is str for k, v in members.items()):
-        raise CodecError("bad member table in snapshot")
-    return dict(members), value[2]
+    return _url_table(value[1]), value[2], _url_table(value[3])

@@ -18,6 +18,7 @@ error in either (a failed fsync, a broken state machine) cancels the other and s
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import random
@@ -28,9 +29,18 @@ from typing import Any, TypeVar
 
 import trio
 
-from ._envelope import decode_proposal, decode_snapshot, encode_proposal, encode_snapshot
+from ._envelope import (
+    ATTRIBUTES_SEQ,
+    decode_attributes,
+    decode_proposal,
+    decode_snapshot,
+    encode_attributes,
+    encode_proposal,
+    encode_snapshot,
+)
 from ._errors import NodeClosed, OutcomeUnknown, ProposalDropped
 from ._statemachine import StateMachine
+from ._stats import LatencyHistogram
 from .core import (
     ConfChange,
     ConfChangeType,
@@ -77,6 +87,8 @@ class NodeConfig:
     request_timeout: float = 5.0  # default wait for proposals, reads and membership changes
     inbox_size: int = 10_000
     seed: int | None = None  # election-timeout randomness; None draws one from the OS
+    # Where this node serves clients; published to the cluster so members can point at each other.
+    client_url: str = ""
 
     def __post_init__(self) -> None:
         if self.tick_interval <= 0:
@@ -107,6 +119,7 @@ class MemberStatus:
     id: int
     peer_url: str
     voter: bool
+    client_url: str = ""
     # Leader only: how far the member's log matches the leader's (None elsewhere).
     match: int | None = None
     state: str | None = None
@@ -136,10 +149,9 @@ class NodeStatistics:
     snapshots_taken: int = 0
     snapshots_restored: int = 0
     ready_batches: int = 0
-    # Seconds spent in storage.save and in applying, summed; counts are ready_batches.
-    persist_seconds: float = 0.0
-    apply_seconds: float = 0.0
-    persist_latencies: list[float] = field(default_factory=list)
+    # Per Ready: time in storage.save (the fsync), time applying committed entries.
+    persist_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    apply_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
 
 class _Waiter:
@@ -223,6 +235,7 @@ class Node:
         raw: RawNode,
         log_store: MemoryLogStore,
         members: dict[int, str],
+        client_urls: dict[int, str],
     ) -> None:
         self.config = config
         self.id = config.id
@@ -232,6 +245,9 @@ class Node:
         self._raw = raw
         self._log_store = log_store
         self._members = members
+        self._client_urls = client_urls
+        self._publish_due = 0  # tick count at which to (re)publish our client URL
+        self._ticks = 0
         self._inbox_send, self._inbox_recv = trio.open_memory_channel[_InboxItem](config.inbox_size)
         self._seq = itertools.count(1)
         self._read_ctx = itertools.count(1)
@@ -265,6 +281,10 @@ class Node:
     async def wait_removed(self) -> None:
         """Return once this node learned that it was removed from the cluster."""
         await self._removed_event.wait()
+
+    def raft_position(self) -> tuple[int, int]:
+        """(applied index, term) right now: what a response from this node reflects."""
+        return self._raw.applied, self._raw.term
 
     def status(self) -> NodeStatus:
         """The node's state as of the end of the raft loop's last iteration."""
@@ -466,7 +486,9 @@ class Node:
                 self._raw.tick()
                 # Under load ticks are late rather than bunched: time only slows down.
                 next_tick = max(next_tick + interval, now)
+                self._ticks += 1
                 self._maybe_promote_learners()
+                self._maybe_publish()
             self._send_reads()
             while self._raw.has_ready():
                 await self._handle_ready(self._raw.ready())
@@ -488,10 +510,7 @@ class Node:
                 snapshot=rd.snapshot,
                 sync=rd.must_sync,
             )
-            elapsed = trio.current_time() - started
-            stats.persist_seconds += elapsed
-            if len(stats.persist_latencies) < 100_000:
-                stats.persist_latencies.append(elapsed)
+            stats.persist_latency.observe(trio.current_time() - started)
             store = self._log_store
             if rd.snapshot is not None:
                 store.apply_snapshot(rd.snapshot)
@@ -505,7 +524,9 @@ class Node:
         if rd.snapshot is not None:
             self._restore_snapshot(rd.snapshot.data, rd.snapshot.metadata.index)
         if rd.committed_entries:
+            started = trio.current_time()
             self._apply(rd.committed_entries)
+            stats.apply_latency.observe(trio.current_time() - started)
         for rs in rd.read_states:
             batch = self._reads_by_ctx.pop(rs.context, None)
             if batch is not None:
@@ -535,6 +556,11 @@ class Node:
             if decoded is None:
                 continue  # a leader's no-op
             origin, seq, command = decoded
+            if seq == ATTRIBUTES_SEQ:
+                url = decode_attributes(command)
+                if url is not None and origin in self._members:
+                    self._client_urls[origin] = url
+                continue
             result = sm.apply(e.index, command)
             if origin == my_id:
                 waiter = proposals.pop(seq, None)
@@ -555,6 +581,7 @@ class Node:
         node = change.node_id
         if change.type is ConfChangeType.REMOVE_NODE:
             self._members.pop(node, None)
+            self._client_urls.pop(node, None)
             if node != self.id:
                 self._transport.remove_peer(node)
         else:
@@ -568,9 +595,10 @@ class Node:
             waiter.set(dict(self._members))
 
     def _restore_snapshot(self, data: bytes, index: int) -> None:
-        members, app = decode_snapshot(data)
+        members, app, client_urls = decode_snapshot(data)
         self._sm.restore(app)
         self._set_members(members)
+        self._client_urls = client_urls
         self._snapshot_index = index
         self.statistics.snapshots_restored += 1
         log.info("node %d restored a snapshot at %d", self.id, index)
@@ -620,7 +648,7 @@ class Node:
         applied = self._raw.applied
         if applied - self._snapshot_index < self.config.snapshot_count:
             return
-        data = encode_snapshot(self._members, self._sm.snapshot())
+        data = encode_snapshot(self._members, self._sm.snapshot(), self._client_urls)
         snapshot = self._log_store.create_snapshot(applied, self._raw.conf_state, data)
         await self._storage.save_snapshot(snapshot)
         self._snapshot_index = applied
@@ -656,6 +684,19 @@ class Node:
                 log.info("node %d promotes learner %d", self.id, node)
                 return
 
+    def _maybe_publish(self) -> None:
+        """Replicate our client URL until the cluster's table shows it (retried every timeout)."""
+        url = self.config.client_url
+        raw = self._raw
+        if not url or self._client_urls.get(self.id) == url or raw.leader is None:
+            return
+        if self._ticks < self._publish_due or self.id not in raw.conf_state.members:
+            return
+        self._publish_due = self._ticks + self.config.election_ticks
+        # No leader right now: the next attempt comes after an election timeout.
+        with contextlib.suppress(ProposalDropped):
+            raw.propose(encode_proposal(self.id, ATTRIBUTES_SEQ, encode_attributes(url)))
+
     def _after_iteration(self) -> None:
         status = self._make_status()
         if status != self._status:
@@ -671,6 +712,7 @@ class Node:
                 id=node,
                 peer_url=self._members.get(node, ""),
                 voter=node in conf.voters,
+                client_url=self._client_urls.get(node, ""),
                 match=s.progress[node].match if node in s.progress else None,
                 state=s.progress[node].state.value if node in s.progress else None,
             )
@@ -743,11 +785,12 @@ async def open_node(
     """
     state = await storage.load()
     members: dict[int, str] = {}
+    client_urls: dict[int, str] = {}
     if not state.is_empty:
         store = MemoryLogStore.restore(state.hard_state, state.snapshot, state.entries)
         applied = 0
         if state.snapshot is not None and not state.snapshot.is_empty:
-            members, app = decode_snapshot(state.snapshot.data)
+            members, app, client_urls = decode_snapshot(state.snapshot.data)
             state_machine.restore(app)
             applied = state.snapshot.metadata.index
     elif join:
@@ -773,6 +816,7 @@ async def open_node(
         raw=raw,
         log_store=store,
         members=members,
+        client_urls=client_urls,
     )
     try:
         async with trio.open_nursery() as nursery:

@@ -1,0 +1,88 @@
+"""Prometheus metrics, collected at scrape time from the node's statistics.
+
+Nothing on the request path touches prometheus_client: the runtime keeps plain counters and
+fixed-bucket histograms, and this collector turns them into metric families when scraped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+import raftkv
+from raftkv._stats import LatencyHistogram
+
+__all__ = ["render_metrics", "set_peer_stats_source"]
+
+_peer_stats: Callable[[], Mapping[str, int]] | None = None
+
+
+def set_peer_stats_source(source: Callable[[], Mapping[str, int]] | None) -> None:
+    """Where peer-transport counters come from (name -> count)."""
+    global _peer_stats  # noqa: PLW0603 - one daemon per process
+    _peer_stats = source
+
+
+def _histogram(name: str, doc: str, h: LatencyHistogram) -> HistogramMetricFamily:
+    buckets = [
+        ("+Inf" if bound == float("inf") else repr(bound), count) for bound, count in h.cumulative()
+    ]
+    return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=h.sum)
+
+
+class _NodeCollector:
+    def __init__(self, node: raftkv.Node) -> None:
+        self.node = node
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.node.statistics
+        status = self.node.status()
+        counters = {
+            "proposals": (stats.proposals, "Proposals received by this node."),
+            "proposals_dropped": (stats.proposals_dropped, "Proposals refused before the log."),
+            "applied_entries": (stats.applied_entries, "Committed entries applied here."),
+            "reads": (stats.reads, "Linearizable reads served through ReadIndex."),
+            "leader_changes": (stats.leader_changes, "Times this node saw the leader change."),
+            "elections_won": (stats.elections_won, "Elections this node won."),
+            "snapshots_taken": (stats.snapshots_taken, "Snapshots of the state machine taken."),
+            "snapshots_restored": (stats.snapshots_restored, "Snapshots received and restored."),
+            "ready_batches": (stats.ready_batches, "Ready batches handled (one fsync each)."),
+        }
+        for name, (value, doc) in counters.items():
+            yield CounterMetricFamily(f"raftkv_{name}", doc, value=value)
+        gauges = {
+            "term": (status.term, "Current Raft term."),
+            "commit_index": (status.commit, "Highest log index known committed."),
+            "applied_index": (status.applied, "Highest log index applied here."),
+            "is_leader": (int(status.leader == status.id), "1 if this node is the leader."),
+            "has_leader": (int(status.leader is not None), "1 if a leader is known."),
+            "members": (len(status.members), "Members in the configuration in force."),
+        }
+        for name, (value, doc) in gauges.items():
+            yield GaugeMetricFamily(f"raftkv_{name}", doc, value=value)
+        yield _histogram(
+            "raftkv_fsync_seconds", "Time to persist one Ready batch.", stats.persist_latency
+        )
+        yield _histogram(
+            "raftkv_apply_seconds", "Time to apply one batch of entries.", stats.apply_latency
+        )
+        if _peer_stats is not None:
+            family = CounterMetricFamily(
+                "raftkv_peer_events", "Peer transport events.", labels=["event"]
+            )
+            for event, count in sorted(_peer_stats().items()):
+                family.add_metric([event], count)
+            yield family
+
+
+def render_metrics(node: raftkv.Node) -> tuple[bytes, str]:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_NodeCollector(node))
+    return generate_latest(registry), CONTENT_TYPE_LATEST

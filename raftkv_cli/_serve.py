@@ -1,0 +1,169 @@
+"""Assemble and run one raftkvd node: storage, peer transport, Raft node, HTTP server.
+
+Everything runs in one Trio nursery tree. The node stops on SIGTERM/SIGINT (HTTP stops taking
+requests, in-flight ones are answered, storage is closed) or by itself once it learns that it
+was removed from the cluster (exit code 0 in both cases).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import ssl
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+import raftkv
+from raftkv._kv import KVStateMachine
+from raftkv.storage import open_file_storage
+from raftkv.transport import TcpOptions, TcpTransport, open_tcp_transport
+
+from ._app import create_app
+from ._datadir import check_data_dir, init_data_dir
+from ._metrics import set_peer_stats_source
+from ._service import KVService, Limits
+from ._settings import Settings
+
+__all__ = ["DEFAULT_CLUSTER_TOKEN", "ServeOutcome", "serve"]
+
+log = logging.getLogger("raftkv.daemon")
+
+DEFAULT_CLUSTER_TOKEN = "raftkv-cluster"
+
+
+@dataclass(slots=True)
+class ServeOutcome:
+    reason: str = "stopped"
+
+
+def _tls_contexts(settings: Settings) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
+    if settings.peer_cert_file is None:
+        return None, None
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    for ctx in (server, client):
+        ctx.load_cert_chain(str(settings.peer_cert_file), str(settings.peer_key_file))
+        if settings.peer_trusted_ca_file is not None:
+            ctx.load_verify_locations(str(settings.peer_trusted_ca_file))
+    server.verify_mode = ssl.CERT_REQUIRED
+    return server, client
+
+
+def _client_url(settings: Settings) -> str:
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):
+        host = urlsplit(settings.peer_url).hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeOutcome:
+    """Run the node until stopped (``stop`` set, or a signal) or removed from the cluster."""
+    state = check_data_dir(settings)
+    init_data_dir(state)
+    cluster_id = settings.cluster_token or DEFAULT_CLUSTER_TOKEN
+    if state.existing:
+        log.info("data directory %s holds data: it wins over --cluster/--join", state.path)
+    peer = urlsplit(settings.peer_url)
+    server_tls, client_tls = _tls_contexts(settings)
+    stop = stop or trio.Event()
+    outcome = ServeOutcome()
+    node_config = raftkv.NodeConfig(
+        id=settings.node_id,
+        tick_interval=settings.tick_interval,
+        election_ticks=settings.election_ticks,
+        heartbeat_ticks=settings.heartbeat_ticks,
+        snapshot_count=settings.snapshot_count,
+        catch_up_entries=settings.catch_up_entries,
+        request_timeout=settings.request_timeout,
+        client_url=_client_url(settings),
+    )
+    async with (
+        open_file_storage(state.path / "raft") as storage,
+        open_tcp_transport(
+            settings.node_id,
+            cluster_id,
+            settings.peers,
+            listen_host=peer.hostname or "127.0.0.1",
+            listen_port=peer.port or 80,
+            ssl_server_context=server_tls,
+            ssl_client_context=client_tls,
+            options=TcpOptions(),
+        ) as transport,
+    ):
+        set_peer_stats_source(lambda: _peer_counters(transport))
+        kv = KVStateMachine()
+        async with (
+            raftkv.open_node(
+                node_config,
+                storage=storage,
+                transport=transport,
+                state_machine=kv,
+                peers=settings.peers,
+                join=settings.join,
+            ) as node,
+            httpx.AsyncClient(timeout=settings.request_timeout + 1) as forward_client,
+        ):
+            limits = Limits(
+                max_key_bytes=settings.max_key_bytes, max_value_bytes=settings.max_value_bytes
+            )
+            app = create_app(KVService(node, kv, limits), forward_client=forward_client)
+            config = HypercornConfig()
+            host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+            config.bind = [f"{host}:{settings.port}"]
+            config.accesslog = None
+            config.errorlog = logging.getLogger("raftkv.http.server")
+            config.graceful_timeout = 3.0
+            config.keep_alive_timeout = 75.0
+            log.info(
+                "node %d serving clients on %s, peers on %s",
+                settings.node_id,
+                node_config.client_url,
+                settings.peer_url,
+            )
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_watch_signals, stop, outcome)
+                nursery.start_soon(_watch_removal, node, stop, outcome)
+                await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+                nursery.cancel_scope.cancel()
+    log.info("node %d stopped: %s", settings.node_id, outcome.reason)
+    return outcome
+
+
+def _peer_counters(transport: TcpTransport) -> dict[str, int]:
+    stats = transport.statistics()
+    counters = {
+        "sent": stats.messages_sent,
+        "received": stats.messages_received,
+        "dropped": stats.messages_dropped,
+        "snapshots_sent": stats.snapshots_sent,
+        "snapshots_failed": stats.snapshots_failed,
+        "snapshots_received": stats.snapshots_received,
+    }
+    for refusal, count in stats.refused.items():
+        counters[f"refused_{getattr(refusal, 'value', refusal)}"] = count
+    return counters
+
+
+async def _watch_signals(stop: trio.Event, outcome: ServeOutcome) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            outcome.reason = f"received {signal.Signals(signum).name}"
+            log.info("%s: shutting down", outcome.reason)
+            stop.set()
+            return
+
+
+async def _watch_removal(node: raftkv.Node, stop: trio.Event, outcome: ServeOutcome) -> None:
+    await node.wait_removed()
+    outcome.reason = "removed from the cluster"
+    log.info("node %d was removed from the cluster: shutting down", node.id)
+    # Let the answer to the DELETE that removed us (if it came here) go out first.
+    await trio.sleep(0.5)
+    stop.set()
