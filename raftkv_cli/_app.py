@@ -101,10 +101,14 @@ def create_app(service: KVService, *, forward_client: httpx.AsyncClient | None =
     async def _http_exception(exc: HTTPException) -> Response:
         status = exc.code or 500
         headers = {}
+        valid = set(getattr(exc, "valid_methods", None) or ())
+        if status == 405 and not is_key_path(request.path) and valid <= {"POST", "DELETE"}:
+            # Only the seed's catch-all member route matched: no such reserved route exists.
+            return _json({"error": "not found", "detail": request.path}, 404)
         if status == 405:
             allow = _MEMBER_METHODS if request.path[1:].isdigit() else _KEY_METHODS
             if not is_key_path(request.path):
-                allow = ", ".join(sorted(getattr(exc, "valid_methods", None) or ["GET"]))
+                allow = ", ".join(sorted(valid))
             headers["Allow"] = allow
         if status == 413:
             detail = f"the body is over the limit of {service.limits.max_value_bytes} bytes"
@@ -266,7 +270,7 @@ def create_app(service: KVService, *, forward_client: httpx.AsyncClient | None =
     async def kv_list() -> Response:
         prefix = request.args.get("prefix", "")
         after = request.args.get("after")
-        limit_text = request.args.get("limit", "1000")
+        limit_text = request.args.get("limit", str(min(1000, service.limits.max_list_limit)))
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= service.limits.max_list_limit:
             raise HTTPError(400, "bad limit", f"limit is 1..{service.limits.max_list_limit}")
         linearizable = request.args.get("consistency", "linearizable") != "serializable"

@@ -1,0 +1,253 @@
+"""Every route and every error case of the HTTP API, in process (one node, memory network).
+
+A refused request must leave no trace in the log: ``last_index`` does not move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import trio
+
+import raftkv
+from raftkv._kv import KVStateMachine
+from raftkv.storage import MemoryStorage
+from raftkv.transport import MemoryNetwork
+from raftkv_cli._app import create_app
+from raftkv_cli._service import KVService, Limits
+
+LIMITS = Limits(max_key_bytes=64, max_value_bytes=1000, max_list_limit=50)
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[tuple[httpx.AsyncClient, raftkv.Node]]:
+    net = MemoryNetwork()
+    async with (
+        net.open_transport(1) as transport,
+        raftkv.open_node(
+            raftkv.NodeConfig(id=1, tick_interval=0.01, client_url="http://testserver"),
+            storage=MemoryStorage(),
+            transport=transport,
+            state_machine=(kv := KVStateMachine()),
+            peers={1: "http://127.0.0.1:1"},
+        ) as node,
+    ):
+        with trio.fail_after(5):
+            await node.wait_leader()
+        app = create_app(KVService(node, kv, LIMITS))
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as client:
+            yield client, node
+
+
+def _unchanged(node: raftkv.Node):
+    before = node.raft_position()[0], node.status().last_index
+
+    def check() -> None:
+        assert node.status().last_index == before[1], "a refused request reached the log"
+
+    return check
+
+
+async def test_seed_put_then_get(api) -> None:
+    client, _ = api
+    r = await client.put("/my-key", content=b"hello")
+    assert r.status_code == 204
+    assert int(r.headers["x-raft-index"]) > 0 and int(r.headers["x-raft-term"]) > 0
+    r = await client.get("/my-key")
+    assert (r.status_code, r.content) == (200, b"hello")
+    assert r.headers["etag"] == '"1"'
+    r = await client.get("/my-key", params={"consistency": "serializable"})
+    assert r.content == b"hello"
+    r = await client.head("/my-key")
+    assert r.status_code == 200 and r.content == b""
+
+
+async def test_missing_key_is_404_json(api) -> None:
+    client, _ = api
+    r = await client.get("/absent")
+    assert r.status_code == 404
+    assert r.json() == {"error": "key not found", "detail": "absent"}
+    assert "x-raft-index" in r.headers
+
+
+async def test_bad_consistency_is_400(api) -> None:
+    client, _ = api
+    r = await client.get("/k", params={"consistency": "sometimes"})
+    assert r.status_code == 400 and r.json()["error"] == "bad consistency"
+
+
+async def test_oversized_value_is_413_and_not_logged(api) -> None:
+    client, node = api
+    unchanged = _unchanged(node)
+    r = await client.put("/big", content=b"x" * 1001)
+    assert r.status_code == 413 and r.json()["error"] == "value too large"
+
+    r = await client.put("/v1/kv/big", content=b"x" * 1001)
+    assert r.status_code == 413 and r.json()["error"]
+    unchanged()
+
+
+async def test_oversized_key_is_400_and_not_logged(api) -> None:
+    client, node = api
+    unchanged = _unchanged(node)
+    r = await client.put("/" + "k" * 65, content=b"v")
+    assert r.status_code == 400 and r.json()["error"] == "invalid key"
+    r = await client.put("/v1/kv/" + "k" * 65, content=b"v")
+    assert r.status_code == 400
+    unchanged()
+
+
+@pytest.mark.parametrize("method", ["PATCH", "OPTIONS"])
+async def test_other_methods_on_a_key_are_405_with_allow(api, method: str) -> None:
+    client, _ = api
+    r = await client.request(method, "/my-key")
+    assert r.status_code == 405
+    assert set(r.headers["allow"].replace(" ", "").split(",")) >= {"GET", "PUT"}
+    assert r.json()["error"]
+
+
+async def test_post_and_delete_need_a_numeric_member_id(api) -> None:
+    client, node = api
+    unchanged = _unchanged(node)
+    for method in ("POST", "DELETE"):
+        r = await client.request(method, "/my-key", content=b"http://127.0.0.1:9")
+        assert r.status_code == 405 and "PUT" in r.headers["allow"]
+    r = await client.post("/0", content=b"http://127.0.0.1:9")
+    assert r.status_code == 400 and r.json()["error"] == "invalid member id"
+    r = await client.post("/4", content=b"not a url")
+    assert r.status_code == 400 and r.json()["error"] == "invalid peer url"
+    r = await client.post("/1", content=b"http://127.0.0.1:9")
+    assert r.status_code == 409
+    r = await client.delete("/7")
+    assert r.status_code == 404
+    r = await client.delete("/1")  # the last voter
+    assert r.status_code == 409 and "last voter" in r.json()["detail"]
+    unchanged()
+
+
+async def test_seed_member_add_and_remove(api) -> None:
+    client, _ = api
+    r = await client.post("/2", content=b"http://127.0.0.1:2")
+    assert r.status_code == 200
+    members = {m["id"]: m for m in r.json()["members"]}
+    assert members[2]["peer_url"] == "http://127.0.0.1:2" and members[2]["learner"]
+    r = await client.delete("/2")
+    assert r.status_code == 200
+    assert [m["id"] for m in r.json()["members"]] == [1]
+
+
+async def test_v1_kv_cas_and_create_only(api) -> None:
+    client, node = api
+    r = await client.put("/v1/kv/a", content=b"1", headers={"If-None-Match": "*"})
+    assert r.status_code == 201
+    etag = r.headers["etag"]
+    r = await client.put("/v1/kv/a", content=b"2", headers={"If-None-Match": "*"})
+    assert r.status_code == 412
+    r = await client.put("/v1/kv/a", content=b"2", headers={"If-Match": '"999"'})
+    assert r.status_code == 412 and r.json()["error"] == "precondition failed"
+    r = await client.put("/v1/kv/a", content=b"2", headers={"If-Match": etag})
+    assert r.status_code == 200
+    r = await client.get("/v1/kv/a")
+    assert r.content == b"2" and r.headers["etag"] != etag
+    unchanged = _unchanged(node)
+    for bad in ('W/"1"', "abc", '"-1"', '"0"'):
+        r = await client.put("/v1/kv/a", content=b"3", headers={"If-Match": bad})
+        assert r.status_code == 400, bad
+    r = await client.put("/v1/kv/a", content=b"3", headers={"If-None-Match": '"1"'})
+    assert r.status_code == 400
+    r = await client.put("/v1/kv/a", content=b"3", headers={"If-Match": etag, "If-None-Match": "*"})
+    assert r.status_code == 400
+    unchanged()
+
+
+async def test_v1_kv_delete(api) -> None:
+    client, _ = api
+    await client.put("/v1/kv/d", content=b"x")
+    r = await client.delete("/v1/kv/d", headers={"If-Match": '"999"'})
+    assert r.status_code == 412
+    r = await client.delete("/v1/kv/d")
+    assert r.status_code == 200 and r.json()["deleted"] == 1
+    r = await client.delete("/v1/kv/d")
+    assert r.status_code == 404
+    r = await client.get("/v1/kv/d")
+    assert r.status_code == 404
+
+
+async def test_v1_kv_list(api) -> None:
+    client, _ = api
+    for k in ("p/a", "p/b", "p/c", "q/a"):
+        await client.put(f"/v1/kv/{k}", content=k.encode())
+    r = await client.get("/v1/kv", params={"prefix": "p/", "limit": "2"})
+    body = r.json()
+    assert [kv["key"] for kv in body["kvs"]] == ["p/a", "p/b"] and body["more"]
+    r = await client.get("/v1/kv", params={"prefix": "p/", "after": "p/b"})
+    assert [kv["key"] for kv in r.json()["kvs"]] == ["p/c"]
+    assert r.json()["kvs"][0]["value"] == "p/c"
+    for bad in ("0", "-1", "x", "51"):
+        r = await client.get("/v1/kv", params={"limit": bad})
+        assert r.status_code == 400, bad
+
+
+async def test_v1_members(api) -> None:
+    client, node = api
+    r = await client.get("/v1/members")
+    assert r.json()["members"][0]["id"] == 1 and r.json()["leader"] == 1
+    unchanged = _unchanged(node)
+    for body in (b"not json", b"[]", b'{"id": "2", "peer_url": "http://h:1"}', b'{"id": 2}'):
+        r = await client.post("/v1/members", content=body)
+        assert r.status_code == 400, body
+    r = await client.delete("/v1/members/abc")
+    assert r.status_code == 400
+    unchanged()
+    r = await client.post("/v1/members", json={"id": 3, "peer_url": "http://127.0.0.1:3"})
+    assert r.status_code == 200
+    r = await client.delete("/v1/members/3")
+    assert r.status_code == 200
+
+
+async def test_v1_leader(api) -> None:
+    client, _ = api
+    r = await client.get("/v1/leader")
+    assert r.json() == {"leader": 1}
+    r = await client.post("/v1/leader", json={"id": 1})
+    assert r.status_code == 200
+    r = await client.post("/v1/leader", json={"id": 5})
+    assert r.status_code == 404
+    r = await client.post("/v1/leader", content=b"{")
+    assert r.status_code == 400
+
+
+async def test_operational_endpoints(api) -> None:
+    client, _ = api
+    assert (await client.get("/-/health")).json() == {"health": "ok"}
+    assert (await client.get("/-/ready")).json() == {"ready": True}
+    status = (await client.get("/-/status")).json()
+    assert status["id"] == 1 and status["role"] == "leader" and status["leader"] == 1
+    assert status["commit_index"] == status["applied_index"]
+    await client.put("/m", content=b"x")
+    text = (await client.get("/-/metrics")).text
+    assert "raftkv_proposals_total" in text and "raftkv_fsync_seconds_bucket" in text
+    r = await client.get("/-/nothing")
+    assert r.status_code == 404 and r.json()["error"]
+    r = await client.get("/")
+    assert r.status_code in (404, 405) and r.json()["error"]
+
+
+async def test_a_body_without_length_is_refused_once_over_the_limit() -> None:
+    from raftkv._kv import ValueTooLarge
+    from raftkv_cli._fastpath import read_body
+
+    sent = 0
+
+    async def receive() -> dict:
+        nonlocal sent
+        sent += 1
+        return {"type": "http.request", "body": b"y" * 100, "more_body": True}
+
+    with pytest.raises(ValueTooLarge):
+        await read_body({"headers": []}, receive, 1000)
+    assert sent == 11  # stopped at the first chunk past the limit, not at the end
