@@ -1,4 +1,4 @@
-"""Benchmark dispatcher: ``python bench/run.py [core|storage|node|http ...]`` (all when empty).
+"""Benchmark dispatcher: ``python bench/run.py [core|storage|node|http ...] [--options]``.
 
 Each ``bench/bench_<name>.py`` exposes ``main(argv) -> int``. Figures are printed, never asserted.
 """
@@ -14,8 +14,11 @@ SUITES = ["core", "storage", "node", "http"]
 
 def main(argv: list[str]) -> int:
     sys.path.insert(0, str(Path(__file__).parent))
-    names = [a for a in argv if not a.startswith("-")] or SUITES
-    extra = [a for a in argv if a.startswith("-")]
+    names = []
+    while argv and not argv[0].startswith("-"):
+        names.append(argv.pop(0))
+    names = names or SUITES
+    extra = argv  # everything after the suite names goes to each suite
     status = 0
     for name in names:
         if name not in SUITES:

@@ -23,10 +23,13 @@ from ._errors import (
 )
 from ._node import MemberStatus, Node, NodeConfig, NodeStatistics, NodeStatus, open_node
 from ._statemachine import StateMachine
+from .client import AsyncClient, Client
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncClient",
+    "Client",
     "ConfChangeRefused",
     "CorruptLog",
     "CorruptSnapshot",

@@ -53,6 +53,7 @@ from .core import (
     Ready,
     Role,
     bootstrap,
+    split_early_messages,
 )
 from .storage import Storage
 from .transport import Inbound, Removed, SnapshotStatus, Transport, TransportEvent, Unreachable
@@ -501,6 +502,10 @@ class Node:
     async def _handle_ready(self, rd: Ready) -> None:
         stats = self.statistics
         stats.ready_batches += 1
+        # 0. a leader's appends may travel while its own disk write is in flight (thesis §10.2.1)
+        early, late = split_early_messages(rd.messages)
+        if early:
+            self._transport.send(early)
         # 1. persist
         if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
             started = trio.current_time()
@@ -517,9 +522,9 @@ class Node:
             store.append(rd.entries)
             if rd.hard_state is not None:
                 store.set_hard_state(rd.hard_state)
-        # 2. send
-        if rd.messages:
-            self._transport.send(rd.messages)
+        # 2. send what depends on the state just made durable (votes, acknowledgements)
+        if late:
+            self._transport.send(late)
         # 3. apply
         if rd.snapshot is not None:
             self._restore_snapshot(rd.snapshot.data, rd.snapshot.metadata.index)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import logging
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import httpx
 from quart import Response, request
@@ -18,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 import raftkv
 from raftkv._kv import CompareFailed, KeyValue, check_value_size
 
-from ._fastpath import ASGIApp, FastPath, is_key_path
+from ._fastpath import ASGIApp, FastPath, is_key_path, raw_key
 from ._http import HTTPError, error_for_exception, json_body
 from ._metrics import render_metrics
 from ._service import KVService
@@ -29,6 +30,7 @@ __all__ = ["create_app"]
 log = logging.getLogger("raftkv.http")
 
 FORWARDED_HEADER = "X-Raftkv-Forwarded"
+KV_PREFIX = "/v1/kv/"
 _KEY_METHODS = "GET, HEAD, PUT"
 _MEMBER_METHODS = "GET, HEAD, PUT, POST, DELETE"
 
@@ -77,8 +79,13 @@ async def _body() -> bytes:
     return data if isinstance(data, bytes) else data.encode()
 
 
-def _key_from(path: str) -> bytes:
-    return path.encode("utf-8", "surrogateescape")
+def _raw_query_arg(name: str) -> bytes | None:
+    """A query argument as the raw bytes the client percent-encoded (keys may be any bytes)."""
+    for pair in bytes(request.scope.get("query_string", b"")).split(b"&"):
+        k, _, v = pair.partition(b"=")
+        if unquote_to_bytes(k.replace(b"+", b" ")) == name.encode():
+            return unquote_to_bytes(v.replace(b"+", b" "))
+    return None
 
 
 def create_app(service: KVService, *, forward_client: httpx.AsyncClient | None = None) -> ASGIApp:
@@ -210,7 +217,7 @@ def create_app(service: KVService, *, forward_client: httpx.AsyncClient | None =
     @app.route("/v1/kv/<path:key>", methods=["GET", "HEAD"])
     async def kv_get(key: str) -> Response:
         linearizable = request.args.get("consistency", "linearizable") != "serializable"
-        kv = await service.get(_key_from(key), linearizable=linearizable)
+        kv = await service.get(raw_key(request.scope, KV_PREFIX), linearizable=linearizable)
         if kv is None:
             raise HTTPError(404, "key not found", key)
         return Response(
@@ -226,7 +233,9 @@ def create_app(service: KVService, *, forward_client: httpx.AsyncClient | None =
             check_value_size(request.content_length, service.limits.max_value_bytes)
         if_revision = _condition()
         value = await _body()
-        result = await service.put(_key_from(key), value, if_revision=if_revision)
+        result = await service.put(
+            raw_key(request.scope, KV_PREFIX), value, if_revision=if_revision
+        )
         if isinstance(result, CompareFailed):
             raise HTTPError(
                 412,
@@ -239,7 +248,7 @@ def create_app(service: KVService, *, forward_client: httpx.AsyncClient | None =
 
     @app.route("/v1/kv/<path:key>", methods=["DELETE"])
     async def kv_delete(key: str) -> Response:
-        result = await service.delete(_key_from(key), if_revision=_condition())
+        result = await service.delete(raw_key(request.scope, KV_PREFIX), if_revision=_condition())
         if isinstance(result, CompareFailed):
             raise HTTPError(
                 412,
@@ -268,15 +277,15 @@ def create_app(service: KVService, *, forward_client: httpx.AsyncClient | None =
 
     @app.route("/v1/kv", methods=["GET"])
     async def kv_list() -> Response:
-        prefix = request.args.get("prefix", "")
-        after = request.args.get("after")
+        prefix = _raw_query_arg("prefix") or b""
+        after = _raw_query_arg("after")
         limit_text = request.args.get("limit", str(min(1000, service.limits.max_list_limit)))
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= service.limits.max_list_limit:
             raise HTTPError(400, "bad limit", f"limit is 1..{service.limits.max_list_limit}")
         linearizable = request.args.get("consistency", "linearizable") != "serializable"
         result = await service.range(
-            _key_from(prefix),
-            after=_key_from(after) if after is not None else None,
+            prefix,
+            after=after,
             limit=int(limit_text),
             linearizable=linearizable,
         )

@@ -7,16 +7,16 @@ including these paths with other methods, goes to the Quart app, which owns the 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_to_bytes
 
 from raftkv._kv import CompareFailed, check_value_size
 
 from ._http import HTTPError, error_for_exception
 from ._service import KVService
 
-__all__ = ["FastPath", "is_key_path"]
+__all__ = ["FastPath", "is_key_path", "raw_key", "read_body"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -46,7 +46,7 @@ class FastPath:
         await self.fallback(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, method: str) -> None:
-        key = scope["path"][1:].encode("utf-8", "surrogateescape")
+        key = raw_key(scope, "/")
         try:
             if method == "PUT":
                 status, body, extra = await self._put(scope, receive, key)
@@ -93,6 +93,14 @@ class FastPath:
         headers.extend((k.lower().encode(), v.encode()) for k, v in extra.items())
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def raw_key(scope: Mapping[str, Any], prefix: str) -> bytes:
+    """The key under ``prefix`` exactly as the client percent-encoded it (any bytes)."""
+    raw = scope.get("raw_path")
+    if raw is None:  # servers that omit raw_path: the decoded path is all we have
+        return str(scope["path"])[len(prefix) :].encode("utf-8", "surrogateescape")
+    return unquote_to_bytes(bytes(raw).split(b"?", 1)[0])[len(prefix) :]
 
 
 def _consistency(query_string: bytes) -> bool:

@@ -29,11 +29,9 @@ from ._metrics import set_peer_stats_source
 from ._service import KVService, Limits
 from ._settings import Settings
 
-__all__ = ["DEFAULT_CLUSTER_TOKEN", "ServeOutcome", "serve"]
+__all__ = ["ServeOutcome", "serve"]
 
 log = logging.getLogger("raftkv.daemon")
-
-DEFAULT_CLUSTER_TOKEN = "raftkv-cluster"
 
 
 @dataclass(slots=True)
@@ -67,7 +65,7 @@ async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeO
     """Run the node until stopped (``stop`` set, or a signal) or removed from the cluster."""
     state = check_data_dir(settings)
     init_data_dir(state)
-    cluster_id = settings.cluster_token or DEFAULT_CLUSTER_TOKEN
+    cluster_id = state.cluster_id
     if state.existing:
         log.info("data directory %s holds data: it wins over --cluster/--join", state.path)
     peer = urlsplit(settings.peer_url)

@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-PUBLIC_MODULES = ["raftkv", "raftkv.core", "raftkv.storage", "raftkv.transport", "raftkv.testing"]
+PUBLIC_MODULES = ["raftkv", "raftkv.core", "raftkv.storage", "raftkv.transport", "raftkv.client"]
 
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)

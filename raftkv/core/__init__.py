@@ -30,7 +30,7 @@ from ._messages import (
     TimeoutNow,
 )
 from ._progress import ProgressState, ProgressView
-from ._rawnode import RawNode, Ready, Status, bootstrap
+from ._rawnode import RawNode, Ready, Status, bootstrap, split_early_messages
 from ._types import (
     ConfChange,
     ConfChangeType,
@@ -90,4 +90,5 @@ __all__ = [
     "Unavailable",
     "bootstrap",
     "describe",
+    "split_early_messages",
 ]

@@ -14,7 +14,13 @@ Inputs are method calls: ``tick``, ``step`` (a message from a peer), ``propose``
 
 Why this order: a message may promise something only durable state can keep (a vote, an
 acknowledged entry), so nothing is sent before it is on disk; entries are applied only after
-they are durable here too. Between ``ready()`` and ``advance(rd)`` the node accepts no input
+they are durable here too. One exception, for latency: a leader's ``AppendEntries`` and
+``Heartbeat`` promise nothing, so the runtime may send them *before* persisting, overlapping its
+own disk write with the followers' (thesis §10.2.1); ``split_early_messages`` picks them. This
+stays safe because the leader counts its own copy toward a commit only when it steps a
+follower's answer, which happens in a later batch, after this one is durable.
+
+Between ``ready()`` and ``advance(rd)`` the node accepts no input
 (``ReadyContractError``): the batch it handed out is exactly what ``advance`` settles. Proposals
 and messages that arrive meanwhile wait in the runtime's queues and go into the next batch,
 which is how many client requests come to share one fsync.
@@ -29,7 +35,7 @@ from dataclasses import dataclass, field
 from ._config import Config
 from ._errors import ReadyContractError
 from ._logstore import LogStore, MemoryLogStore
-from ._messages import Message
+from ._messages import AppendEntries, Heartbeat, Message
 from ._progress import ProgressView
 from ._raft import Raft
 from ._types import (
@@ -46,7 +52,7 @@ from ._types import (
     SoftState,
 )
 
-__all__ = ["RawNode", "Ready", "Status", "bootstrap"]
+__all__ = ["RawNode", "Ready", "Status", "bootstrap", "split_early_messages"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +84,18 @@ class Status:
     progress: dict[int, ProgressView] = field(default_factory=dict)
     lead_transferee: int | None = None
     removed: bool = False
+
+
+def split_early_messages(
+    messages: tuple[Message, ...],
+) -> tuple[tuple[Message, ...], tuple[Message, ...]]:
+    """(messages that may be sent before persisting, messages that must wait for it)."""
+    if not messages:
+        return (), ()
+    early = tuple(m for m in messages if isinstance(m, (AppendEntries, Heartbeat)))
+    if not early:
+        return (), messages
+    return early, tuple(m for m in messages if not isinstance(m, (AppendEntries, Heartbeat)))
 
 
 def bootstrap(store: MemoryLogStore, voters: Mapping[int, bytes]) -> tuple[HardState, list[Entry]]:

@@ -251,3 +251,16 @@ async def test_a_body_without_length_is_refused_once_over_the_limit() -> None:
     with pytest.raises(ValueTooLarge):
         await read_body({"headers": []}, receive, 1000)
     assert sent == 11  # stopped at the first chunk past the limit, not at the end
+
+
+async def test_keys_are_any_bytes_as_percent_encoded(api) -> None:
+    client, _ = api
+    r = await client.put("/v1/kv/%FF%FEbin", content=b"raw")
+    assert r.status_code == 201
+    r = await client.get("/%FF%FEbin")  # the seed route names the same key
+    assert r.content == b"raw"
+    r = await client.get("/v1/kv", params={"prefix": "\u00ff"})  # UTF-8 c3 bf: no match
+    assert r.json()["kvs"] == []
+    r = await client.get("/v1/kv?prefix=%FF")
+    (kv,) = r.json()["kvs"]
+    assert kv["key_b64"] == "//5iaW4=" and kv["value"] == "raw"

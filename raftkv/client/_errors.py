@@ -1,0 +1,109 @@
+"""What the client raises, in one tree (each also is the raftkv error it corresponds to)::
+
+    raftkv.RaftError
+    └── ClientError                 a request that did not succeed; status, error, detail, endpoint
+        ├── NotFound                404
+        │   └── KeyNotFound         404 for a key
+        ├── PreconditionFailed      412: compare-and-swap mismatch; mod_revision if the server said
+        ├── BadRequest (ValueError) 400, 405: a bad key, id, URL or body; retrying will not help
+        │   └── PayloadTooLarge     413: a value over the server's limit
+        ├── Conflict (ConfChangeRefused)      409: another membership change is pending, ...
+        ├── Unavailable (ProposalDropped)     503 (no leader, no quorum, shutting down) or no
+        │                                     endpoint answered: certainly not applied, retry later
+        ├── OutcomeUnknown (raftkv.OutcomeUnknown)
+        │                           504 for a write, or the connection broke after a write was
+        │                           sent: it may or may not have been applied
+        └── ServerError             any other unexpected answer
+
+``Unavailable`` is raised only after the client's own retries (``RetryPolicy``) ran out.
+"""
+
+from __future__ import annotations
+
+from .._errors import ConfChangeRefused, ProposalDropped, RaftError
+from .._errors import OutcomeUnknown as _OutcomeUnknown
+
+__all__ = [
+    "BadRequest",
+    "ClientError",
+    "Conflict",
+    "KeyNotFound",
+    "NotFound",
+    "OutcomeUnknown",
+    "PayloadTooLarge",
+    "PreconditionFailed",
+    "ServerError",
+    "Unavailable",
+]
+
+
+class ClientError(RaftError):
+    """A request that did not succeed.
+
+    ``status`` is the HTTP status (None when no server answered); ``error`` and ``detail`` come
+    from the server's JSON error body when there was one; ``endpoint`` is the server that
+    answered or failed last.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error: str | None = None,
+        detail: str | None = None,
+        endpoint: str | None = None,
+    ) -> None:
+        Exception.__init__(self, message)
+        self.reason = message  # what ProposalDropped and its kin call it
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.endpoint = endpoint
+
+
+class NotFound(ClientError):
+    """404: no such key, member or route."""
+
+
+class KeyNotFound(NotFound):
+    """The key does not exist."""
+
+
+class PreconditionFailed(ClientError):
+    """412: the key's modification revision was not the one required (``If-Match`` or
+    ``If-None-Match: *``); nothing changed. ``mod_revision`` is the key's current one when the
+    server told it (0: the key does not exist)."""
+
+    mod_revision: int | None = None
+
+
+class BadRequest(ClientError, ValueError):
+    """400 (or 405): the request is wrong; retrying it will not help."""
+
+
+class PayloadTooLarge(BadRequest):
+    """413: the value is over the server's ``--max-value-bytes``."""
+
+
+class Conflict(ClientError, ConfChangeRefused):
+    """409: a membership change refused (another one is pending, it would remove the last
+    voter, ...)."""
+
+
+class Unavailable(ClientError, ProposalDropped):
+    """No server could take the request (503, or none answered): it was certainly not applied.
+
+    ``retry_after`` is the server's ``Retry-After`` in seconds, if it sent one.
+    """
+
+    retry_after: float | None = None
+
+
+class OutcomeUnknown(ClientError, _OutcomeUnknown):
+    """A write whose fate is unknown: it timed out after it was proposed (504) or the connection
+    broke after it was sent. Read the key to find out; retrying blindly may apply it twice."""
+
+
+class ServerError(ClientError):
+    """An answer the client did not expect (500, a malformed body, ...)."""

@@ -1,0 +1,1 @@
+"""raftkv's programs: the ``raftkvd`` daemon and the ``raftkv`` command-line client."""

@@ -1,0 +1,287 @@
+"""``raftkv``: the command-line client (get, put, del, ls, members, status).
+
+Exit status: 0 done; 1 not found, precondition failed or change refused; 2 bad usage (including
+a request the server calls bad, 400/413); 3 cluster unavailable, outcome unknown or other
+failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, NoReturn
+
+import raftkv
+from raftkv.client import (
+    BadRequest,
+    Client,
+    ClientError,
+    Conflict,
+    Member,
+    NotFound,
+    OutcomeUnknown,
+    PreconditionFailed,
+)
+from raftkv.client._wire import bytes_field, key_value_to_json
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "ClientFactory", "main"]
+
+PROG = "raftkv"
+EXIT_OK = 0
+EXIT_FAILED = 1  # not found, precondition failed, membership change refused
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+DEFAULT_ENDPOINTS = "http://127.0.0.1:12380"
+_PAGE = 1000  # keys per request when ls walks a whole prefix
+
+# (endpoints, timeout in seconds) -> a client; tests pass one on a mock transport.
+ClientFactory = Callable[[str, float], Client]
+
+_EPILOG = """\
+examples:
+  raftkv put my-key hello
+  raftkv get my-key
+  echo -n 2 | raftkv put counter --if-revision 7      # compare-and-swap
+  raftkv ls app/ --values
+  raftkv members add 4 http://127.0.0.1:42379
+  raftkv --endpoints http://127.0.0.1:12380,http://127.0.0.1:22380 status
+
+environment:
+  RAFTKV_ENDPOINTS   default for --endpoints (comma-separated client URLs)
+
+exit status:
+  0 done, 1 not found / precondition failed / change refused, 2 bad usage,
+  3 cluster unavailable or outcome unknown"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _revision(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a revision (an integer >= 0), got {text!r}")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 86400:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
+    return value
+
+
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="The raftkv command-line client.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {raftkv.__version__}")
+    parser.add_argument(
+        "--endpoints",
+        default=environ.get("RAFTKV_ENDPOINTS") or DEFAULT_ENDPOINTS,
+        metavar="URLS",
+        help="comma-separated client URLs of cluster nodes, tried in turn "
+        f"(default: $RAFTKV_ENDPOINTS or {DEFAULT_ENDPOINTS})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long one request may take (default: 10)",
+    )
+    commands = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", required=True
+    )
+
+    get = commands.add_parser("get", help="print a key's value")
+    get.add_argument("key")
+    get.add_argument(
+        "--serializable",
+        action="store_true",
+        help="read what the answering node has applied, without a barrier (faster, may be stale)",
+    )
+    get.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"key", "value" (or "value_b64"), "mod_revision"} instead of the raw value',
+    )
+
+    put = commands.add_parser("put", help="set a key; prints its new revision")
+    put.add_argument("key")
+    put.add_argument("value", nargs="?", help="the value (default: read from standard input)")
+    condition = put.add_mutually_exclusive_group()
+    condition.add_argument(
+        "--if-revision",
+        type=_revision,
+        metavar="REV",
+        help="only if the key's mod revision is REV (compare-and-swap; 0: only if absent)",
+    )
+    condition.add_argument(
+        "--create-only", action="store_true", help="only if the key does not exist"
+    )
+
+    delete = commands.add_parser("del", help="delete a key")
+    delete.add_argument("key")
+    delete.add_argument(
+        "--if-revision", type=_revision, metavar="REV", help="only if the key's mod revision is REV"
+    )
+
+    ls = commands.add_parser("ls", help="list keys by prefix, in key order")
+    ls.add_argument("prefix", nargs="?", default="")
+    ls.add_argument("--limit", type=_positive, metavar="N", help="at most N keys (default: all)")
+    ls.add_argument("--values", action="store_true", help="print key<TAB>value lines")
+    ls.add_argument(
+        "--json", action="store_true", help="print the keys as JSON objects, one a line"
+    )
+    ls.add_argument("--serializable", action="store_true", help="as for get")
+
+    members = commands.add_parser("members", help="list, add or remove cluster members")
+    actions = members.add_subparsers(title="actions", dest="action", metavar="ACTION")
+    actions.add_parser("list", help="list the members (the default)")
+    add = actions.add_parser("add", help="add a member (it joins as a learner)")
+    add.add_argument("id", type=_positive)
+    add.add_argument("peer_url")
+    remove = actions.add_parser("remove", help="remove a member (it then exits by itself)")
+    remove.add_argument("id", type=_positive)
+
+    commands.add_parser("status", help="print the answering node's status as JSON")
+    return parser
+
+
+def _arg_bytes(text: str) -> bytes:
+    return os.fsencode(text)  # the bytes the shell passed, even if they are not UTF-8
+
+
+def _write_members(out: IO[bytes], members: Sequence[Member]) -> None:
+    rows = [("ID", "ROLE", "PEER URL", "CLIENT URL")]
+    for m in members:
+        role = "leader" if m.leader else ("voter" if m.voter else "learner")
+        rows.append((str(m.id), role, m.peer_url, m.client_url or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        out.write(f"{line}  {row[3]}\n".encode())
+
+
+def _run(args: argparse.Namespace, client: Client, stdin: IO[bytes], out: IO[bytes]) -> None:
+    match args.command:
+        case "get":
+            value = client.get(_arg_bytes(args.key), serializable=args.serializable)
+            if args.json:
+                obj: dict[str, object] = {
+                    **bytes_field("key", value.key),
+                    **bytes_field("value", value.value),
+                    "mod_revision": value.mod_revision,
+                }
+                out.write(json.dumps(obj).encode() + b"\n")
+            else:
+                out.write(value.value)
+                if out.isatty() and not value.value.endswith(b"\n"):
+                    out.write(b"\n")
+        case "put":
+            data = stdin.read() if args.value is None else _arg_bytes(args.value)
+            if_revision = 0 if args.create_only else args.if_revision
+            result = client.put(_arg_bytes(args.key), data, if_revision=if_revision)
+            out.write(f"{result.revision if result.revision is not None else 'OK'}\n".encode())
+        case "del":
+            client.delete(_arg_bytes(args.key), if_revision=args.if_revision)
+        case "ls":
+            _list(args, client, out)
+        case "members":
+            if args.action == "add":
+                members = client.add_member(args.id, args.peer_url)
+            elif args.action == "remove":
+                members = client.remove_member(args.id)
+            else:
+                members = client.members()
+            _write_members(out, members)
+        case "status":
+            out.write(json.dumps(client.status(), indent=2, sort_keys=True).encode() + b"\n")
+
+
+def _list(args: argparse.Namespace, client: Client, out: IO[bytes]) -> None:
+    remaining: int | None = args.limit
+    after: bytes | None = None
+    while remaining is None or remaining > 0:
+        page_size = _PAGE if remaining is None else min(remaining, _PAGE)
+        page = client.get_prefix(
+            _arg_bytes(args.prefix), limit=page_size, after=after, serializable=args.serializable
+        )
+        for kv in page.kvs:
+            if args.json:
+                out.write(json.dumps(key_value_to_json(kv)).encode() + b"\n")
+            elif args.values:
+                out.write(kv.key + b"\t" + kv.value + b"\n")
+            else:
+                out.write(kv.key + b"\n")
+        if remaining is not None:
+            remaining -= len(page.kvs)
+        if not page.more or not page.kvs:
+            break
+        after = page.kvs[-1].key
+
+
+def _exit_code(exc: ClientError) -> int:
+    if isinstance(exc, NotFound | PreconditionFailed | Conflict):
+        return EXIT_FAILED
+    if isinstance(exc, BadRequest):
+        return EXIT_USAGE
+    return EXIT_UNAVAILABLE
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    client_factory: ClientFactory | None = None,
+    stdin: IO[bytes] | None = None,
+    stdout: IO[bytes] | None = None,
+) -> int:
+    """Run one command; returns the exit status (the console script exits with it)."""
+    parser = build_parser(os.environ if environ is None else environ)
+    try:
+        args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    except SystemExit as exc:  # --help, --version, usage errors: argparse has printed them
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    out = sys.stdout.buffer if stdout is None else stdout
+    try:
+        factory = client_factory or (lambda endpoints, timeout: Client(endpoints, timeout=timeout))
+        with factory(args.endpoints, args.timeout) as client:
+            _run(args, client, sys.stdin.buffer if stdin is None else stdin, out)
+    except ClientError as exc:
+        return _fail(exc, _exit_code(exc))
+    except ValueError as exc:  # a bad endpoint or argument, found before anything was sent
+        return _fail(exc, EXIT_USAGE)
+    finally:
+        out.flush()
+    return EXIT_OK
+
+
+def _fail(exc: Exception, code: int) -> int:
+    message = str(exc)
+    if isinstance(exc, OutcomeUnknown) and "outcome unknown" not in message:
+        message = f"outcome unknown: {message}"
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
