@@ -24,7 +24,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import trio
@@ -261,8 +261,9 @@ class Node:
         self._reads_by_ctx: dict[bytes, _ReadBatch] = {}
         self._reads_ready: list[_ReadBatch] = []
         self._removed_event = trio.Event()
-        self._status = self._make_status()
+        # Woken after every loop iteration while someone waits in wait_status().
         self._status_changed = trio.Event()
+        self._status_waiters = 0
         self._closed = False
         self._close_reason = "the node is shut down"
         self._snapshot_index = log_store.snapshot().metadata.index
@@ -288,16 +289,20 @@ class Node:
         return self._raw.applied, self._raw.term
 
     def status(self) -> NodeStatus:
-        """The node's state as of the end of the raft loop's last iteration."""
-        return self._status
+        """The node's state right now."""
+        return self._make_status()
 
     async def wait_status(self, predicate: Callable[[NodeStatus], bool]) -> NodeStatus:
         """Wait until ``predicate(status)`` holds (use with a Trio deadline)."""
-        while not predicate(self._status):
-            if self._closed:
-                raise NodeClosed(self._close_reason)
-            await self._status_changed.wait()
-        return self._status
+        self._status_waiters += 1
+        try:
+            while not predicate(status := self._make_status()):
+                if self._closed:
+                    raise NodeClosed(self._close_reason)
+                await self._status_changed.wait()
+            return status
+        finally:
+            self._status_waiters -= 1
 
     async def wait_leader(self) -> int:
         """Wait until this node knows a leader; return its id."""
@@ -703,9 +708,7 @@ class Node:
             raw.propose(encode_proposal(self.id, ATTRIBUTES_SEQ, encode_attributes(url)))
 
     def _after_iteration(self) -> None:
-        status = self._make_status()
-        if status != self._status:
-            self._status = status
+        if self._status_waiters:
             self._status_changed.set()
             self._status_changed = trio.Event()
 
@@ -755,7 +758,6 @@ class Node:
         for batch in [*self._reads_by_ctx.values(), *self._reads_ready]:
             for waiter in batch.waiters:
                 waiter.fail(error)
-        self._status = replace(self._status, removed=self.removed)
         self._status_changed.set()
 
     async def _pump_transport(self) -> None:
