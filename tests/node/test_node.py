@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
-from harness import RecordingMachine, open_cluster, url
 
 import raftkv
+
+from .harness import RecordingMachine, open_cluster, url
 
 pytestmark = pytest.mark.trio
 
