@@ -50,7 +50,7 @@ class Inbound:
 
 @dataclass(frozen=True, slots=True)
 class Unreachable:
-    """A message to ``peer`` was lost (queue overflow, broken connection): ``report_unreachable``."""
+    """A message to ``peer`` was lost (overflow, broken connection): ``report_unreachable``."""
 
     peer: int
 
@@ -98,7 +98,7 @@ class TransportStatistics:
     """Counters since the transport opened (a snapshot; later traffic does not change it)."""
 
     messages_sent: int = 0  # handed to the network / written to a connection
-    messages_received: int = 0  # delivered on ``events``
+    messages_received: int = 0  # accepted from peers for ``events``
     messages_dropped: int = 0  # lost before leaving: overflow, peer unknown or down, too large
     writes: int = 0  # socket writes; several messages share one (0 without sockets)
     snapshots_sent: int = 0
@@ -124,7 +124,8 @@ class Transport(Protocol):
     def send(self, messages: Sequence[Message]) -> None:
         """Queue messages for their destinations; never blocks.
 
-        Every message must have ``src`` equal to this node's id (``ValueError`` otherwise).
+        Every message must have ``src`` equal to this node's id (``ValueError`` otherwise);
+        a closed transport raises ``trio.ClosedResourceError``.
         """
 
     def add_peer(self, node_id: int, url: str) -> None:

@@ -1,0 +1,437 @@
+"""One test per rule of the Raft paper and thesis, against ``RawNode`` directly.
+
+Each docstring quotes or names the rule. The helpers here are deliberately tiny: messages are
+delivered by hand so each test shows exactly the exchange the rule is about.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from raftkv.core import (
+    AppendEntries,
+    AppendEntriesResponse,
+    ConfChange,
+    ConfChangeRefused,
+    ConfChangeType,
+    Config,
+    Entry,
+    Heartbeat,
+    HeartbeatResponse,
+    MemoryLogStore,
+    Message,
+    NotLeader,
+    ProposalDropped,
+    RawNode,
+    ReadyContractError,
+    RequestVote,
+    RequestVoteResponse,
+    Role,
+    TimeoutNow,
+    bootstrap,
+)
+
+
+class Net:
+    """N nodes; Readys are handled by the contract; messages wait in ``inflight``."""
+
+    def __init__(self, n: int, **config: object) -> None:
+        self.stores = {}
+        self.nodes: dict[int, RawNode] = {}
+        self.inflight: list[Message] = []
+        self.applied: dict[int, list[Entry]] = {}
+        for i in range(1, n + 1):
+            store = MemoryLogStore()
+            bootstrap(store, {j: b"" for j in range(1, n + 1)})
+            self.stores[i] = store
+            self.nodes[i] = RawNode(Config(id=i, **config), store, random.Random(i))  # type: ignore[arg-type]
+            self.applied[i] = []
+        self.process()
+
+    def process(self, *ids: int) -> None:
+        for i in ids or sorted(self.nodes):
+            node = self.nodes[i]
+            while node.has_ready():
+                rd = node.ready()
+                store = self.stores[i]
+                if rd.snapshot is not None:
+                    store.apply_snapshot(rd.snapshot)
+                store.append(rd.entries)
+                if rd.hard_state is not None:
+                    store.set_hard_state(rd.hard_state)
+                self.inflight.extend(rd.messages)
+                self.applied[i].extend(rd.committed_entries)
+                node.advance(rd)
+
+    def take(self, kind: type | None = None, dst: int | None = None) -> list[Message]:
+        taken = [
+            m
+            for m in self.inflight
+            if (kind is None or isinstance(m, kind)) and (dst is None or m.dst == dst)
+        ]
+        self.inflight = [m for m in self.inflight if m not in taken]
+        return taken
+
+    def deliver_all(self, rounds: int = 50) -> None:
+        for _ in range(rounds):
+            self.process()
+            if not self.inflight:
+                return
+            msgs, self.inflight = self.inflight, []
+            for m in msgs:
+                if m.dst in self.nodes:
+                    self.nodes[m.dst].step(m)
+        self.process()
+
+    def elect(self, leader: int) -> None:
+        self.nodes[leader].campaign()
+        self.deliver_all()
+        assert self.nodes[leader].role is Role.LEADER
+
+
+def test_a_higher_term_turns_anyone_into_a_follower() -> None:
+    """§5.1: "If a server's current term is smaller than the other's, it updates its current
+    term ... If a candidate or leader discovers that its term is out of date, it immediately
+    reverts to follower state." """
+    net = Net(3)
+    net.elect(1)
+    leader = net.nodes[1]
+    term = leader.term
+    leader.step(AppendEntriesResponse(term=term + 5, src=2, dst=1, index=0))
+    assert leader.role is Role.FOLLOWER and leader.term == term + 5
+
+
+def test_a_stale_leader_is_told_the_current_term() -> None:
+    """§5.1: "If a server receives a request with a stale term number, it rejects the request"
+    (and its answer carries the newer term, so the stale leader steps down)."""
+    net = Net(3)
+    net.elect(1)
+    follower = net.nodes[2]
+    follower.step(
+        AppendEntries(term=1, src=3, dst=2, prev_index=0, prev_term=0, entries=(), commit=0)
+    )
+    net.process(2)
+    (reply,) = net.take(AppendEntriesResponse, dst=3)
+    assert reply.term == follower.term > 1
+
+
+def test_one_vote_per_term() -> None:
+    """§5.2: "each server will vote for at most one candidate in a given term"."""
+    net = Net(3, pre_vote=False, check_quorum=False)
+    voter = net.nodes[3]
+    last = net.stores[3].last_index()
+    voter.step(RequestVote(term=5, src=1, dst=3, last_index=last, last_term=1))
+    voter.step(RequestVote(term=5, src=2, dst=3, last_index=last, last_term=1))
+    net.process(3)
+    replies = {m.dst: m.reject for m in net.take(RequestVoteResponse)}
+    assert replies == {1: False, 2: True}
+
+
+def test_no_vote_for_a_less_up_to_date_log() -> None:
+    """§5.4.1: "the voter denies its vote if its own log is more up-to-date than that of the
+    candidate"."""
+    net = Net(3, pre_vote=False, check_quorum=False)
+    net.elect(1)
+    net.nodes[1].propose(b"x")
+    net.deliver_all()
+    voter = net.nodes[3]
+    term = voter.term + 1
+    voter.step(RequestVote(term=term, src=2, dst=3, last_index=3, last_term=1))
+    net.process(3)
+    (reply,) = net.take(RequestVoteResponse, dst=2)
+    assert reply.reject
+
+
+def test_election_timeouts_are_randomized_between_one_and_two_timeouts() -> None:
+    """§5.2: "election timeouts are chosen randomly from a fixed interval"."""
+    seen = set()
+    for seed in range(40):
+        store = MemoryLogStore()
+        bootstrap(store, {1: b"", 2: b"", 3: b""})
+        node = RawNode(Config(id=1, election_ticks=10), store, random.Random(seed))
+        rd = node.ready()
+        store.append(rd.entries)
+        node.advance(rd)
+        for ticks in range(1, 40):
+            node.tick()
+            if node.role is not Role.FOLLOWER:
+                seen.add(ticks)
+                break
+    assert min(seen) >= 10 and max(seen) < 20 and len(seen) > 3
+
+
+def test_append_rejected_on_log_mismatch_with_a_hint() -> None:
+    """§5.3: "If a follower's log does not contain an entry at prevLogIndex whose term matches
+    prevLogTerm, it rejects" — with a hint that lets the leader skip a whole term."""
+    net = Net(3)
+    follower = net.nodes[2]
+    term = follower.term + 1
+    follower.step(
+        AppendEntries(term=term, src=1, dst=2, prev_index=10, prev_term=term, entries=(), commit=0)
+    )
+    net.process(2)
+    (reply,) = net.take(AppendEntriesResponse, dst=1)
+    assert reply.reject and reply.index == 10
+    assert (reply.hint_index, reply.hint_term) == (3, 1)  # our last entry, of term 1
+
+
+def test_a_conflicting_suffix_is_truncated() -> None:
+    """§5.3: "If an existing entry conflicts with a new one (same index but different terms),
+    delete the existing entry and all that follow it"."""
+    net = Net(3)
+    follower, store = net.nodes[2], net.stores[2]
+    follower.step(
+        AppendEntries(
+            term=2,
+            src=1,
+            dst=2,
+            prev_index=3,
+            prev_term=1,
+            entries=(Entry(2, 4, data=b"a"), Entry(2, 5, data=b"b")),
+            commit=3,
+        )
+    )
+    net.process(2)
+    follower.step(
+        AppendEntries(
+            term=3,
+            src=3,
+            dst=2,
+            prev_index=3,
+            prev_term=1,
+            entries=(Entry(3, 4, data=b"c"),),
+            commit=3,
+        )
+    )
+    net.process(2)
+    assert store.last_index() == 4 and store.entries(4, 5)[0].data == b"c"
+
+
+def test_previous_term_entries_do_not_commit_by_counting() -> None:
+    """§5.4.2 (Figure 8): "Raft never commits log entries from previous terms by counting
+    replicas. Only log entries from the leader's current term are committed by counting"."""
+    net = Net(3, pre_vote=False, check_quorum=False)
+    net.elect(1)
+    old_term = net.nodes[1].term
+    net.nodes[1].propose(b"old")
+    net.process(1)
+    net.take()  # the entry reaches no one
+    leader = net.nodes[1]
+    leader.step(AppendEntriesResponse(term=old_term + 1, src=3, dst=1, index=0))  # deposed
+    # Node 1 is elected again in a later term; its longer log wins it the votes.
+    leader.campaign()
+    net.process(1)
+    for m in net.take(RequestVote):
+        net.nodes[m.dst].step(m)
+    net.process(2, 3)
+    for m in net.take(RequestVoteResponse):
+        leader.step(m)
+    net.process(1)
+    assert leader.role is Role.LEADER and leader.term > old_term
+    entries = net.stores[1].entries(1, net.stores[1].last_index() + 1)
+    old_index = next(e.index for e in entries if e.data == b"old")
+    # Node 2 receives the old entry but never the new term's no-op.
+    for _ in range(5):
+        for m in net.take(AppendEntries, dst=2):
+            kept = tuple(e for e in m.entries if e.index <= old_index)
+            net.nodes[2].step(
+                AppendEntries(m.term, m.src, m.dst, m.prev_index, m.prev_term, kept, m.commit)
+            )
+        net.process(2)
+        for m in net.take(AppendEntriesResponse, dst=1):
+            leader.step(m)
+        net.process(1)
+    assert net.stores[2].last_index() == old_index
+    assert leader.commit < old_index  # replicated on a majority, yet not committed
+
+
+def test_heartbeats_carry_commit_capped_at_the_followers_match() -> None:
+    """§5.3: the leader's commit index reaches followers with heartbeats, never beyond what
+    the follower is known to hold (a follower must not commit entries it lacks)."""
+    net = Net(3)
+    net.elect(1)
+    net.nodes[1].propose(b"x")
+    net.deliver_all()
+    for _ in range(2):
+        net.nodes[1].tick()
+    net.process(1)
+    beats = net.take(Heartbeat)
+    assert beats and all(b.commit <= net.nodes[1].commit for b in beats)
+
+
+def test_pre_vote_does_not_raise_terms() -> None:
+    """Thesis §9.6: a pre-candidate polls without incrementing its term; a node partitioned
+    away cannot disrupt the cluster when it returns."""
+    net = Net(3)
+    net.elect(1)
+    lone = net.nodes[3]
+    term = lone.term
+    for _ in range(100):
+        lone.tick()
+        net.process(3)
+        net.take(dst=1)
+        net.take(dst=2)
+    assert lone.term == term and lone.role is Role.PRE_CANDIDATE
+
+
+def test_check_quorum_steps_a_cut_off_leader_down() -> None:
+    """Thesis §6.2: "a leader steps down if an election timeout elapses without a successful
+    round of heartbeats to a majority of its cluster"."""
+    net = Net(3)
+    net.elect(1)
+    leader = net.nodes[1]
+    for _ in range(25):
+        leader.tick()
+        net.process(1)
+        net.take()
+    assert leader.role is Role.FOLLOWER
+
+
+def test_votes_are_ignored_while_a_leader_is_heard_from() -> None:
+    """Thesis §4.2.3: a server that heard from a current leader within the minimum election
+    timeout does not grant (or even consider) a vote."""
+    net = Net(3, pre_vote=False)
+    net.elect(1)
+    follower = net.nodes[2]
+    term = follower.term
+    follower.step(RequestVote(term=term + 1, src=3, dst=2, last_index=100, last_term=100))
+    net.process(2)
+    assert follower.term == term and not net.take(RequestVoteResponse, dst=3)
+    # A leadership transfer's campaign is allowed through.
+    follower.step(
+        RequestVote(term=term + 1, src=3, dst=2, last_index=100, last_term=100, transfer=True)
+    )
+    net.process(2)
+    assert follower.term == term + 1
+
+
+def test_the_ready_contract_is_enforced() -> None:
+    """The Ready contract: no input between ready() and advance(), advance takes that Ready."""
+    net = Net(1)
+    node = net.nodes[1]
+    node.campaign()
+    rd = node.ready()
+    with pytest.raises(ReadyContractError):
+        node.tick()
+    with pytest.raises(ReadyContractError):
+        node.ready()
+    with pytest.raises(ReadyContractError):
+        node.advance(type(rd)())
+    node.advance(rd)
+    with pytest.raises(ReadyContractError):
+        node.advance(rd)
+
+
+def test_read_index_waits_for_a_heartbeat_quorum() -> None:
+    """Thesis §6.4: the leader "sends heartbeats ... once a majority acknowledge, it knows it
+    was the leader at the time" and only then serves the read."""
+    net = Net(3)
+    net.elect(1)
+    leader = net.nodes[1]
+    leader.read_index(b"r1")
+    net.process(1)
+    beats = net.take(Heartbeat)
+    assert {b.context for b in beats} == {b"r1"}
+    assert not leader.has_ready()  # nothing released before an acknowledgement
+    for b in beats[:1]:  # a single ack plus ourselves is a quorum of three
+        net.nodes[b.dst].step(b)
+        net.process(b.dst)
+        for m in net.take(HeartbeatResponse, dst=1):
+            leader.step(m)
+    rd = leader.ready()
+    rd_states = list(rd.read_states)
+    leader.advance(rd)
+    assert [(s.context, s.index) for s in rd_states] == [(b"r1", leader.commit)]
+
+
+def test_conf_change_guards() -> None:
+    """Ongaro, raft-dev 2015: a leader appends a configuration change only after committing an
+    entry of its term, and one change at a time."""
+    net = Net(3)
+    net.nodes[1].campaign()
+    net.process(1)
+    for m in net.take(RequestVote):
+        net.nodes[m.dst].step(m)
+    net.deliver_all(rounds=1)
+    leader = net.nodes[1]
+    if leader.role is Role.LEADER and leader.commit < leader.last_index:
+        with pytest.raises(ConfChangeRefused):
+            leader.propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, 4))
+    net.deliver_all()
+    leader.propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, 4))
+    with pytest.raises(ConfChangeRefused, match="in progress"):
+        leader.propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, 5))
+    net.deliver_all()
+    assert leader.conf_state.learners == (4,)
+    with pytest.raises(NotLeader):
+        net.nodes[2].propose_conf_change(ConfChange(ConfChangeType.REMOVE_NODE, 3))
+
+
+def test_the_last_voter_cannot_be_removed() -> None:
+    net = Net(1)
+    net.elect(1)
+    with pytest.raises(ConfChangeRefused, match="last voter"):
+        net.nodes[1].propose_conf_change(ConfChange(ConfChangeType.REMOVE_NODE, 1))
+
+
+def test_a_learner_never_campaigns() -> None:
+    """Learners receive the log but never vote or campaign (thesis §4.2.1)."""
+    store = MemoryLogStore()
+    node = RawNode(Config(id=9), store, random.Random(1))  # joining: no configuration yet
+    for _ in range(100):
+        node.tick()
+    assert node.role is Role.FOLLOWER and not node.has_ready()
+
+
+def test_uncommitted_bytes_are_capped() -> None:
+    net = Net(3, max_uncommitted_entries_size=1000)
+    net.elect(1)
+    leader = net.nodes[1]
+    leader.propose(b"x" * 800)
+    with pytest.raises(ProposalDropped, match="uncommitted"):
+        leader.propose(b"y" * 800)
+
+
+def test_proposals_are_refused_during_a_transfer_which_times_out() -> None:
+    """Thesis §3.10: during a transfer the leader stops accepting client requests; it aborts the
+    transfer if it does not complete within an election timeout."""
+    net = Net(3)
+    net.elect(1)
+    leader = net.nodes[1]
+    leader.transfer_leadership(2)
+    net.process(1)
+    assert net.take(TimeoutNow, dst=2)  # node 2 is up to date: told at once
+    with pytest.raises(ProposalDropped, match="transfer"):
+        leader.propose(b"x")
+    for _ in range(12):  # the target never campaigns (we dropped TimeoutNow): abandoned
+        leader.tick()
+        net.process(1)
+        for m in net.take():
+            if isinstance(m, Heartbeat):
+                net.nodes[m.dst].step(m)
+        net.process(2, 3)
+        for m in net.take(HeartbeatResponse, dst=1):
+            leader.step(m)
+    assert leader.role is Role.LEADER
+    leader.propose(b"after")
+
+
+def test_remote_garbage_never_raises() -> None:
+    """Remote input never raises out of step(): unknown senders, wrong destinations, stale or
+    nonsensical messages are dropped."""
+    net = Net(3)
+    net.elect(1)
+    node = net.nodes[2]
+    for m in [
+        AppendEntries(
+            term=99, src=42, dst=2, prev_index=10**9, prev_term=5, entries=(), commit=10**9
+        ),
+        AppendEntriesResponse(term=0, src=1, dst=2, index=7),
+        RequestVoteResponse(term=1, src=77, dst=2, reject=False),
+        Heartbeat(term=1, src=1, dst=3, commit=5),  # not for us
+        TimeoutNow(term=0, src=1, dst=2),
+    ]:
+        node.step(m)
+    net.process(2)
