@@ -24,7 +24,6 @@ import logging
 import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import trio
@@ -39,12 +38,20 @@ from ._envelope import (
     encode_snapshot,
 )
 from ._errors import NodeClosed, OutcomeUnknown, ProposalDropped
+from ._node_config import MemberStatus, NodeConfig, NodeStatistics, NodeStatus
 from ._statemachine import StateMachine
-from ._stats import LatencyHistogram
+from ._waiters import (
+    ConfChangeRequest,
+    InboxItem,
+    ProposeRequest,
+    ReadBatch,
+    ReadRequest,
+    TransferRequest,
+    Waiter,
+)
 from .core import (
     ConfChange,
     ConfChangeType,
-    Config,
     Entry,
     EntryType,
     MemoryLogStore,
@@ -56,170 +63,16 @@ from .core import (
     split_early_messages,
 )
 from .storage import Storage
-from .transport import Inbound, Removed, SnapshotStatus, Transport, TransportEvent, Unreachable
+from .transport import Inbound, Removed, SnapshotStatus, Transport, Unreachable
 
 __all__ = ["MemberStatus", "Node", "NodeConfig", "NodeStatistics", "NodeStatus", "open_node"]
 
 log = logging.getLogger("raftkv.node")
 
 T = TypeVar("T")
-SM = TypeVar("SM", bound=StateMachine)
 
 # How many inbox items one loop iteration takes before it handles a Ready.
 _MAX_BATCH = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class NodeConfig:
-    """The runtime's settings; ``raft_config()`` derives the core's ``Config``."""
-
-    id: int
-    tick_interval: float = 0.1  # seconds per tick
-    election_ticks: int = 10
-    heartbeat_ticks: int = 1
-    pre_vote: bool = True
-    check_quorum: bool = True
-    snapshot_count: int = 10_000  # applied entries between snapshots
-    catch_up_entries: int = 5_000  # entries kept behind a snapshot for slow followers
-    promote_lag: int = 100  # a learner within this many entries of the leader is promoted
-    max_size_per_msg: int = 1 << 20
-    max_inflight_msgs: int = 256
-    max_uncommitted_entries_size: int = 64 << 20
-    request_timeout: float = 5.0  # default wait for proposals, reads and membership changes
-    inbox_size: int = 10_000
-    seed: int | None = None  # election-timeout randomness; None draws one from the OS
-    # Where this node serves clients; published to the cluster so members can point at each other.
-    client_url: str = ""
-
-    def __post_init__(self) -> None:
-        if self.tick_interval <= 0:
-            raise ValueError("tick_interval must be positive")
-        if self.snapshot_count < 1:
-            raise ValueError("snapshot_count must be >= 1")
-        if self.catch_up_entries < 0:
-            raise ValueError("catch_up_entries must be >= 0")
-        if self.request_timeout <= 0:
-            raise ValueError("request_timeout must be positive")
-        self.raft_config()  # validates the rest
-
-    def raft_config(self) -> Config:
-        return Config(
-            id=self.id,
-            election_ticks=self.election_ticks,
-            heartbeat_ticks=self.heartbeat_ticks,
-            pre_vote=self.pre_vote,
-            check_quorum=self.check_quorum,
-            max_size_per_msg=self.max_size_per_msg,
-            max_inflight_msgs=self.max_inflight_msgs,
-            max_uncommitted_entries_size=self.max_uncommitted_entries_size,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class MemberStatus:
-    id: int
-    peer_url: str
-    voter: bool
-    client_url: str = ""
-    # Leader only: how far the member's log matches the leader's (None elsewhere).
-    match: int | None = None
-    state: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NodeStatus:
-    id: int
-    role: Role
-    term: int
-    leader: int | None
-    commit: int
-    applied: int
-    last_index: int
-    members: tuple[MemberStatus, ...]
-    removed: bool
-
-
-@dataclass(slots=True)
-class NodeStatistics:
-    proposals: int = 0
-    proposals_dropped: int = 0
-    applied_entries: int = 0
-    reads: int = 0
-    leader_changes: int = 0
-    elections_won: int = 0
-    snapshots_taken: int = 0
-    snapshots_restored: int = 0
-    ready_batches: int = 0
-    # Per Ready: time in storage.save (the fsync), time applying committed entries.
-    persist_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
-    apply_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
-
-
-class _Waiter:
-    """One caller waiting for the raft loop. Set at most once; later sets are ignored."""
-
-    __slots__ = ("_error", "_event", "_value")
-
-    def __init__(self) -> None:
-        self._event = trio.Event()
-        self._value: Any = None
-        self._error: BaseException | None = None
-
-    @property
-    def done(self) -> bool:
-        return self._event.is_set()
-
-    def set(self, value: Any) -> None:
-        if not self._event.is_set():
-            self._value = value
-            self._event.set()
-
-    def fail(self, error: BaseException) -> None:
-        if not self._event.is_set():
-            self._error = error
-            self._event.set()
-
-    async def wait(self) -> Any:
-        await self._event.wait()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
-# -- inbox items ---------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _ProposeRequest:
-    seq: int
-    command: bytes
-    waiter: _Waiter
-
-
-@dataclass(slots=True)
-class _ReadRequest:
-    waiter: _Waiter
-
-
-@dataclass(slots=True)
-class _ConfChangeRequest:
-    change: ConfChange
-    waiter: _Waiter
-
-
-@dataclass(slots=True)
-class _TransferRequest:
-    to: int
-    waiter: _Waiter
-
-
-@dataclass(slots=True)
-class _ReadBatch:
-    waiters: list[_Waiter]
-    index: int = 0
-
-
-_InboxItem = _ProposeRequest | _ReadRequest | _ConfChangeRequest | _TransferRequest | TransportEvent
 
 
 class Node:
@@ -249,17 +102,17 @@ class Node:
         self._client_urls = client_urls
         self._publish_due = 0  # tick count at which to (re)publish our client URL
         self._ticks = 0
-        self._inbox_send, self._inbox_recv = trio.open_memory_channel[_InboxItem](config.inbox_size)
+        self._inbox_send, self._inbox_recv = trio.open_memory_channel[InboxItem](config.inbox_size)
         self._seq = itertools.count(1)
         self._read_ctx = itertools.count(1)
         # Waiters, owned by the raft loop (Trio is single-threaded: callers may pop their own).
-        self._proposals: dict[int, _Waiter] = {}  # by sequence number, for entries of ours
-        self._by_index: dict[int, tuple[int, _Waiter]] = {}  # index -> (term, waiter)
-        self._conf_waiters: dict[int, _Waiter] = {}  # index of a conf change -> waiter
-        self._transfer_waiters: list[tuple[int, _Waiter]] = []
-        self._reads_unsent: list[_Waiter] = []
-        self._reads_by_ctx: dict[bytes, _ReadBatch] = {}
-        self._reads_ready: list[_ReadBatch] = []
+        self._proposals: dict[int, Waiter] = {}  # by sequence number, for entries of ours
+        self._by_index: dict[int, tuple[int, Waiter]] = {}  # index -> (term, waiter)
+        self._conf_waiters: dict[int, Waiter] = {}  # index of a conf change -> waiter
+        self._transfer_waiters: list[tuple[int, Waiter]] = []
+        self._reads_unsent: list[Waiter] = []
+        self._reads_by_ctx: dict[bytes, ReadBatch] = {}
+        self._reads_ready: list[ReadBatch] = []
         self._removed_event = trio.Event()
         # Woken after every loop iteration while someone waits in wait_status().
         self._status_changed = trio.Event()
@@ -319,11 +172,11 @@ class Node:
         """
         self._check_open()
         seq = next(self._seq)
-        waiter = _Waiter()
+        waiter = Waiter()
         self._proposals[seq] = waiter
         deadline = trio.current_time() + (timeout or self.config.request_timeout)
         try:
-            await self._enqueue(_ProposeRequest(seq, command, waiter), deadline)
+            await self._enqueue(ProposeRequest(seq, command, waiter), deadline)
             with trio.move_on_at(deadline):
                 return await waiter.wait()
             raise OutcomeUnknown(
@@ -336,10 +189,10 @@ class Node:
         """Wait until this node has applied everything committed when the call began
         (ReadIndex); return the read index. Reads made right after it are linearizable."""
         self._check_open()
-        waiter = _Waiter()
+        waiter = Waiter()
         try:
             with trio.fail_after(timeout or self.config.request_timeout):
-                await self._inbox_send.send(_ReadRequest(waiter))
+                await self._inbox_send.send(ReadRequest(waiter))
                 index: int = await waiter.wait()
                 return index
         except trio.TooSlowError:
@@ -375,17 +228,17 @@ class Node:
     async def transfer_leadership(self, to: int, *, timeout: float | None = None) -> None:
         """Hand leadership to ``to``; returns once this node sees ``to`` as the leader."""
         self._check_open()
-        waiter = _Waiter()
+        waiter = Waiter()
         try:
             with trio.fail_after(timeout or self.config.request_timeout):
-                await self._inbox_send.send(_TransferRequest(to, waiter))
+                await self._inbox_send.send(TransferRequest(to, waiter))
                 await waiter.wait()
         except trio.TooSlowError:
             raise ProposalDropped(f"leadership did not move to {to} in time") from None
 
     # -- internals: requests ---------------------------------------------------------------------
 
-    async def _enqueue(self, item: _InboxItem, deadline: float) -> None:
+    async def _enqueue(self, item: InboxItem, deadline: float) -> None:
         """Hand a request to the raft loop; a full inbox past the deadline is a certain refusal."""
         with trio.move_on_at(deadline):
             await self._inbox_send.send(item)
@@ -398,10 +251,10 @@ class Node:
 
     async def _conf_change(self, change: ConfChange, *, timeout: float | None) -> dict[int, str]:
         self._check_open()
-        waiter = _Waiter()
+        waiter = Waiter()
         try:
             with trio.fail_after(timeout or self.config.request_timeout):
-                await self._inbox_send.send(_ConfChangeRequest(change, waiter))
+                await self._inbox_send.send(ConfChangeRequest(change, waiter))
                 members: dict[int, str] = await waiter.wait()
                 return members
         except trio.TooSlowError:
@@ -409,11 +262,11 @@ class Node:
                 "the membership change was proposed but not applied in time"
             ) from None
 
-    def _handle(self, item: _InboxItem) -> None:
+    def _handle(self, item: InboxItem) -> None:
         raw = self._raw
         if isinstance(item, Inbound):
             raw.step(item.message)
-        elif isinstance(item, _ProposeRequest):
+        elif isinstance(item, ProposeRequest):
             if item.waiter.done:
                 return  # the caller gave up before we got to it
             self.statistics.proposals += 1
@@ -425,9 +278,9 @@ class Node:
                 return
             if entry_id is not None:
                 self._by_index[entry_id.index] = (entry_id.term, item.waiter)
-        elif isinstance(item, _ReadRequest):
+        elif isinstance(item, ReadRequest):
             self._reads_unsent.append(item.waiter)
-        elif isinstance(item, _ConfChangeRequest):
+        elif isinstance(item, ConfChangeRequest):
             try:
                 entry_id = raw.propose_conf_change(item.change)
             except ProposalDropped as exc:
@@ -435,7 +288,7 @@ class Node:
                 return
             self._by_index[entry_id.index] = (entry_id.term, item.waiter)
             self._conf_waiters[entry_id.index] = item.waiter
-        elif isinstance(item, _TransferRequest):
+        elif isinstance(item, TransferRequest):
             if raw.leader == item.to:
                 item.waiter.set(None)
                 return
@@ -469,7 +322,7 @@ class Node:
                 w.fail(exc)
             return
         self.statistics.reads += len(waiters)
-        self._reads_by_ctx[ctx] = _ReadBatch(waiters)
+        self._reads_by_ctx[ctx] = ReadBatch(waiters)
 
     # -- internals: the Ready loop ---------------------------------------------------------------
 
@@ -507,46 +360,60 @@ class Node:
     async def _handle_ready(self, rd: Ready) -> None:
         stats = self.statistics
         stats.ready_batches += 1
-        # 0. a leader's appends may travel while its own disk write is in flight (thesis §10.2.1)
-        early, late = split_early_messages(rd.messages)
-        if early:
-            self._transport.send(early)
-        # 1. persist
-        if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
-            started = trio.current_time()
-            await self._storage.save(
-                hard_state=rd.hard_state,
-                entries=rd.entries,
-                snapshot=rd.snapshot,
-                sync=rd.must_sync,
-            )
-            stats.persist_latency.observe(trio.current_time() - started)
-            store = self._log_store
-            if rd.snapshot is not None:
-                store.apply_snapshot(rd.snapshot)
-            store.append(rd.entries)
+        if not rd.must_sync and rd.snapshot is None and not rd.entries:
+            # Only the commit index moved: nothing said or applied now depends on a new
+            # durable write, so answer the waiting clients first and record the commit after.
+            if rd.messages:
+                self._transport.send(rd.messages)
+            self._apply_ready(rd)
             if rd.hard_state is not None:
-                store.set_hard_state(rd.hard_state)
-        # 2. send what depends on the state just made durable (votes, acknowledgements)
-        if late:
-            self._transport.send(late)
-        # 3. apply
-        if rd.snapshot is not None:
-            self._restore_snapshot(rd.snapshot.data, rd.snapshot.metadata.index)
-        if rd.committed_entries:
-            started = trio.current_time()
-            self._apply(rd.committed_entries)
-            stats.apply_latency.observe(trio.current_time() - started)
-        for rs in rd.read_states:
-            batch = self._reads_by_ctx.pop(rs.context, None)
-            if batch is not None:
-                batch.index = rs.index
-                self._reads_ready.append(batch)
+                await self._persist(rd)
+        else:
+            # A leader's appends may travel while its own disk write is in flight (§10.2.1);
+            # votes and acknowledgements wait until what they promise is durable.
+            early, late = split_early_messages(rd.messages)
+            if early:
+                self._transport.send(early)
+            await self._persist(rd)
+            if late:
+                self._transport.send(late)
+            self._apply_ready(rd)
         self._raw.advance(rd)
         if rd.soft_state is not None:
             self._on_soft_state(rd.soft_state.leader, rd.soft_state.role)
         self._release_reads()
         await self._maybe_snapshot()
+
+    async def _persist(self, rd: Ready) -> None:
+        if rd.snapshot is None and not rd.entries and rd.hard_state is None:
+            return
+        started = trio.current_time()
+        await self._storage.save(
+            hard_state=rd.hard_state,
+            entries=rd.entries,
+            snapshot=rd.snapshot,
+            sync=rd.must_sync,
+        )
+        self.statistics.persist_latency.observe(trio.current_time() - started)
+        store = self._log_store
+        if rd.snapshot is not None:
+            store.apply_snapshot(rd.snapshot)
+        store.append(rd.entries)
+        if rd.hard_state is not None:
+            store.set_hard_state(rd.hard_state)
+
+    def _apply_ready(self, rd: Ready) -> None:
+        if rd.snapshot is not None:
+            self._restore_snapshot(rd.snapshot.data, rd.snapshot.metadata.index)
+        if rd.committed_entries:
+            started = trio.current_time()
+            self._apply(rd.committed_entries)
+            self.statistics.apply_latency.observe(trio.current_time() - started)
+        for rs in rd.read_states:
+            batch = self._reads_by_ctx.pop(rs.context, None)
+            if batch is not None:
+                batch.index = rs.index
+                self._reads_ready.append(batch)
 
     def _apply(self, entries: tuple[Entry, ...]) -> None:
         sm = self._sm

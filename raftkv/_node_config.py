@@ -1,0 +1,96 @@
+"""The runtime's settings and what it reports: ``NodeConfig``, ``NodeStatus``, statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ._stats import LatencyHistogram
+from .core import Config, Role
+
+__all__ = ["MemberStatus", "NodeConfig", "NodeStatistics", "NodeStatus"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """The runtime's settings; ``raft_config()`` derives the core's ``Config``."""
+
+    id: int
+    tick_interval: float = 0.1  # seconds per tick
+    election_ticks: int = 10
+    heartbeat_ticks: int = 1
+    pre_vote: bool = True
+    check_quorum: bool = True
+    snapshot_count: int = 10_000  # applied entries between snapshots
+    catch_up_entries: int = 5_000  # entries kept behind a snapshot for slow followers
+    promote_lag: int = 100  # a learner within this many entries of the leader is promoted
+    max_size_per_msg: int = 1 << 20
+    max_inflight_msgs: int = 256
+    max_uncommitted_entries_size: int = 64 << 20
+    request_timeout: float = 5.0  # default wait for proposals, reads and membership changes
+    inbox_size: int = 10_000
+    seed: int | None = None  # election-timeout randomness; None draws one from the OS
+    # Where this node serves clients; published to the cluster so members can point at each other.
+    client_url: str = ""
+
+    def __post_init__(self) -> None:
+        if self.tick_interval <= 0:
+            raise ValueError("tick_interval must be positive")
+        if self.snapshot_count < 1:
+            raise ValueError("snapshot_count must be >= 1")
+        if self.catch_up_entries < 0:
+            raise ValueError("catch_up_entries must be >= 0")
+        if self.request_timeout <= 0:
+            raise ValueError("request_timeout must be positive")
+        self.raft_config()  # validates the rest
+
+    def raft_config(self) -> Config:
+        return Config(
+            id=self.id,
+            election_ticks=self.election_ticks,
+            heartbeat_ticks=self.heartbeat_ticks,
+            pre_vote=self.pre_vote,
+            check_quorum=self.check_quorum,
+            max_size_per_msg=self.max_size_per_msg,
+            max_inflight_msgs=self.max_inflight_msgs,
+            max_uncommitted_entries_size=self.max_uncommitted_entries_size,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MemberStatus:
+    id: int
+    peer_url: str
+    voter: bool
+    client_url: str = ""
+    # Leader only: how far the member's log matches the leader's (None elsewhere).
+    match: int | None = None
+    state: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    id: int
+    role: Role
+    term: int
+    leader: int | None
+    commit: int
+    applied: int
+    last_index: int
+    members: tuple[MemberStatus, ...]
+    removed: bool
+
+
+@dataclass(slots=True)
+class NodeStatistics:
+    proposals: int = 0
+    proposals_dropped: int = 0
+    applied_entries: int = 0
+    reads: int = 0
+    leader_changes: int = 0
+    elections_won: int = 0
+    snapshots_taken: int = 0
+    snapshots_restored: int = 0
+    ready_batches: int = 0
+    # Per Ready: time in storage.save (the fsync), time applying committed entries.
+    persist_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    apply_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
