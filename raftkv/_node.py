@@ -362,10 +362,12 @@ class Node:
         stats.ready_batches += 1
         if not rd.must_sync and rd.snapshot is None and not rd.entries:
             # Only the commit index moved: nothing said or applied now depends on a new
-            # durable write, so answer the waiting clients first and record the commit after.
+            # durable write, so answer the waiting clients first and record the commit after
+            # (a lost commit index is relearned from the leader).
             if rd.messages:
                 self._transport.send(rd.messages)
             self._apply_ready(rd)
+            self._raw.advance(rd)
             if rd.hard_state is not None:
                 await self._persist(rd)
         else:
@@ -378,7 +380,7 @@ class Node:
             if late:
                 self._transport.send(late)
             self._apply_ready(rd)
-        self._raw.advance(rd)
+            self._raw.advance(rd)
         if rd.soft_state is not None:
             self._on_soft_state(rd.soft_state.leader, rd.soft_state.role)
         self._release_reads()

@@ -16,11 +16,32 @@ import trio
 import raftkv
 
 from ._logging import configure_logging
-from ._settings import SettingsError, main_parse, usage_error
+from ._settings import SettingsError, main_parse
 
 __all__ = ["main"]
 
 log = logging.getLogger("raftkv.daemon")
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, as nurseries wrap them."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _explain(exc: BaseException) -> tuple[int, str] | None:
+    """(exit code, one-line message) for a failure we expect; None for a bug."""
+    for leaf in _leaves(exc):
+        if isinstance(leaf, SettingsError):
+            return 2, f"raftkvd: error: {leaf}"
+        if isinstance(leaf, raftkv.StorageError):
+            return 1, f"raftkvd: error: storage: {leaf}"
+        if isinstance(leaf, OSError):
+            return 1, f"raftkvd: error: {leaf.strerror or leaf}" + (
+                f" ({leaf.filename})" if leaf.filename else ""
+            )
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,17 +51,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         trio.run(serve, settings)
-    except SettingsError as exc:
-        usage_error(str(exc))
-    except raftkv.StorageError as exc:
-        log.critical("storage error: %s", exc)
-        print(f"raftkvd: storage error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"raftkvd: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 0
+    except BaseException as exc:
+        explained = _explain(exc)
+        if explained is None:
+            raise
+        code, message = explained
+        log.critical("%s", message)
+        print(message, file=sys.stderr)
+        return code
     return 0
 
 

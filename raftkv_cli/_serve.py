@@ -10,7 +10,10 @@ from __future__ import annotations
 import logging
 import signal
 import ssl
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -32,6 +35,8 @@ from ._settings import Settings
 __all__ = ["ServeOutcome", "serve"]
 
 log = logging.getLogger("raftkv.daemon")
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -65,11 +70,8 @@ async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeO
     """Run the node until stopped (``stop`` set, or a signal) or removed from the cluster."""
     state = check_data_dir(settings)
     init_data_dir(state)
-    cluster_id = state.cluster_id
     if state.existing:
         log.info("data directory %s holds data: it wins over --cluster/--join", state.path)
-    peer = urlsplit(settings.peer_url)
-    server_tls, client_tls = _tls_contexts(settings)
     stop = stop or trio.Event()
     outcome = ServeOutcome()
     node_config = raftkv.NodeConfig(
@@ -82,22 +84,14 @@ async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeO
         request_timeout=settings.request_timeout,
         client_url=_client_url(settings),
     )
-    async with (
-        open_file_storage(state.path / "raft") as storage,
-        open_tcp_transport(
-            settings.node_id,
-            cluster_id,
-            settings.peers,
-            listen_host=peer.hostname or "127.0.0.1",
-            listen_port=peer.port or 80,
-            ssl_server_context=server_tls,
-            ssl_client_context=client_tls,
-            options=TcpOptions(),
-        ) as transport,
-    ):
+    async with AsyncExitStack() as stack:
+        storage = await stack.enter_async_context(open_file_storage(state.path / "raft"))
+        transport = await stack.enter_async_context(
+            _open_peer_transport(settings, state.cluster_id)
+        )
         set_peer_stats_source(lambda: _peer_counters(transport))
         kv = KVStateMachine()
-        async with (
+        node = await stack.enter_async_context(
             raftkv.open_node(
                 node_config,
                 storage=storage,
@@ -105,33 +99,84 @@ async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeO
                 state_machine=kv,
                 peers=settings.peers,
                 join=settings.join,
-            ) as node,
-            httpx.AsyncClient(timeout=settings.request_timeout + 1) as forward_client,
-        ):
-            limits = Limits(
-                max_key_bytes=settings.max_key_bytes, max_value_bytes=settings.max_value_bytes
             )
-            app = create_app(KVService(node, kv, limits), forward_client=forward_client)
-            config = HypercornConfig()
-            host = settings.host if ":" not in settings.host else f"[{settings.host}]"
-            config.bind = [f"{host}:{settings.port}"]
-            config.accesslog = None
-            config.errorlog = logging.getLogger("raftkv.http.server")
-            config.graceful_timeout = 3.0
-            config.keep_alive_timeout = 75.0
-            log.info(
-                "node %d serving clients on %s, peers on %s",
-                settings.node_id,
-                node_config.client_url,
-                settings.peer_url,
-            )
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_watch_signals, stop, outcome)
-                nursery.start_soon(_watch_removal, node, stop, outcome)
+        )
+        forward_client = await stack.enter_async_context(
+            httpx.AsyncClient(timeout=settings.request_timeout + 1)
+        )
+        limits = Limits(
+            max_key_bytes=settings.max_key_bytes, max_value_bytes=settings.max_value_bytes
+        )
+        app = create_app(KVService(node, kv, limits), forward_client=forward_client)
+        config = _hypercorn_config(settings)
+        log.info(
+            "node %d serving clients on %s, peers on %s",
+            settings.node_id,
+            node_config.client_url,
+            settings.peer_url,
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_watch_signals, stop, outcome)
+            nursery.start_soon(_watch_removal, node, stop, outcome)
+            try:
                 await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
-                nursery.cancel_scope.cancel()
+            except* OSError as group:
+                reason = _first_reason(group)
+                raise OSError(f"cannot serve clients on {config.bind[0]}: {reason}") from None
+            nursery.cancel_scope.cancel()
     log.info("node %d stopped: %s", settings.node_id, outcome.reason)
     return outcome
+
+
+def _open_peer_transport(
+    settings: Settings, cluster_id: str
+) -> AbstractAsyncContextManager[TcpTransport]:
+    peer = urlsplit(settings.peer_url)
+    host, port = peer.hostname or "127.0.0.1", peer.port or 80
+    server_tls, client_tls = _tls_contexts(settings)
+    return _explained(
+        open_tcp_transport(
+            settings.node_id,
+            cluster_id,
+            settings.peers,
+            listen_host=host,
+            listen_port=port,
+            ssl_server_context=server_tls,
+            ssl_client_context=client_tls,
+            options=TcpOptions(),
+        ),
+        f"cannot listen for peers on {host}:{port}",
+    )
+
+
+@asynccontextmanager
+async def _explained(cm: AbstractAsyncContextManager[T], what: str) -> AsyncIterator[T]:
+    """Enter ``cm``, turning an OSError on entry into one that says what we were doing."""
+    stack = AsyncExitStack()
+    try:
+        value = await stack.enter_async_context(cm)
+    except OSError as exc:
+        raise OSError(f"{what}: {exc.strerror or exc}") from None
+    async with stack:
+        yield value
+
+
+def _hypercorn_config(settings: Settings) -> HypercornConfig:
+    config = HypercornConfig()
+    host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+    config.bind = [f"{host}:{settings.port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("raftkv.http.server")
+    config.graceful_timeout = 3.0
+    config.keep_alive_timeout = 75.0
+    return config
+
+
+def _first_reason(group: BaseExceptionGroup[OSError]) -> str:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 def _peer_counters(transport: TcpTransport) -> dict[str, int]:

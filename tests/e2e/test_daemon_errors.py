@@ -1,0 +1,80 @@
+"""raftkvd refuses bad input with one clear line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from ._procs import RAFTKVD, FAST, Cluster
+
+
+def _run(*args: str, cwd: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [RAFTKVD, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_bad_flags_exit_2_with_one_line(tmp_path: Path) -> None:
+    for args in (
+        ["--id", "4", "--cluster", "http://127.0.0.1:12379"],
+        ["--id", "1", "--cluster", "not-a-url"],
+        ["--port", "99999"],
+        ["--tick-ms", "0"],
+        ["--no-such-flag"],
+    ):
+        r = _run(*args, cwd=tmp_path)
+        assert r.returncode == 2, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+        assert r.stderr.strip().splitlines()[-1].startswith("raftkvd: error:"), r.stderr
+
+
+def test_help_and_version(tmp_path: Path) -> None:
+    r = _run("--help", cwd=tmp_path)
+    assert r.returncode == 0 and "--cluster" in r.stdout and "RAFTKV_" in r.stdout
+    r = _run("--version", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip()
+
+
+def test_another_nodes_data_directory_is_refused(cluster_factory, tmp_path: Path) -> None:
+    c: Cluster = cluster_factory(1)
+    c.start_all()
+    c.wait_leader()
+    d = c.daemons[1]
+    assert d.stop() == 0
+    r = _run(
+        "--id",
+        "2",
+        "--cluster",
+        f"{d.peer_url},http://127.0.0.1:2",
+        "--port",
+        "3",
+        "--data-dir",
+        str(c.workdir / "raftkv-1"),
+        *FAST,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 2 and "belongs to node 1" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_a_busy_port_is_a_clear_error(cluster_factory, tmp_path: Path) -> None:
+    c: Cluster = cluster_factory(1)
+    c.start_all()
+    c.wait_leader()
+    d = c.daemons[1]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = _run(
+        "--id",
+        "1",
+        "--cluster",
+        "http://127.0.0.1:1",
+        "--port",
+        str(d.client_port),
+        *FAST,
+        cwd=elsewhere,
+        timeout=60,
+    )
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("raftkvd: error:"), r.stderr
