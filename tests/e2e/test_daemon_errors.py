@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from ._procs import RAFTKVD, FAST, Cluster
+from ._procs import FAST, RAFTKVD, Cluster
 
 
 def _run(*args: str, cwd: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
