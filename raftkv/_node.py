@@ -168,7 +168,8 @@ class Node:
         applied on this node.
 
         Raises ``ProposalDropped`` (``NotLeader`` when no leader is known) if it certainly did not
-        enter the log, ``OutcomeUnknown`` if we stopped waiting without knowing, ``NodeClosed``.
+        enter the log, ``OutcomeUnknown`` if we stopped waiting without knowing (a timeout, or the
+        node stopping meanwhile), ``NodeClosed`` if the node was stopped before the call.
         """
         self._check_open()
         seq = next(self._seq)
@@ -178,7 +179,7 @@ class Node:
         try:
             await self._enqueue(ProposeRequest(seq, command, waiter), deadline)
             with trio.move_on_at(deadline):
-                return await waiter.wait()
+                return await _unknown_if_closed(waiter)
             raise OutcomeUnknown(
                 "the write was proposed but not applied in time; it may still apply"
             )
@@ -255,7 +256,7 @@ class Node:
         try:
             with trio.fail_after(timeout or self.config.request_timeout):
                 await self._inbox_send.send(ConfChangeRequest(change, waiter))
-                members: dict[int, str] = await waiter.wait()
+                members: dict[int, str] = await _unknown_if_closed(waiter)
                 return members
         except trio.TooSlowError:
             raise OutcomeUnknown(
@@ -632,6 +633,14 @@ class Node:
     async def _pump_transport(self) -> None:
         async for event in self._transport.events:
             await self._inbox_send.send(event)
+
+
+async def _unknown_if_closed(waiter: Waiter) -> Any:
+    """A proposal's answer; the node stopping after it was handed over leaves its fate open."""
+    try:
+        return await waiter.wait()
+    except NodeClosed as exc:
+        raise OutcomeUnknown(f"{exc} before the outcome was known; it may have applied") from None
 
 
 def _peer_contexts(peers: Mapping[int, str]) -> dict[int, bytes]:
