@@ -66,6 +66,14 @@ def e2e(session: nox.Session) -> None:
 
 
 @nox.session
+def jepsen(session: nox.Session) -> None:
+    """Real processes under kill -9 / SIGSTOP / restarts; the history is checked (5 minutes)."""
+    _install(session)
+    seconds = session.env.get("RAFTKV_JEPSEN_SECONDS", "300")
+    session.run("pytest", "tests/jepsen", *session.posargs, env={"RAFTKV_JEPSEN_SECONDS": seconds})
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: ``nox -s bench -- core|storage|node|http``. Figures are printed."""
     _install(session)
