@@ -3,6 +3,8 @@
     async with raftkv.open_node(config, storage=..., transport=..., state_machine=...) as node:
         result = await node.propose(command)     # returns once committed and applied here
         value = await node.read(query)           # linearizable
+
+See README.md and docs/ for the daemon, the HTTP API and the simulation test bed.
 """
 
 from ._errors import (

@@ -175,7 +175,9 @@ _Dec = Callable[[int, int, int, list[Any]], Message]
 
 def _dec_append(t: int, s: int, d: int, f: list[Any]) -> Message:
     prev_index, prev_term, entries, commit = _list(f, 4)
-    return AppendEntries(t, s, d, _int(prev_index), _int(prev_term), _entries(entries), _int(commit))
+    return AppendEntries(
+        t, s, d, _int(prev_index), _int(prev_term), _entries(entries), _int(commit)
+    )
 
 
 def _dec_append_resp(t: int, s: int, d: int, f: list[Any]) -> Message:
@@ -197,9 +199,7 @@ def _dec_heartbeat_resp(t: int, s: int, d: int, f: list[Any]) -> Message:
 
 def _dec_vote(t: int, s: int, d: int, f: list[Any]) -> Message:
     last_index, last_term, pre_vote, transfer = _list(f, 4)
-    return RequestVote(
-        t, s, d, _int(last_index), _int(last_term), _bool(pre_vote), _bool(transfer)
-    )
+    return RequestVote(t, s, d, _int(last_index), _int(last_term), _bool(pre_vote), _bool(transfer))
 
 
 def _dec_vote_resp(t: int, s: int, d: int, f: list[Any]) -> Message:

@@ -14,6 +14,8 @@
     │   ├── StorageMismatch      missing segment or snapshot, commit beyond the log, ...
     │   └── StorageFailed        a write or fsync failed; the node must stop
     └── TransportError           a peer connection failed its handshake or framing
+
+Storage and transport refusals of remote input are counted and logged, never raised to callers.
 """
 
 from __future__ import annotations

@@ -27,9 +27,7 @@ from raftkv.core import (
 
 ids = st.integers(1, 9)
 terms = st.integers(0, 2**40)
-entries = st.builds(
-    Entry, terms, terms, st.sampled_from(list(EntryType)), st.binary(max_size=16)
-)
+entries = st.builds(Entry, terms, terms, st.sampled_from(list(EntryType)), st.binary(max_size=16))
 conf = st.builds(
     lambda v, learners: ConfState.of(v, set(learners) - set(v)),
     st.sets(ids, max_size=4),
@@ -40,9 +38,7 @@ snapshots = st.builds(
 )
 ctx = st.binary(max_size=8)
 messages = st.one_of(
-    st.builds(
-        AppendEntries, terms, ids, ids, terms, terms, st.tuples(entries, entries), terms
-    ),
+    st.builds(AppendEntries, terms, ids, ids, terms, terms, st.tuples(entries, entries), terms),
     st.builds(AppendEntriesResponse, terms, ids, ids, terms, st.booleans(), terms, terms),
     st.builds(Heartbeat, terms, ids, ids, terms, ctx),
     st.builds(HeartbeatResponse, terms, ids, ids, ctx),
