@@ -15,6 +15,19 @@ and the entries after the snapshot (an entry saved at index i replaces every ear
 >= i). ``save`` returns only once everything it was given is durable when ``sync`` is true; if it
 cannot, it raises ``StorageFailed`` and the storage refuses all further calls (the node stops;
 nothing is retried, nothing is acknowledged).
+
+The finer points, which ``MemoryStorage`` and ``FileStorage`` share (tests/storage checks both):
+
+- ``save(sync=False)`` promises nothing: it may be held in memory until the next synced save
+  (which then makes both durable with one barrier) or ``aclose``. Raft asks for no sync only
+  when nothing but the commit index changed.
+- ``save(snapshot=s)`` (a snapshot received from the leader) replaces the whole log: the
+  entries given with it follow ``s``. ``save_snapshot(s)`` (taken locally) keeps the entries
+  after ``s``; both require ``s`` newer than the saved snapshot.
+- ``compact(i)`` may release entries below ``i``, but never one the snapshot does not cover.
+  ``load`` returns only entries after the snapshot whatever was compacted.
+- Misuse (a gap after the last index, an older snapshot) raises ``ValueError`` and changes
+  nothing; a call after ``aclose`` raises ``trio.ClosedResourceError``.
 """
 
 from __future__ import annotations

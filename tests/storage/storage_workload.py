@@ -1,0 +1,194 @@
+"""Seeded storage workloads shaped like a Raft node's, and an obviously-correct reference model.
+
+``workload(seed, n)`` yields operations a real node could issue: appends with hard states,
+commit-only saves with ``sync=False``, term/vote changes, overwrites of an uncommitted suffix
+(new leader), local snapshots followed by compaction, and snapshots installed from a leader.
+
+``Model`` is the contract written as plainly as possible (a dict of entries); the storages are
+checked against it, never against each other.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from raftkv.core import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMetadata
+from raftkv.storage import PersistedState, Storage
+
+
+@dataclass(frozen=True)
+class Save:
+    hard_state: HardState | None
+    entries: tuple[Entry, ...]
+    snapshot: Snapshot | None = None
+    sync: bool = True
+
+
+@dataclass(frozen=True)
+class SaveSnapshot:
+    snapshot: Snapshot
+
+
+@dataclass(frozen=True)
+class Compact:
+    index: int
+
+
+Op = Save | SaveSnapshot | Compact
+
+
+def is_durable(op: Op) -> bool:
+    """Whether the storage promises ``op`` is durable once it returns."""
+    return isinstance(op, SaveSnapshot) or (isinstance(op, Save) and op.sync)
+
+
+async def apply(storage: Storage, op: Op) -> None:
+    if isinstance(op, Save):
+        await storage.save(
+            hard_state=op.hard_state, entries=op.entries, snapshot=op.snapshot, sync=op.sync
+        )
+    elif isinstance(op, SaveSnapshot):
+        await storage.save_snapshot(op.snapshot)
+    else:
+        await storage.compact(op.index)
+
+
+@dataclass
+class Model:
+    """The storage contract, plainly: what load() must return after a clean or a crash restart."""
+
+    hard_state: HardState = field(default_factory=HardState)
+    snapshot: Snapshot | None = None
+    log: dict[int, Entry] = field(default_factory=dict)
+    pending: list[Save] = field(default_factory=list)
+
+    def _apply(self, op: Save) -> None:
+        if op.snapshot is not None:
+            self.snapshot = op.snapshot
+            self.log = {}
+        if op.entries:
+            first = op.entries[0].index
+            self.log = {i: e for i, e in self.log.items() if i < first}
+            self.log.update((e.index, e) for e in op.entries)
+        if op.hard_state is not None:
+            self.hard_state = op.hard_state
+
+    def _flush(self) -> None:
+        for p in self.pending:
+            self._apply(p)
+        self.pending.clear()
+
+    def step(self, op: Op) -> None:
+        if isinstance(op, Save):
+            if op.sync or op.snapshot is not None:
+                self._flush()
+                self._apply(op)
+            else:
+                self.pending.append(op)
+        elif isinstance(op, SaveSnapshot):
+            self._flush()
+            self.snapshot = op.snapshot
+
+    def close(self) -> None:
+        self._flush()
+
+    def crash(self) -> None:
+        self.pending.clear()
+
+    def durable(self) -> PersistedState:
+        base = 0 if self.snapshot is None else self.snapshot.metadata.index
+        entries = [self.log[i] for i in sorted(self.log) if i > base]
+        return PersistedState(self.hard_state, self.snapshot, entries)
+
+    def copy(self) -> Model:
+        return Model(self.hard_state, self.snapshot, dict(self.log), list(self.pending))
+
+
+def _data(rng: random.Random) -> bytes:
+    size = rng.choice((0, 8, 40, 100, 100, 100, 300)) if rng.random() < 0.97 else 1500
+    return rng.randbytes(size)
+
+
+def _snapshot(rng: random.Random, index: int, term: int) -> Snapshot:
+    conf = ConfState.of(voters=rng.sample(range(1, 6), 3))
+    return Snapshot(SnapshotMetadata(index, term, conf), rng.randbytes(rng.randrange(0, 600)))
+
+
+def workload(seed: int, n: int) -> Iterator[Op]:
+    """``n`` Raft-shaped storage operations from ``seed``."""
+    rng = random.Random(seed)
+    term, vote, commit, snap = 1, 1, 0, 0
+    terms: dict[int, int] = {}  # index -> term of the live log
+    last = 0
+
+    def hs() -> HardState:
+        return HardState(term, vote, commit)
+
+    def entries(first: int, count: int) -> tuple[Entry, ...]:
+        out = []
+        for i in range(first, first + count):
+            kind = EntryType.CONF_CHANGE if rng.random() < 0.05 else EntryType.NORMAL
+            out.append(Entry(term, i, kind, _data(rng)))
+            terms[i] = term
+        return tuple(out)
+
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.45:  # the leader appends; the commit index follows some of it
+            count = rng.choice((1, 1, 2, 3, 5, 8, 20))
+            batch = entries(last + 1, count)
+            last += count
+            commit = rng.randint(commit, last)
+            yield Save(hs() if rng.random() < 0.8 else None, batch)
+        elif r < 0.55:  # only the commit index moved: Raft does not ask for a sync
+            if commit < last:
+                commit = rng.randint(commit + 1, last)
+                yield Save(hs(), (), sync=False)
+        elif r < 0.60:  # entries saved without a sync (allowed by the protocol)
+            batch = entries(last + 1, rng.randint(1, 3))
+            last += len(batch)
+            yield Save(None, batch, sync=False)
+        elif r < 0.68:  # a new term and a vote
+            term += 1
+            vote = rng.randint(1, 5)
+            yield Save(hs(), ())
+        elif r < 0.80:  # a new leader overwrites an uncommitted suffix
+            low = max(commit, snap) + 1
+            if low <= last:
+                term += 1
+                first = rng.randint(low, last)
+                for i in range(first, last + 1):
+                    terms.pop(i, None)
+                batch = entries(first, rng.randint(1, 6))
+                last = first + len(batch) - 1
+                yield Save(hs(), batch)
+        elif r < 0.92:  # a local snapshot, then compaction keeping a catch-up tail
+            if commit > snap:
+                index = rng.randint(snap + 1, commit)
+                snap = index
+                yield SaveSnapshot(_snapshot(rng, index, terms[index]))
+                yield Compact(index - rng.choice((0, 3, 10, 50)))
+        else:  # a snapshot from the leader replaces the log
+            index = max(last, commit) + rng.randint(1, 10)
+            term += rng.choice((0, 1))
+            snapshot = _snapshot(rng, index, term)
+            terms.clear()
+            terms[index] = term
+            snap = last = commit = index
+            batch = entries(index + 1, rng.randint(0, 3))
+            last += len(batch)
+            yield Save(hs(), batch, snapshot=snapshot)
+
+
+def run_model(ops: Sequence[Op]) -> list[PersistedState]:
+    """``states[j]``: the state once ops[:j+1] were applied with every pending save synced."""
+    model = Model()
+    states = []
+    for op in ops:
+        model.step(op)
+        shadow = model.copy()
+        shadow.close()
+        states.append(shadow.durable())
+    return states
