@@ -213,8 +213,8 @@ def _dec_snapshot(t: int, s: int, d: int, f: list[Any]) -> Message:
 
 
 def _dec_timeout_now(t: int, s: int, d: int, f: list[Any]) -> Message:
-    _list(f, 0)
-    return TimeoutNow(t, s, d)
+    (commit,) = _list(f, 1)
+    return TimeoutNow(t, s, d, _int(commit))
 
 
 def _dec_read_req(t: int, s: int, d: int, f: list[Any]) -> Message:
@@ -243,7 +243,7 @@ _CODECS: dict[type[Any], tuple[int, _Enc]] = {
     RequestVote: (5, lambda m: [m.last_index, m.last_term, m.pre_vote, m.transfer]),
     RequestVoteResponse: (6, lambda m: [m.reject, m.pre_vote]),
     InstallSnapshot: (7, lambda m: [_encode_snapshot(m.snapshot)]),
-    TimeoutNow: (8, lambda m: []),
+    TimeoutNow: (8, lambda m: [m.commit]),
     ReadIndexRequest: (9, lambda m: [m.context]),
     ReadIndexResponse: (10, lambda m: [m.index, m.context, m.reject]),
     Propose: (11, lambda m: [[encode_entry(e) for e in m.entries]]),

@@ -45,7 +45,7 @@ messages = st.one_of(
     st.builds(RequestVote, terms, ids, ids, terms, terms, st.booleans(), st.booleans()),
     st.builds(RequestVoteResponse, terms, ids, ids, st.booleans(), st.booleans()),
     st.builds(InstallSnapshot, terms, ids, ids, snapshots),
-    st.builds(TimeoutNow, terms, ids, ids),
+    st.builds(TimeoutNow, terms, ids, ids, terms),
     st.builds(ReadIndexRequest, terms, ids, ids, ctx),
     st.builds(ReadIndexResponse, terms, ids, ids, terms, ctx, st.booleans()),
     st.builds(Propose, terms, ids, ids, st.tuples(entries)),

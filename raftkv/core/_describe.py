@@ -90,7 +90,7 @@ def describe_message(m: Message) -> str:
     elif isinstance(m, InstallSnapshot):
         body = describe_snapshot(m.snapshot)
     elif isinstance(m, TimeoutNow):
-        body = ""
+        body = f"commit={m.commit}"
     elif isinstance(m, ReadIndexRequest):
         body = f"ctx={_data(m.context)}"
     elif isinstance(m, ReadIndexResponse):

@@ -22,9 +22,11 @@ class RaftLog:
         self.pending_snapshot: Snapshot | None = None
         self.unstable: list[Entry] = []
         self.unstable_offset = store.last_index() + 1
-        first = store.first_index()
-        self.committed = first - 1
-        self.applied = first - 1
+        # A snapshot is committed and applied by definition. The store may keep a tail of entries
+        # before it (the catch-up tail), so its first index can be lower than the snapshot's.
+        start = max(store.first_index() - 1, store.snapshot().metadata.index)
+        self.committed = start
+        self.applied = start
 
     # -- positions -------------------------------------------------------------------------------
 

@@ -122,11 +122,16 @@ class InstallSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class TimeoutNow:
-    """Leader -> transfer target: campaign at once, ignoring the election timer (thesis §3.10)."""
+    """Leader -> transfer target: campaign at once, ignoring the election timer (thesis §3.10).
+
+    ``commit`` is the leader's commit index (capped at the target's match), so a target handed
+    leadership by a leader that just removed itself learns that the removal committed.
+    """
 
     term: int
     src: int
     dst: int
+    commit: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,10 @@ class Inflights:
         while q and q[0] <= index:
             q.popleft()
 
+    def free_first_one(self) -> None:
+        if self._queue:
+            self._queue.popleft()
+
     def full(self) -> bool:
         return len(self._queue) >= self._capacity
 

@@ -221,7 +221,8 @@ class Raft:
         if not self.promotable():
             log.debug("%d cannot campaign: not a voter", self.id)
             return
-        if self.log.unapplied_conf_change():
+        if self.log.pending_snapshot is not None or self.log.unapplied_conf_change():
+            # Our configuration may be about to change (thesis §4.1): wait until it is applied.
             log.debug("%d cannot campaign: a committed conf change is not applied yet", self.id)
             return
         if self.config.pre_vote and not transfer:
@@ -357,7 +358,7 @@ class Raft:
         self.lead_transferee = to
         self.election_elapsed = 0  # the transfer must finish within an election timeout
         if self.tracker.progress[to].match == self.log.last_index():
-            self._send(TimeoutNow(self.term, self.id, to))
+            self._send(TimeoutNow(self.term, self.id, to, self._commit_for(to)))
         else:
             self._send_append(to)
 
@@ -474,6 +475,10 @@ class Raft:
                 return
             pr.recent_active = True
             pr.probe_sent = False
+            if pr.state is ProgressState.REPLICATE and pr.inflights.full():
+                # The appends that filled the window may all have been lost: let one more go
+                # (etcd does the same), or the follower would never hear from us again.
+                pr.inflights.free_first_one()
             if pr.match < self.log.last_index():
                 self._send_append(m.src)
             if m.context:
@@ -523,7 +528,7 @@ class Raft:
         while self._maybe_send_append(m.src, send_if_empty=False):
             pass
         if m.src == self.lead_transferee and pr.match == self.log.last_index():
-            self._send(TimeoutNow(self.term, self.id, m.src))
+            self._send(TimeoutNow(self.term, self.id, m.src, self._commit_for(m.src)))
 
     def _step_candidate(self, m: Message) -> None:
         if isinstance(m, _LEADER_MESSAGES):
@@ -562,6 +567,12 @@ class Raft:
             self._handle_snapshot(m)
         elif isinstance(m, TimeoutNow):
             log.debug("%d campaigns at once: leadership transfer from %d", self.id, m.src)
+            self.election_elapsed = 0
+            self.lead = m.src
+            # Learn what the old leader committed: a removed leader's last word may be the
+            # only way we hear that its removal committed (then we campaign once applied).
+            if m.commit <= self.log.last_index():
+                self.log.commit_to(m.commit)
             self.hup(transfer=True)
         elif isinstance(m, ReadIndexResponse):
             if not m.reject:
@@ -603,8 +614,9 @@ class Raft:
             # We already hold that entry: just fast-forward the commit index.
             self.log.commit_to(meta.index)
             return False
+        # The snapshot's configuration takes effect when the snapshot is applied (applied_to),
+        # like any configuration change: conf_state is always the one as of the applied index.
         self.log.restore(snapshot)
-        self.tracker.set_conf(meta.conf_state, self.log.last_index() + 1)
         return True
 
     # -- leader replication ----------------------------------------------------------------------
@@ -660,13 +672,15 @@ class Raft:
             if node != self.id:
                 self._maybe_send_append(node, send_if_empty=True)
 
+    def _commit_for(self, node: int) -> int:
+        """Our commit index, capped at what ``node`` is known to hold (it must not commit
+        entries it lacks)."""
+        return min(self.tracker.progress[node].match, self.log.committed)
+
     def _bcast_heartbeat(self, context: bytes) -> None:
-        committed = self.log.committed
         for node in sorted(self.tracker.progress):
             if node != self.id:
-                # Never tell a follower a commit index beyond what it is known to hold.
-                commit = min(self.tracker.progress[node].match, committed)
-                self._send(Heartbeat(self.term, self.id, node, commit, context))
+                self._send(Heartbeat(self.term, self.id, node, self._commit_for(node), context))
 
     def _maybe_commit(self) -> bool:
         index = self.tracker.committed()
@@ -694,9 +708,11 @@ class Raft:
 
     # -- applying --------------------------------------------------------------------------------
 
-    def applied_to(self, entries: tuple[Entry, ...], snapshot_index: int) -> None:
-        """The runtime applied ``entries`` (and restored a snapshot at ``snapshot_index``)."""
-        self.log.applied = max(self.log.applied, snapshot_index)
+    def applied_to(self, entries: tuple[Entry, ...], snapshot: Snapshot | None) -> None:
+        """The runtime restored ``snapshot`` (if any), then applied ``entries``."""
+        if snapshot is not None:
+            self.log.applied = max(self.log.applied, snapshot.metadata.index)
+            self._apply_conf(snapshot.metadata.conf_state)
         if not entries:
             return
         size = 0
@@ -748,8 +764,11 @@ class Raft:
                 if self.tracker.voters
                 else None
             )
+            # Tell everyone left what we committed (our removal included): with two voters
+            # the other one cannot elect itself until it knows the removal committed.
+            self._bcast_heartbeat(b"")
             if best is not None and best[0] == self.log.last_index():
-                self._send(TimeoutNow(self.term, self.id, best[1]))
+                self._send(TimeoutNow(self.term, self.id, best[1], self._commit_for(best[1])))
             elif best is not None:
                 self._send_append(best[1])
             self.become_follower(self.term, None)

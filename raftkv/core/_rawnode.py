@@ -317,5 +317,4 @@ class RawNode:
         if rd.hard_state is not None:
             self._prev_hard = rd.hard_state
         r.log.stable_to(rd.entries[-1].index if rd.entries else None, rd.snapshot is not None)
-        snapshot_index = rd.snapshot.metadata.index if rd.snapshot is not None else 0
-        r.applied_to(rd.committed_entries, snapshot_index)
+        r.applied_to(rd.committed_entries, rd.snapshot)
