@@ -495,6 +495,7 @@ class Node:
     def _on_soft_state(self, leader: int | None, role: Role) -> None:
         if leader != self._leader:
             self._leader = leader
+            self._publish_due = 0  # tell the (new) leader's log our client URL soon
             self.statistics.leader_changes += 1
             if leader == self.id:
                 self.statistics.elections_won += 1

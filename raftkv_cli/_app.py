@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import httpx
+import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
@@ -133,8 +134,18 @@ def create_app(service: KVService, *, forward_client: httpx.AsyncClient | None =
 
     async def forward_to_leader(exc: raftkv.NotLeader) -> Response:
         """Replay this request on the leader (membership and transfer run there only)."""
-        if forward_client is None or request.headers.get(FORWARDED_HEADER):
+        # The header lists the nodes the request went through: at most one hop more than the
+        # first (a leader that just handed leadership over passes its own removal on), no loops.
+        hops = [h for h in request.headers.get(FORWARDED_HEADER, "").split(",") if h]
+        if forward_client is None or len(hops) >= 2 or str(node.id) in hops:
             raise exc
+
+        def leader_known(s: raftkv.NodeStatus) -> bool:
+            return any(m.id == s.leader and m.client_url for m in s.members)
+
+        # Right after an election the leader may not have published its client URL yet.
+        with trio.move_on_after(node.config.request_timeout / 2):
+            await node.wait_status(leader_known)
         status = node.status()
         leader = next((m for m in status.members if m.id == status.leader), None)
         if leader is None or not leader.client_url:
@@ -146,7 +157,7 @@ def create_app(service: KVService, *, forward_client: httpx.AsyncClient | None =
                 leader.client_url + request.full_path.rstrip("?"),
                 content=body,
                 headers={
-                    FORWARDED_HEADER: str(node.id),
+                    FORWARDED_HEADER: ",".join([*hops, str(node.id)]),
                     "content-type": request.headers.get("content-type", ""),
                 },
             )
@@ -187,8 +198,16 @@ def create_app(service: KVService, *, forward_client: httpx.AsyncClient | None =
         return _json(members_json(), 200)
 
     async def remove_member(node_id: int) -> Response:
-        if not any(m.id == node_id for m in node.status().members):
+        status = node.status()
+        if not any(m.id == node_id for m in status.members):
             raise HTTPError(404, "no such member", f"node {node_id} is not a member")
+        if node_id == node.id == status.leader:
+            # Removing the leader: hand leadership to the most caught-up voter first, then let
+            # the new leader remove us like any follower.
+            others = [m for m in status.members if m.voter and m.id != node.id]
+            if others:
+                best = max(others, key=lambda m: (m.match or 0, -m.id))
+                await node.transfer_leadership(best.id)
         try:
             await node.remove_member(node_id)
         except raftkv.NotLeader as exc:

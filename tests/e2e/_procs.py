@@ -137,7 +137,7 @@ class Cluster:
         def agreed() -> bool:
             statuses = [self.daemons[i].status() for i in ids]
             leaders = {s["leader"] for s in statuses if s}
-            if len(leaders) == 1 and None not in leaders and all(statuses):
+            if len(leaders) == 1 and leaders <= set(ids) and all(statuses):
                 found.append(leaders.pop())
                 return True
             return False

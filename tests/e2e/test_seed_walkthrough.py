@@ -138,3 +138,21 @@ def test_minority_answers_503_instead_of_hanging(cluster_factory) -> None:
     assert r.status_code in (503, 504)
     r = survivor.get("/k", params={"consistency": "serializable"})
     assert (r.status_code, r.text) == (200, "v")
+
+
+def test_removing_the_leader_hands_leadership_over(cluster_factory) -> None:
+    c = cluster_factory(3)
+    c.start_all()
+    leader_id = c.wait_leader()
+    follower = next(d for i, d in c.daemons.items() if i != leader_id)
+    assert follower.put("/k", "v").status_code == 204
+    r = httpx.delete(f"{follower.url}/{leader_id}", timeout=15)
+    assert r.status_code == 200, r.text
+    assert leader_id not in [m["id"] for m in r.json()["members"]]
+    old = c.daemons[leader_id]
+    assert old.proc is not None and old.proc.wait(20) == 0, old.log_text()[-2000:]
+    rest = [i for i in c.daemons if i != leader_id]
+    new_leader = c.wait_leader(rest)
+    assert new_leader != leader_id
+    assert c.daemons[rest[0]].put("/k", "after").status_code == 204
+    assert c.daemons[rest[1]].get("/k").text == "after"
