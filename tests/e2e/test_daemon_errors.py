@@ -78,3 +78,30 @@ def test_a_busy_port_is_a_clear_error(cluster_factory, tmp_path: Path) -> None:
     assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("raftkvd: error:"), r.stderr
+
+
+def test_a_corrupt_wal_refuses_to_start_with_a_clear_error(cluster_factory) -> None:
+    c: Cluster = cluster_factory(1)
+    c.start_all()
+    c.wait_leader()
+    d = c.daemons[1]
+    for k in range(50):
+        assert d.put(f"/k{k}", "v" * 50).status_code == 204
+    assert d.stop() == 0
+    (segment,) = sorted((c.workdir / "raftkv-1" / "raft").glob("*.wal"))[:1]
+    data = bytearray(segment.read_bytes())
+    at = -1
+    for _ in range(25):  # the 25th of 50 values: damage in the middle of the log
+        at = data.index(b"v" * 50, at + 1)
+    middle = at
+    data[middle] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    d.start()
+    assert d.proc is not None
+    code = d.proc.wait(30)
+    log = d.log_text()
+    assert code == 1, log[-2000:]
+    assert "Traceback" not in log
+    last = log.strip().splitlines()[-1]
+    assert last.startswith("raftkvd: error: storage:") and "corrupt" in last.lower(), last
+    assert segment.name in last
