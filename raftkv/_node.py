@@ -377,6 +377,8 @@ class Node:
             early, late = split_early_messages(rd.messages)
             if early:
                 self._transport.send(early)
+                # Let the transport put them on the wire before a (blocking) fsync starts.
+                await trio.lowlevel.cancel_shielded_checkpoint()
             await self._persist(rd)
             if late:
                 self._transport.send(late)
