@@ -59,6 +59,9 @@ __all__ = ["Raft"]
 log = logging.getLogger("raftkv.core")
 
 _LEADER_MESSAGES = (AppendEntries, Heartbeat, InstallSnapshot)
+# The context of a retiring leader's heartbeats (never a ReadIndex context: those are the
+# runtime's, and a leading zero byte keeps this one apart from any counter it uses).
+_RETIRE_CONTEXT = b"\x00raftkv:retire"
 
 
 class Raft:
@@ -92,6 +95,10 @@ class Raft:
         self.append_dirty = False
         self.read_heartbeat_context: bytes | None = None
         self.forward_buffer: list[Entry] = []
+        # A leader that applied its own removal keeps leading the new configuration until a
+        # quorum of it knows the removal committed (see _retire): the index of that removal.
+        self.retiring_at = 0
+        self.retire_informed: set[int] = set()
         self._reset_randomized_election_timeout()
 
         if hard_state.commit:
@@ -129,6 +136,11 @@ class Raft:
     # -- role changes ----------------------------------------------------------------------------
 
     def _reset(self, term: int) -> None:
+        if self.retiring_at:
+            # Whatever deposed us leads without us: our removal is done.
+            self.retiring_at = 0
+            self.retire_informed = set()
+            self.removed = True
         if term != self.term:
             self.term = term
             self.vote = None
@@ -198,7 +210,7 @@ class Raft:
         self.election_elapsed += 1
         if self.election_elapsed >= self.config.election_ticks:
             self.election_elapsed = 0
-            if self.config.check_quorum:
+            if self.config.check_quorum and not self.retiring_at:
                 # CheckQuorum (thesis §6.2): a leader cut off from a quorum steps down.
                 if not self.tracker.quorum_active(self.id):
                     log.debug("%d stepped down: no quorum active", self.id)
@@ -212,7 +224,10 @@ class Raft:
                 self.lead_transferee = None
         if self.heartbeat_elapsed >= self.config.heartbeat_ticks:
             self.heartbeat_elapsed = 0
-            self._bcast_heartbeat(self.read_only.last_pending_context() or b"")
+            if self.retiring_at:
+                self._bcast_retire()
+            else:
+                self._bcast_heartbeat(self.read_only.last_pending_context() or b"")
 
     def hup(self, *, transfer: bool) -> None:
         """Start an election (or a pre-vote poll) if this node may."""
@@ -254,7 +269,7 @@ class Raft:
                 )
 
     def propose(self, data: bytes) -> EntryId | None:
-        if self.removed:
+        if self.removed or self.retiring_at:
             raise ProposalDropped("this node was removed from the cluster")
         if self.role is Role.LEADER:
             entry = self._leader_append_proposal([Entry(0, 0, EntryType.NORMAL, data)])
@@ -267,6 +282,8 @@ class Raft:
         return None
 
     def _leader_append_proposal(self, entries: list[Entry]) -> Entry:
+        if self.retiring_at:
+            raise ProposalDropped("the leader is leaving the cluster")
         if self.lead_transferee is not None:
             raise ProposalDropped(f"leadership transfer to {self.lead_transferee} in progress")
         size = sum(len(e.data) for e in entries)
@@ -290,7 +307,7 @@ class Raft:
         return stamped[-1]
 
     def propose_conf_change(self, change: ConfChange) -> EntryId:
-        if self.removed:
+        if self.removed or self.retiring_at:
             raise ProposalDropped("this node was removed from the cluster")
         if self.role is not Role.LEADER:
             raise NotLeader(self.lead, "membership changes")
@@ -311,7 +328,7 @@ class Raft:
         return entry.id
 
     def read_index(self, context: bytes) -> None:
-        if self.removed:
+        if self.removed or self.retiring_at:
             raise ProposalDropped("this node was removed from the cluster")
         if self.role is Role.LEADER:
             self._leader_read_index(self.id, context)
@@ -346,6 +363,8 @@ class Raft:
             self._leader_read_index(requester, context)
 
     def transfer_leadership(self, to: int) -> None:
+        if self.retiring_at:
+            raise ProposalDropped("this node is leaving the cluster and hands over by itself")
         if self.role is not Role.LEADER:
             raise NotLeader(self.lead, "leadership transfer")
         if to == self.id:
@@ -481,7 +500,9 @@ class Raft:
                 pr.inflights.free_first_one()
             if pr.match < self.log.last_index():
                 self._send_append(m.src)
-            if m.context:
+            if m.context == _RETIRE_CONTEXT:
+                self._retire_ack(m.src)
+            elif m.context:
                 self._handle_read_ack(m.src, m.context)
         elif isinstance(m, ReadIndexRequest):
             if pr is None:
@@ -712,7 +733,7 @@ class Raft:
         """The runtime restored ``snapshot`` (if any), then applied ``entries``."""
         if snapshot is not None:
             self.log.applied = max(self.log.applied, snapshot.metadata.index)
-            self._apply_conf(snapshot.metadata.conf_state)
+            self._apply_conf(snapshot.metadata.conf_state, snapshot.metadata.index)
         if not entries:
             return
         size = 0
@@ -732,13 +753,13 @@ class Raft:
             # Deterministic on every replica: the same bytes are ignored everywhere.
             log.warning("%d ignored an invalid conf change at %d: %s", self.id, e.index, exc)
             return
-        self._apply_conf(conf)
+        self._apply_conf(conf, e.index)
 
-    def _apply_conf(self, conf: ConfState) -> None:
+    def _apply_conf(self, conf: ConfState, index: int) -> None:
         was_member = self.tracker.conf.contains(self.id)
         self.tracker.set_conf(conf, self.log.last_index() + 1)
         if was_member and not conf.contains(self.id):
-            self._on_removed()
+            self._on_removed(index)
             return
         if self.role is not Role.LEADER:
             return
@@ -750,25 +771,40 @@ class Raft:
         self._maybe_commit()
         self.append_dirty = True
 
-    def _on_removed(self) -> None:
-        self.removed = True
+    def _on_removed(self, index: int) -> None:
         log.info("%d was removed from the configuration", self.id)
+        if self.role is Role.LEADER and self.tracker.voters:
+            # Keep leading the new configuration (thesis §4.2.2: a leader may manage a
+            # configuration it is not part of) until a quorum of it knows the removal committed;
+            # leaving at once could strand a two-voter cluster whose other voter never learns it.
+            self.retiring_at = index
+            self.retire_informed = set()
+            self.lead_transferee = None
+            self._bcast_retire()
+            return
+        self.removed = True
         if self.role is Role.LEADER:
-            # Hand over to the most up-to-date voter so the cluster need not wait for a timeout.
-            best = (
-                max(
-                    (pr.match, node)
-                    for node, pr in self.tracker.progress.items()
-                    if self.tracker.is_voter(node)
-                )
-                if self.tracker.voters
-                else None
-            )
-            # Tell everyone left what we committed (our removal included): with two voters
-            # the other one cannot elect itself until it knows the removal committed.
-            self._bcast_heartbeat(b"")
-            if best is not None and best[0] == self.log.last_index():
-                self._send(TimeoutNow(self.term, self.id, best[1], self._commit_for(best[1])))
-            elif best is not None:
-                self._send_append(best[1])
             self.become_follower(self.term, None)
+
+    def _bcast_retire(self) -> None:
+        for node in sorted(self.tracker.progress):
+            if node == self.id or not self.tracker.is_voter(node):
+                continue
+            if self.tracker.progress[node].match >= self.retiring_at:
+                # Its commit (capped at its match) covers our removal.
+                self._send(
+                    Heartbeat(self.term, self.id, node, self._commit_for(node), _RETIRE_CONTEXT)
+                )
+            else:
+                self._send_append(node)
+
+    def _retire_ack(self, node: int) -> None:
+        if not self.retiring_at or self.tracker.progress[node].match < self.retiring_at:
+            return
+        self.retire_informed.add(node)
+        if not self.tracker.has_quorum(self.retire_informed):
+            return
+        # Hand over to the most up-to-date informed voter; it campaigns at once.
+        _, best = max((self.tracker.progress[n].match, n) for n in self.retire_informed)
+        self._send(TimeoutNow(self.term, self.id, best, self._commit_for(best)))
+        self.become_follower(self.term, None)  # completes the removal (see _reset)

@@ -435,3 +435,32 @@ def test_remote_garbage_never_raises() -> None:
     ]:
         node.step(m)
     net.process(2)
+
+
+def test_a_leader_removing_itself_stays_until_the_others_know() -> None:
+    """Thesis §4.2.2: a leader may manage a configuration that excludes it. A leader that applied
+    its own removal keeps leading until a quorum of the new configuration acknowledged a commit
+    index covering the removal; otherwise, with two voters, the survivor could wait forever."""
+    net = Net(2)
+    net.elect(1)
+    leader, other = net.nodes[1], net.nodes[2]
+    leader.propose_conf_change(ConfChange(ConfChangeType.REMOVE_NODE, 1))
+    net.process(1)
+    for m in net.take(AppendEntries, dst=2):
+        other.step(m)
+    net.process(2)
+    for m in net.take(AppendEntriesResponse, dst=1):
+        leader.step(m)
+    net.process(1)  # commits and applies its removal
+    net.take()  # every message telling node 2 about the commit is lost
+    assert not leader.removed and leader.role is Role.LEADER
+    assert other.commit < leader.commit
+    for _ in range(3):  # the retiring leader keeps telling: heartbeats get through now
+        leader.tick()
+        net.deliver_all()
+    assert leader.removed and leader.role is Role.FOLLOWER
+    for _ in range(40):
+        other.tick()
+        net.process(2)
+        net.take(dst=1)  # node 1 is gone
+    assert other.role is Role.LEADER and other.conf_state.voters == (2,)
