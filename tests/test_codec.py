@@ -1,5 +1,7 @@
 """The wire codec round-trips every message and refuses anything malformed with CodecError."""
 
+import contextlib
+
 import cbor2
 import pytest
 from hypothesis import given
@@ -72,10 +74,8 @@ def test_a_mangled_message_is_refused_or_decodes_to_a_valid_message(m: object, d
 
 @given(st.binary(max_size=64))
 def test_random_bytes_never_raise_anything_but_codec_error(blob: bytes) -> None:
-    try:
+    with contextlib.suppress(_codec.CodecError):
         _codec.decode_message(_codec.loads(blob))
-    except _codec.CodecError:
-        pass
 
 
 @pytest.mark.parametrize(

@@ -99,6 +99,9 @@ class Raft:
         # quorum of it knows the removal committed (see _retire): the index of that removal.
         self.retiring_at = 0
         self.retire_informed: set[int] = set()
+        # A follower that applied its own removal lingers this many more ticks, answering votes
+        # and appends, before it reports ``removed`` (see _on_removed).
+        self.linger_ticks = 0
         self._reset_randomized_election_timeout()
 
         if hard_state.commit:
@@ -137,10 +140,11 @@ class Raft:
 
     def _reset(self, term: int) -> None:
         if self.retiring_at:
-            # Whatever deposed us leads without us: our removal is done.
+            # Deposed while retiring: the others may still need our vote and our acks (they
+            # may not know the removal committed), so linger as a removed follower would.
             self.retiring_at = 0
             self.retire_informed = set()
-            self.removed = True
+            self.linger_ticks = 3 * self.config.election_ticks
         if term != self.term:
             self.term = term
             self.vote = None
@@ -200,6 +204,11 @@ class Raft:
             self._tick_election()
 
     def _tick_election(self) -> None:
+        if self.linger_ticks:
+            self.linger_ticks -= 1
+            if not self.linger_ticks:
+                log.info("%d leaves the cluster", self.id)
+                self.removed = True
         self.election_elapsed += 1
         if self.promotable() and self.election_elapsed >= self.randomized_election_timeout:
             self.election_elapsed = 0
@@ -269,7 +278,7 @@ class Raft:
                 )
 
     def propose(self, data: bytes) -> EntryId | None:
-        if self.removed or self.retiring_at:
+        if self.removed or self.retiring_at or self.linger_ticks:
             raise ProposalDropped("this node was removed from the cluster")
         if self.role is Role.LEADER:
             entry = self._leader_append_proposal([Entry(0, 0, EntryType.NORMAL, data)])
@@ -307,7 +316,7 @@ class Raft:
         return stamped[-1]
 
     def propose_conf_change(self, change: ConfChange) -> EntryId:
-        if self.removed or self.retiring_at:
+        if self.removed or self.retiring_at or self.linger_ticks:
             raise ProposalDropped("this node was removed from the cluster")
         if self.role is not Role.LEADER:
             raise NotLeader(self.lead, "membership changes")
@@ -328,7 +337,7 @@ class Raft:
         return entry.id
 
     def read_index(self, context: bytes) -> None:
-        if self.removed or self.retiring_at:
+        if self.removed or self.retiring_at or self.linger_ticks:
             raise ProposalDropped("this node was removed from the cluster")
         if self.role is Role.LEADER:
             self._leader_read_index(self.id, context)
@@ -782,21 +791,23 @@ class Raft:
             self.lead_transferee = None
             self._bcast_retire()
             return
-        self.removed = True
-        if self.role is Role.LEADER:
+        # Not the leader: we may be the only node that knows the removal committed (a retiring
+        # leader that crashed and restarted, say). Linger as a non-voter, answering votes and
+        # appends, so the remaining voters can elect a leader (in the configuration they know)
+        # whose own commit then carries the removal; report ``removed`` only afterwards.
+        if self.role is not Role.FOLLOWER:
             self.become_follower(self.term, None)
+        self.linger_ticks = 3 * self.config.election_ticks
 
     def _bcast_retire(self) -> None:
         for node in sorted(self.tracker.progress):
             if node == self.id or not self.tracker.is_voter(node):
                 continue
-            if self.tracker.progress[node].match >= self.retiring_at:
-                # Its commit (capped at its match) covers our removal.
-                self._send(
-                    Heartbeat(self.term, self.id, node, self._commit_for(node), _RETIRE_CONTEXT)
-                )
-            else:
-                self._send_append(node)
+            # Every voter hears from us, so a lagging one's answer resumes its probe; only an
+            # answer to a heartbeat whose commit covers the removal counts as informed.
+            pr = self.tracker.progress[node]
+            ctx = _RETIRE_CONTEXT if pr.match >= self.retiring_at else b""
+            self._send(Heartbeat(self.term, self.id, node, self._commit_for(node), ctx))
 
     def _retire_ack(self, node: int) -> None:
         if not self.retiring_at or self.tracker.progress[node].match < self.retiring_at:
@@ -807,4 +818,6 @@ class Raft:
         # Hand over to the most up-to-date informed voter; it campaigns at once.
         _, best = max((self.tracker.progress[n].match, n) for n in self.retire_informed)
         self._send(TimeoutNow(self.term, self.id, best, self._commit_for(best)))
-        self.become_follower(self.term, None)  # completes the removal (see _reset)
+        self.become_follower(self.term, None)
+        self.linger_ticks = 0  # a quorum of the new configuration knows: nothing to wait for
+        self.removed = True

@@ -1,0 +1,58 @@
+"""raftkv.testing: the simulation test bed (public, like ``trio.testing``).
+
+* ``Cluster``: a pure, seedable simulator of N ``raftkv.core.RawNode`` servers and the network
+  between them (deliver any message, drop, duplicate, partition, crash, restart, ...), which
+  records a transcript in the scenario format.
+* ``InvariantChecker``: Raft's safety properties, checked after every simulator step.
+* ``run_scenario`` / ``replay``: data-driven scenario files (``cmd args`` / ``----`` / output).
+* ``check_linearizable`` / ``check_stale_reads``: client histories against a register model.
+* ``RandomSchedule``: random fault schedules over a ``Cluster``, for sweeps and Hypothesis.
+
+See ``docs/testing.md``.
+"""
+
+from ._cluster import ClientOp, Cluster, LivenessFailure, SimNode, StabilizeError
+from ._datadriven import Arg, DataDrivenError, TestCase, parse_file, parse_text, run_file
+from ._invariants import InvariantChecker, InvariantViolation
+from ._lincheck import (
+    LinearizabilityViolation,
+    Op,
+    OpKind,
+    StaleRead,
+    check_linearizable,
+    check_stale_reads,
+    find_linearization,
+)
+from ._scenario import ScenarioRunner, replay, run_scenario
+from ._schedule import SWEEP_CONFIGS, RandomSchedule, sweep_cluster
+from ._statemachine import KVStateMachine
+
+__all__ = [
+    "SWEEP_CONFIGS",
+    "Arg",
+    "ClientOp",
+    "Cluster",
+    "DataDrivenError",
+    "InvariantChecker",
+    "InvariantViolation",
+    "KVStateMachine",
+    "LinearizabilityViolation",
+    "LivenessFailure",
+    "Op",
+    "OpKind",
+    "RandomSchedule",
+    "ScenarioRunner",
+    "SimNode",
+    "StabilizeError",
+    "StaleRead",
+    "TestCase",
+    "check_linearizable",
+    "check_stale_reads",
+    "find_linearization",
+    "parse_file",
+    "parse_text",
+    "replay",
+    "run_file",
+    "run_scenario",
+    "sweep_cluster",
+]
