@@ -2,18 +2,19 @@
 state machine.
 
 One task, the raft loop, owns the ``RawNode``, the state machine and the log store; everything
-else talks to it through one bounded memory channel (the inbox). Each loop iteration takes
-everything waiting in the inbox (so many proposals and reads share one batch), ticks when the
-tick is due, and then handles every ``Ready`` in the contract's order::
+else talks to it through one bounded memory channel (the inbox), and peers' messages come
+straight from the transport's events channel. Each loop iteration takes everything waiting in
+both (so many proposals and reads share one batch), ticks when the tick is due, and then handles
+every ``Ready`` in the contract's order::
 
     await storage.save(...)      # durable first: one fsync for the whole batch
     transport.send(messages)     # only then promise anything to peers
     apply committed entries      # wake the proposers waiting on this node
     raw.advance(ready)
 
-A second task forwards transport events into the inbox. Both live in the node's nursery; an
-error in either (a failed fsync, a broken state machine) cancels the other and surfaces from
-``open_node``; every waiter is then woken with ``NodeClosed``.
+The loop lives in the node's nursery; an error in it (a failed fsync, a broken state machine)
+surfaces from ``open_node``, and every waiter is woken (``NodeClosed``, or ``OutcomeUnknown``
+for a write that was already handed to Raft).
 """
 
 from __future__ import annotations
@@ -103,6 +104,11 @@ class Node:
         self._publish_due = 0  # tick count at which to (re)publish our client URL
         self._ticks = 0
         self._inbox_send, self._inbox_recv = trio.open_memory_channel[InboxItem](config.inbox_size)
+        # The raft loop reads peers' messages straight from the transport, and local requests
+        # from the inbox; a local request wakes the loop by cancelling its wait (_submit).
+        self._events = transport.events
+        self._events_open = True
+        self._waiting: trio.CancelScope | None = None
         self._seq = itertools.count(1)
         self._read_ctx = itertools.count(1)
         # Waiters, owned by the raft loop (Trio is single-threaded: callers may pop their own).
@@ -193,7 +199,7 @@ class Node:
         waiter = Waiter()
         try:
             with trio.fail_after(timeout or self.config.request_timeout):
-                await self._inbox_send.send(ReadRequest(waiter))
+                await self._submit(ReadRequest(waiter))
                 index: int = await waiter.wait()
                 return index
         except trio.TooSlowError:
@@ -232,7 +238,7 @@ class Node:
         waiter = Waiter()
         try:
             with trio.fail_after(timeout or self.config.request_timeout):
-                await self._inbox_send.send(TransferRequest(to, waiter))
+                await self._submit(TransferRequest(to, waiter))
                 await waiter.wait()
         except trio.TooSlowError:
             raise ProposalDropped(f"leadership did not move to {to} in time") from None
@@ -242,7 +248,7 @@ class Node:
     async def _enqueue(self, item: InboxItem, deadline: float) -> None:
         """Hand a request to the raft loop; a full inbox past the deadline is a certain refusal."""
         with trio.move_on_at(deadline):
-            await self._inbox_send.send(item)
+            await self._submit(item)
             return
         raise ProposalDropped("the node is overloaded: its request queue is full")
 
@@ -255,7 +261,7 @@ class Node:
         waiter = Waiter()
         try:
             with trio.fail_after(timeout or self.config.request_timeout):
-                await self._inbox_send.send(ConfChangeRequest(change, waiter))
+                await self._submit(ConfChangeRequest(change, waiter))
                 members: dict[int, str] = await _unknown_if_closed(waiter)
                 return members
         except trio.TooSlowError:
@@ -327,20 +333,57 @@ class Node:
 
     # -- internals: the Ready loop ---------------------------------------------------------------
 
+    async def _submit(self, item: InboxItem) -> None:
+        """Queue a local request for the raft loop and wake it if it is waiting."""
+        await self._inbox_send.send(item)
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+    def _drain(self) -> bool:
+        """Handle everything already waiting (local requests, then peers' messages)."""
+        handled = False
+        for _ in range(_MAX_BATCH):
+            try:
+                item = self._inbox_recv.receive_nowait()
+            except trio.WouldBlock:
+                break
+            self._handle(item)
+            handled = True
+        for _ in range(_MAX_BATCH if self._events_open else 0):
+            try:
+                event = self._events.receive_nowait()
+            except trio.WouldBlock:
+                break
+            except trio.EndOfChannel:
+                self._events_open = False
+                break
+            self._handle(event)
+            handled = True
+        return handled
+
+    async def _wait_for_work(self, deadline: float) -> None:
+        """Wait until a peer's message or a local request arrives, or the deadline passes."""
+        with trio.CancelScope(deadline=deadline) as scope:
+            self._waiting = scope
+            try:
+                if self._events_open:
+                    try:
+                        self._handle(await self._events.receive())
+                    except trio.EndOfChannel:
+                        self._events_open = False
+                else:
+                    self._handle(await self._inbox_recv.receive())
+            finally:
+                self._waiting = None
+
     async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         interval = self.config.tick_interval
         next_tick = trio.current_time() + interval
         task_status.started()
         while not self._removed_event.is_set():
-            with trio.move_on_at(next_tick):
-                item = await self._inbox_recv.receive()
-                self._handle(item)
-                for _ in range(_MAX_BATCH):
-                    try:
-                        item = self._inbox_recv.receive_nowait()
-                    except trio.WouldBlock:
-                        break
-                    self._handle(item)
+            if not self._drain():
+                await self._wait_for_work(next_tick)
+                self._drain()
             now = trio.current_time()
             if now >= next_tick:
                 self._raw.tick()
@@ -633,10 +676,6 @@ class Node:
                 waiter.fail(error)
         self._status_changed.set()
 
-    async def _pump_transport(self) -> None:
-        async for event in self._transport.events:
-            await self._inbox_send.send(event)
-
 
 async def _unknown_if_closed(waiter: Waiter) -> Any:
     """A proposal's answer; the node stopping after it was handed over leaves its fate open."""
@@ -709,7 +748,6 @@ async def open_node(
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(node._run)
-            nursery.start_soon(node._pump_transport)
             try:
                 yield node
             finally:
