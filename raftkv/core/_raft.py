@@ -102,6 +102,8 @@ class Raft:
         # A follower that applied its own removal lingers this many more ticks, answering votes
         # and appends, before it reports ``removed`` (see _on_removed).
         self.linger_ticks = 0
+        # The index at which our own removal was applied (0 while we are a member).
+        self.removed_at = 0
         self._reset_randomized_election_timeout()
 
         if hard_state.commit:
@@ -130,8 +132,11 @@ class Raft:
         self.randomized_election_timeout = e + self.rng.randrange(e)
 
     def promotable(self) -> bool:
-        """May this node campaign? Only a voter, never a removed node."""
-        return not self.removed and self.tracker.is_voter(self.id)
+        """May this node campaign? A voter; or a node lingering after its own removal, which
+        may lead only to retire (see _on_removed); never a node that reported ``removed``."""
+        if self.removed:
+            return False
+        return self.tracker.is_voter(self.id) or bool(self.linger_ticks and self.tracker.voters)
 
     def committed_entry_in_current_term(self) -> bool:
         return self.log.term(self.log.committed) == self.term
@@ -184,10 +189,19 @@ class Raft:
 
     def _become_leader(self) -> None:
         assert self.role is not Role.FOLLOWER, "a follower must campaign first"
+        lingering = self.linger_ticks > 0
         self._reset(self.term)
         self.role = Role.LEADER
         self.lead = self.id
-        self.tracker.progress[self.id].become_replicate()
+        own = self.tracker.progress.get(self.id)
+        if own is not None:
+            own.become_replicate()
+        if lingering:
+            # Elected by the configuration that removed us: only to bring its voters up to
+            # date (our log may hold what they miss) and retire (thesis §4.2.2).
+            self.linger_ticks = 0
+            self.retiring_at = self.removed_at
+            self.retire_informed = set()
         # Conservatively treat everything up to our last entry as possibly holding a conf change:
         # no change is accepted before the no-op below is applied (§4.1 + the 2015 fix).
         self.pending_conf_index = self.log.last_index()
@@ -310,7 +324,9 @@ class Raft:
         self.log.append(stamped)
         # Our own match counts once the Ready that persists these is handled: we only send after
         # persisting, so no follower can ack an entry we have not made durable (Ready contract).
-        self.tracker.progress[self.id].maybe_update(stamped[-1].index)
+        own = self.tracker.progress.get(self.id)
+        if own is not None:  # a retiring leader is not a member and does not count itself
+            own.maybe_update(stamped[-1].index)
         self.append_dirty = True
         self._maybe_commit()
         return stamped[-1]
@@ -782,6 +798,7 @@ class Raft:
 
     def _on_removed(self, index: int) -> None:
         log.info("%d was removed from the configuration", self.id)
+        self.removed_at = index
         if self.role is Role.LEADER and self.tracker.voters:
             # Keep leading the new configuration (thesis §4.2.2: a leader may manage a
             # configuration it is not part of) until a quorum of it knows the removal committed;
@@ -792,9 +809,10 @@ class Raft:
             self._bcast_retire()
             return
         # Not the leader: we may be the only node that knows the removal committed (a retiring
-        # leader that crashed and restarted, say). Linger as a non-voter, answering votes and
-        # appends, so the remaining voters can elect a leader (in the configuration they know)
-        # whose own commit then carries the removal; report ``removed`` only afterwards.
+        # leader that crashed and restarted, say), or hold entries the remaining voters lack,
+        # so that none of them can win our vote. Linger as a non-voter, answering votes and
+        # appends; if no leader emerges we may campaign in the new configuration and lead it
+        # only to retire (_become_leader). Report ``removed`` once the lingering is over.
         if self.role is not Role.FOLLOWER:
             self.become_follower(self.term, None)
         self.linger_ticks = 3 * self.config.election_ticks
