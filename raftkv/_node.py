@@ -311,7 +311,7 @@ class Node:
             raw.report_snapshot(item.peer, item.ok)
         elif isinstance(item, Removed):
             log.info("node %d: peer %d says this node was removed", self.id, item.by)
-            self._removed_event.set()
+            raw.report_removed(item.by)
 
     def _send_reads(self) -> None:
         """One ReadIndex request for every read that arrived in this iteration."""

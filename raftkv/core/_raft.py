@@ -99,9 +99,9 @@ class Raft:
         # quorum of it knows the removal committed (see _retire): the index of that removal.
         self.retiring_at = 0
         self.retire_informed: set[int] = set()
-        # A follower that applied its own removal lingers this many more ticks, answering votes
-        # and appends, before it reports ``removed`` (see _on_removed).
-        self.linger_ticks = 0
+        # A node that applied its own removal lingers, answering votes and appends, until a peer
+        # that applied the removal too refuses it (report_removed; see _on_removed).
+        self.lingering = False
         # The index at which our own removal was applied (0 while we are a member).
         self.removed_at = 0
         self._reset_randomized_election_timeout()
@@ -136,7 +136,7 @@ class Raft:
         may lead only to retire (see _on_removed); never a node that reported ``removed``."""
         if self.removed:
             return False
-        return self.tracker.is_voter(self.id) or bool(self.linger_ticks and self.tracker.voters)
+        return self.tracker.is_voter(self.id) or (self.lingering and bool(self.tracker.voters))
 
     def committed_entry_in_current_term(self) -> bool:
         return self.log.term(self.log.committed) == self.term
@@ -149,7 +149,7 @@ class Raft:
             # may not know the removal committed), so linger as a removed follower would.
             self.retiring_at = 0
             self.retire_informed = set()
-            self.linger_ticks = 3 * self.config.election_ticks
+            self.lingering = True
         if term != self.term:
             self.term = term
             self.vote = None
@@ -189,7 +189,7 @@ class Raft:
 
     def _become_leader(self) -> None:
         assert self.role is not Role.FOLLOWER, "a follower must campaign first"
-        lingering = self.linger_ticks > 0
+        lingering = self.lingering
         self._reset(self.term)
         self.role = Role.LEADER
         self.lead = self.id
@@ -199,7 +199,7 @@ class Raft:
         if lingering:
             # Elected by the configuration that removed us: only to bring its voters up to
             # date (our log may hold what they miss) and retire (thesis §4.2.2).
-            self.linger_ticks = 0
+            self.lingering = False
             self.retiring_at = self.removed_at
             self.retire_informed = set()
         # Conservatively treat everything up to our last entry as possibly holding a conf change:
@@ -218,11 +218,6 @@ class Raft:
             self._tick_election()
 
     def _tick_election(self) -> None:
-        if self.linger_ticks:
-            self.linger_ticks -= 1
-            if not self.linger_ticks:
-                log.info("%d leaves the cluster", self.id)
-                self.removed = True
         self.election_elapsed += 1
         if self.promotable() and self.election_elapsed >= self.randomized_election_timeout:
             self.election_elapsed = 0
@@ -292,7 +287,7 @@ class Raft:
                 )
 
     def propose(self, data: bytes) -> EntryId | None:
-        if self.removed or self.retiring_at or self.linger_ticks:
+        if self.removed or self.retiring_at or self.lingering:
             raise ProposalDropped("this node was removed from the cluster")
         if self.role is Role.LEADER:
             entry = self._leader_append_proposal([Entry(0, 0, EntryType.NORMAL, data)])
@@ -332,7 +327,7 @@ class Raft:
         return stamped[-1]
 
     def propose_conf_change(self, change: ConfChange) -> EntryId:
-        if self.removed or self.retiring_at or self.linger_ticks:
+        if self.removed or self.retiring_at or self.lingering:
             raise ProposalDropped("this node was removed from the cluster")
         if self.role is not Role.LEADER:
             raise NotLeader(self.lead, "membership changes")
@@ -353,7 +348,7 @@ class Raft:
         return entry.id
 
     def read_index(self, context: bytes) -> None:
-        if self.removed or self.retiring_at or self.linger_ticks:
+        if self.removed or self.retiring_at or self.lingering:
             raise ProposalDropped("this node was removed from the cluster")
         if self.role is Role.LEADER:
             self._leader_read_index(self.id, context)
@@ -412,6 +407,16 @@ class Raft:
         pr = self.tracker.progress.get(peer)
         if pr is not None and pr.state is ProgressState.REPLICATE:
             pr.become_probe()
+
+    def report_removed(self, by: int) -> None:
+        """Peer ``by`` refused us as a removed member: it applied our removal, so the removal
+        committed and the remaining members can go on without us."""
+        log.info("%d: peer %d confirms our removal", self.id, by)
+        if self.role is not Role.FOLLOWER:
+            self.retiring_at = 0  # _reset must not start lingering again
+            self.become_follower(self.term, None)
+        self.lingering = False
+        self.removed = True
 
     def report_snapshot(self, peer: int, ok: bool) -> None:
         if self.role is not Role.LEADER:
@@ -812,10 +817,11 @@ class Raft:
         # leader that crashed and restarted, say), or hold entries the remaining voters lack,
         # so that none of them can win our vote. Linger as a non-voter, answering votes and
         # appends; if no leader emerges we may campaign in the new configuration and lead it
-        # only to retire (_become_leader). Report ``removed`` once the lingering is over.
+        # only to retire (_become_leader). A peer that applied the removal knows it committed
+        # and refuses us: report_removed() then ends the lingering.
         if self.role is not Role.FOLLOWER:
             self.become_follower(self.term, None)
-        self.linger_ticks = 3 * self.config.election_ticks
+        self.lingering = True
 
     def _bcast_retire(self) -> None:
         for node in sorted(self.tracker.progress):
@@ -837,5 +843,5 @@ class Raft:
         _, best = max((self.tracker.progress[n].match, n) for n in self.retire_informed)
         self._send(TimeoutNow(self.term, self.id, best, self._commit_for(best)))
         self.become_follower(self.term, None)
-        self.linger_ticks = 0  # a quorum of the new configuration knows: nothing to wait for
+        self.lingering = False  # a quorum of the new configuration knows: nothing to wait for
         self.removed = True

@@ -163,6 +163,12 @@ class RawNode:
         return self._raft.removed
 
     @property
+    def removed_at(self) -> int:
+        """The index at which this node applied its own removal; 0 while it is a member. A
+        node with ``removed_at`` but not yet ``removed`` lingers until a peer confirms."""
+        return self._raft.removed_at
+
+    @property
     def applied(self) -> int:
         return self._raft.log.applied
 
@@ -245,6 +251,12 @@ class RawNode:
         """A message to ``peer`` was lost; stop streaming to it and probe instead."""
         self._check_input()
         self._raft.report_unreachable(peer)
+
+    def report_removed(self, by: int) -> None:
+        """Peer ``by`` refused this node as a removed member (it applied the removal): stop
+        lingering; ``removed`` becomes true."""
+        self._check_input()
+        self._raft.report_removed(by)
 
     def report_snapshot(self, peer: int, ok: bool) -> None:
         """The snapshot sent to ``peer`` was delivered (ok) or failed."""

@@ -516,6 +516,21 @@ class Cluster:
                     out.append(f"  {describe(m)} (dropped: link cut)")
                 self._lost(m)
                 continue
+            sender = self.nodes.get(m.src)
+            leaving = sender.raw if sender is not None else None
+            if (
+                leaving is not None
+                and leaving.removed_at
+                and node.raw.applied >= leaving.removed_at
+                and m.src not in node.raw.conf_state.members
+            ):
+                # As a transport does: a peer that applied the sender's removal refuses it and
+                # says so, which ends the removed node's lingering.
+                if out is not None:
+                    out.append(f"  {describe(m)} (refused: {m.src} was removed)")
+                self._lost(m)
+                leaving.report_removed(dst)
+                continue
             if out is not None:
                 out.append(f"  {describe(m)}")
             node.raw.step(m)
