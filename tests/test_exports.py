@@ -4,7 +4,14 @@ import importlib
 
 import pytest
 
-PUBLIC_MODULES = ["raftkv", "raftkv.core", "raftkv.storage", "raftkv.transport", "raftkv.client"]
+PUBLIC_MODULES = [
+    "raftkv",
+    "raftkv.core",
+    "raftkv.storage",
+    "raftkv.transport",
+    "raftkv.client",
+    "raftkv.testing",
+]
 
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)
