@@ -6,7 +6,6 @@ everything else lives under ``/v1/`` and ``/-/`` so that any other path can be a
 
 from __future__ import annotations
 
-import base64
 import logging
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -18,7 +17,8 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 import raftkv
-from raftkv._kv import CompareFailed, KeyValue, check_value_size
+from raftkv._kv import CompareFailed, check_value_size
+from raftkv.client._wire import key_value_to_json
 
 from ._fastpath import ASGIApp, FastPath, is_key_path, raw_key
 from ._http import HTTPError, error_for_exception, json_body
@@ -38,23 +38,6 @@ _MEMBER_METHODS = "GET, HEAD, PUT, POST, DELETE"
 
 def _json(value: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(json_body(value), status, headers, content_type="application/json")
-
-
-def _text_or_b64(name: str, data: bytes) -> dict[str, str]:
-    try:
-        return {name: data.decode("utf-8")}
-    except UnicodeDecodeError:
-        return {f"{name}_b64": base64.b64encode(data).decode()}
-
-
-def _kv_json(kv: KeyValue) -> dict[str, Any]:
-    return {
-        **_text_or_b64("key", kv.key),
-        **_text_or_b64("value", kv.value),
-        "create_revision": kv.create_revision,
-        "mod_revision": kv.mod_revision,
-        "version": kv.version,
-    }
 
 
 def _parse_member_id(text: str) -> int:
@@ -168,7 +151,7 @@ def create_app(service: KVService, *, forward_client: httpx.AsyncClient | None =
         headers = {k: v for k, v in reply.headers.items() if k.lower() in ("content-type", "allow")}
         return Response(reply.content, reply.status_code, headers)
 
-    def members_json(members: dict[int, str] | None = None) -> dict[str, Any]:
+    def members_json() -> dict[str, Any]:
         status = node.status()
         out = []
         for m in status.members:
@@ -310,7 +293,7 @@ def create_app(service: KVService, *, forward_client: httpx.AsyncClient | None =
         )
         return _json(
             {
-                "kvs": [_kv_json(kv) for kv in result.kvs],
+                "kvs": [key_value_to_json(kv) for kv in result.kvs],
                 "more": result.more,
                 "revision": result.revision,
             }

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import trio
 
 import raftkv
+from e2e._procs import free_ports
 from raftkv.storage import MemoryStorage
 from raftkv.transport import open_tcp_transport
 
@@ -17,20 +17,10 @@ from .harness import RecordingMachine
 FAST = {"tick_interval": 0.01, "election_ticks": 20}
 
 
-def _ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 class TcpCluster:
     def __init__(self, nursery: trio.Nursery, n: int, **config: object) -> None:
         self.nursery = nursery
-        ports = _ports(n + 1)
+        ports = free_ports(n + 1)
         self.urls = {i: f"http://127.0.0.1:{ports[i - 1]}" for i in range(1, n + 2)}
         self.founders = {i: self.urls[i] for i in range(1, n + 1)}
         self.config = {**FAST, **config}
