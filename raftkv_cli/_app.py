@@ -22,7 +22,7 @@ from raftkv.client._wire import key_value_to_json
 
 from ._fastpath import ASGIApp, FastPath, is_key_path, raw_key
 from ._http import HTTPError, error_for_exception, json_body
-from ._metrics import render_metrics
+from ._metrics import PeerStats, render_metrics
 from ._service import KVService
 from ._settings import SettingsError, parse_peer_url
 
@@ -72,7 +72,12 @@ def _raw_query_arg(name: str) -> bytes | None:
     return None
 
 
-def create_app(service: KVService, *, forward_client: httpx.AsyncClient | None = None) -> ASGIApp:
+def create_app(
+    service: KVService,
+    *,
+    forward_client: httpx.AsyncClient | None = None,
+    peer_stats: PeerStats | None = None,
+) -> ASGIApp:
     """The daemon's ASGI app: the fast path in front of the Quart routes."""
     node = service.node
     app = QuartTrio("raftkv")
@@ -383,7 +388,7 @@ def create_app(service: KVService, *, forward_client: httpx.AsyncClient | None =
 
     @app.route("/-/metrics", methods=["GET"])
     async def metrics() -> Response:
-        body, content_type = render_metrics(node)
+        body, content_type = render_metrics(node, peer_stats)
         return Response(body, 200, content_type=content_type)
 
     return FastPath(service, app)  # type: ignore[arg-type]  # Quart types its ASGI args

@@ -19,15 +19,10 @@ from prometheus_client.core import (
 import raftkv
 from raftkv._stats import LatencyHistogram
 
-__all__ = ["render_metrics", "set_peer_stats_source"]
+__all__ = ["PeerStats", "render_metrics"]
 
-_peer_stats: Callable[[], Mapping[str, int]] | None = None
-
-
-def set_peer_stats_source(source: Callable[[], Mapping[str, int]] | None) -> None:
-    """Where peer-transport counters come from (name -> count)."""
-    global _peer_stats  # noqa: PLW0603 - one daemon per process
-    _peer_stats = source
+# Where peer-transport counters come from (event name -> count).
+PeerStats = Callable[[], Mapping[str, int]]
 
 
 def _histogram(name: str, doc: str, h: LatencyHistogram) -> HistogramMetricFamily:
@@ -38,8 +33,9 @@ def _histogram(name: str, doc: str, h: LatencyHistogram) -> HistogramMetricFamil
 
 
 class _NodeCollector:
-    def __init__(self, node: raftkv.Node) -> None:
+    def __init__(self, node: raftkv.Node, peer_stats: PeerStats | None) -> None:
         self.node = node
+        self.peer_stats = peer_stats
 
     def collect(self) -> Iterator[Metric]:
         stats = self.node.statistics
@@ -73,16 +69,16 @@ class _NodeCollector:
         yield _histogram(
             "raftkv_apply_seconds", "Time to apply one batch of entries.", stats.apply_latency
         )
-        if _peer_stats is not None:
+        if self.peer_stats is not None:
             family = CounterMetricFamily(
                 "raftkv_peer_events", "Peer transport events.", labels=["event"]
             )
-            for event, count in sorted(_peer_stats().items()):
+            for event, count in sorted(self.peer_stats().items()):
                 family.add_metric([event], count)
             yield family
 
 
-def render_metrics(node: raftkv.Node) -> tuple[bytes, str]:
+def render_metrics(node: raftkv.Node, peer_stats: PeerStats | None = None) -> tuple[bytes, str]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_NodeCollector(node))
+    registry.register(_NodeCollector(node, peer_stats))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -28,7 +28,6 @@ from raftkv.transport import TcpOptions, TcpTransport, open_tcp_transport
 
 from ._app import create_app
 from ._datadir import check_data_dir, init_data_dir
-from ._metrics import set_peer_stats_source
 from ._service import KVService, Limits
 from ._settings import Settings
 
@@ -89,7 +88,6 @@ async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeO
         transport = await stack.enter_async_context(
             _open_peer_transport(settings, state.cluster_id)
         )
-        set_peer_stats_source(lambda: _peer_counters(transport))
         kv = KVStateMachine()
         node = await stack.enter_async_context(
             raftkv.open_node(
@@ -107,7 +105,11 @@ async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeO
         limits = Limits(
             max_key_bytes=settings.max_key_bytes, max_value_bytes=settings.max_value_bytes
         )
-        app = create_app(KVService(node, kv, limits), forward_client=forward_client)
+        app = create_app(
+            KVService(node, kv, limits),
+            forward_client=forward_client,
+            peer_stats=lambda: _peer_counters(transport),
+        )
         config = _hypercorn_config(settings)
         log.info(
             "node %d serving clients on %s, peers on %s",
