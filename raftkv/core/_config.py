@@ -46,6 +46,11 @@ class Config:
     # A follower forwards proposals to its leader (so clients may write to any member); when
     # false it refuses them with NotLeader.
     forward_proposals: bool = True
+    # A leader announces a new commit index at once, in empty appends, so followers apply
+    # promptly. When false the index travels with the next append or heartbeat instead (half
+    # the messages per write when writes come one at a time), except when followers wait for
+    # what committed: proposals they forwarded, membership changes, a new leader's first entry.
+    broadcast_commit: bool = True
 
     def __post_init__(self) -> None:
         if type(self.id) is not int or self.id < 1:

@@ -87,6 +87,8 @@ class Raft:
         self.votes: dict[int, bool] = {}
         self.lead_transferee: int | None = None
         self.pending_conf_index = 0
+        # The last entry a leader appended for a follower's forwarded proposal (this term).
+        self.forwarded_index = 0
         self.uncommitted_size = 0
         self.read_only = ReadOnly()
         # ReadIndex requests a new leader holds until it has committed an entry of its term.
@@ -161,6 +163,7 @@ class Raft:
         self.votes = {}
         self.tracker.reset(self.id, self.log.last_index())
         self.pending_conf_index = 0
+        self.forwarded_index = 0
         self.uncommitted_size = 0
         self.read_only = ReadOnly()
         self.pending_reads = []
@@ -506,7 +509,7 @@ class Raft:
             if not entries:
                 return
             try:
-                self._leader_append_proposal(entries)
+                self.forwarded_index = self._leader_append_proposal(entries).index
             except ProposalDropped as exc:
                 log.debug("%d dropped proposals forwarded by %d: %s", self.id, m.src, exc)
         elif self.role is Role.FOLLOWER and self.lead is not None and self.lead != m.src:
@@ -571,7 +574,8 @@ class Raft:
             pr.become_replicate()
         elif pr.state is ProgressState.REPLICATE:
             pr.inflights.free_le(m.index)
-        if self._maybe_commit():
+        committed = self.log.committed
+        if self._maybe_commit() and self._announce_commit(committed):
             self.append_dirty = True  # tell everyone the new commit index
         elif old_paused:
             self._send_append(m.src)
@@ -722,6 +726,14 @@ class Raft:
         for node in sorted(self.tracker.progress):
             if node != self.id:
                 self._maybe_send_append(node, send_if_empty=True)
+
+    def _announce_commit(self, previous: int) -> bool:
+        """Whether the commit index that just moved past ``previous`` goes out at once."""
+        if self.config.broadcast_commit:
+            return True
+        # Someone waits on the followers for these entries (a forwarded proposal's client, every
+        # member for a membership change or a new leader's no-op): tell them now.
+        return self.forwarded_index > previous or self.pending_conf_index > previous
 
     def _commit_for(self, node: int) -> int:
         """Our commit index, capped at what ``node`` is known to hold (it must not commit

@@ -20,10 +20,12 @@ __all__ = ["SWEEP_CONFIGS", "RandomSchedule", "sweep_cluster"]
 # Configurations the seeded sweeps rotate through. Short election timeouts make elections (and
 # so interesting interleavings) frequent; small messages (one or two entries per append) make
 # acknowledgements land between entries; the others vary PreVote, CheckQuorum (without it a
-# deposed leader keeps believing it leads) and the ReadIndex mode.
+# deposed leader keeps believing it leads), the ReadIndex mode and how commits are announced.
 SWEEP_CONFIGS: list[dict[str, Any]] = [
     {"election_ticks": 6},
     {"election_ticks": 6, "max_size_per_msg": 8, "max_inflight_msgs": 4},
+    {"election_ticks": 6, "broadcast_commit": False},
+    {"election_ticks": 6, "max_size_per_msg": 8, "max_inflight_msgs": 4, "broadcast_commit": False},
     {"election_ticks": 6, "pre_vote": False},
     {"election_ticks": 6, "check_quorum": False},
     {"election_ticks": 6, "read_only": ReadOnlyOption.LEASE_BASED, "max_size_per_msg": 16},

@@ -261,6 +261,70 @@ def test_heartbeats_carry_commit_capped_at_the_followers_match() -> None:
     assert beats and all(b.commit <= net.nodes[1].commit for b in beats)
 
 
+def _commit_and_count_empty_appends(net: Net, propose: int) -> int:
+    """Commit one proposal made on ``propose`` by delivering everything; count the empty
+    appends the leader sent meanwhile (the commit-only announcements)."""
+    net.nodes[propose].propose(b"x")
+    empty = 0
+    for _ in range(20):
+        net.process()
+        if not net.inflight:
+            break
+        msgs, net.inflight = net.inflight, []
+        empty += sum(1 for m in msgs if isinstance(m, AppendEntries) and not m.entries)
+        for m in msgs:
+            net.nodes[m.dst].step(m)
+    return empty
+
+
+def test_a_new_commit_index_is_announced_at_once_by_default() -> None:
+    """§5.3: followers learn the commit index from the leader's next AppendEntries; with
+    ``broadcast_commit`` (the default) the leader sends one right away, empty if need be."""
+    net = Net(3)
+    net.elect(1)
+    assert _commit_and_count_empty_appends(net, 1) == 2
+    assert net.nodes[2].commit == net.nodes[3].commit == net.nodes[1].commit
+
+
+def test_without_broadcast_commit_the_index_travels_with_the_next_heartbeat() -> None:
+    """``broadcast_commit=False``: no empty append per commit; followers learn the index from
+    the next append or heartbeat, capped at what they hold."""
+    net = Net(3, broadcast_commit=False)
+    net.elect(1)
+    assert _commit_and_count_empty_appends(net, 1) == 0
+    leader_commit = net.nodes[1].commit
+    assert net.nodes[2].commit < leader_commit and net.nodes[3].commit < leader_commit
+    net.nodes[1].tick()
+    net.deliver_all()
+    assert net.nodes[2].commit == net.nodes[3].commit == leader_commit
+    # The next proposal's append carries the previous commit too.
+    net.nodes[1].propose(b"y")
+    net.process(1)
+    appends = net.take(AppendEntries)
+    assert {m.dst for m in appends} == {2, 3}
+    assert all(m.entries and m.commit == leader_commit for m in appends)
+
+
+def test_without_broadcast_commit_a_forwarded_proposal_is_announced_at_once() -> None:
+    """The follower that forwarded a proposal waits to apply it (its client waits): the leader
+    announces that commit at once even with ``broadcast_commit=False``."""
+    net = Net(3, broadcast_commit=False)
+    net.elect(1)
+    assert _commit_and_count_empty_appends(net, 2) == 2
+    assert net.nodes[2].commit == net.nodes[1].commit
+    assert any(e.data == b"x" for e in net.applied[2])
+
+
+def test_without_broadcast_commit_a_membership_change_is_announced_at_once() -> None:
+    """Every member applies a membership change: its commit goes out at once."""
+    net = Net(3, broadcast_commit=False)
+    net.elect(1)
+    net.nodes[1].propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, 4, b""))
+    net.deliver_all()
+    assert net.nodes[2].commit == net.nodes[3].commit == net.nodes[1].commit
+    assert 4 in net.nodes[2].status().conf_state.learners
+
+
 def test_pre_vote_does_not_raise_terms() -> None:
     """Thesis §9.6: a pre-candidate polls without incrementing its term; a node partitioned
     away cannot disrupt the cluster when it returns."""

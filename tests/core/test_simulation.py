@@ -88,9 +88,11 @@ class RaftSimulation(RuleBasedStateMachine):
             _dump(self.c, f"hypothesis-{type(self).__name__}")
             raise
 
-    @initialize(seed=st.integers(0, 2**32 - 1))
-    def setup(self, seed: int) -> None:
-        self.cluster = Cluster(self.N, seed=seed, record=False, **CONFIG)
+    @initialize(seed=st.integers(0, 2**32 - 1), broadcast_commit=st.booleans())
+    def setup(self, seed: int, broadcast_commit: bool) -> None:
+        self.cluster = Cluster(
+            self.N, seed=seed, record=False, broadcast_commit=broadcast_commit, **CONFIG
+        )
         self.schedule = RandomSchedule(self.cluster, random.Random(seed))
 
     # One rule draws the operation from a weighted list (Hypothesis picks rules uniformly, and
