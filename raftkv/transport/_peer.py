@@ -2,18 +2,22 @@
 
 A link's task waits for work, dials (TCP from our own host, then TLS, then the handshake) and
 writes what is queued, many messages per write plus at most one snapshot chunk, so a long snapshot
-never holds heartbeats back. A second task watches the connection for the peer closing it or
-saying we were removed. When a connection fails, what it carried is lost and reported
-(``Unreachable``, ``SnapshotStatus(ok=False)``); the link then backs off (capped exponential with
-jitter), and while it backs off new messages are dropped at once instead of queuing for a dead
-peer. The connection stays open between bursts.
+never holds heartbeats back. While a plain TCP connection is idle, ``push`` writes a message
+itself, without a task switch (the socket is non-blocking; what it does not take at once is left
+to the task): a lone write's round trip is mostly such hops. A second task watches the
+connection for the peer closing it or saying we were removed. When a connection fails, what it
+carried is lost and reported (``Unreachable``, ``SnapshotStatus(ok=False)``); the link then backs
+off (capped exponential with jitter), and while it backs off new messages are dropped at once
+instead of queuing for a dead peer. The connection stays open between bursts.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import os
 import random
+import socket
 import ssl
 from collections import deque
 from collections.abc import Callable
@@ -72,6 +76,10 @@ class PeerLink:
         self._snapshots: deque[InstallSnapshot] = deque()
         self._snapshot: SnapshotWriter | None = None  # the one being written
         self._writing = 0  # messages in the write under way, lost if it fails
+        # While a plain TCP connection is up: a second handle on its socket for push() to write
+        # to directly, and the tail of a message it wrote only in part (the task sends it).
+        self._direct: socket.socket | None = None
+        self._tail = b""
         self._state = _State.IDLE
         self._wake = trio.Event()
         # Created here, not in run(), so that close() works before the task first runs.
@@ -94,9 +102,31 @@ class PeerLink:
                 self._wake.set()
         elif len(self._queue) >= self._ctx.options.queue_size:
             self._drop(m)
-        else:
+        elif not self._write_now(m):
             self._queue.append(m)
             self._wake.set()
+
+    def _write_now(self, m: Message) -> bool:
+        """Write ``m`` straight to an idle connection; False if it must queue instead."""
+        sock = self._direct
+        if sock is None or self._queue or self._writing or self._tail or self._snapshot:
+            return False
+        frame = encode_message_record(m)
+        if len(frame) - HEADER_SIZE > self._ctx.options.max_frame_size:
+            return False  # the task drops it, with the warning
+        try:
+            sent = sock.send(frame)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            return False  # the task's own write meets the error and fails the link
+        counters = self._ctx.counters
+        counters.writes += 1
+        counters.messages_sent += 1
+        if sent < len(frame):
+            self._tail = frame[sent:]
+            self._wake.set()
+        return True
 
     def close(self) -> None:
         self._scope.cancel()
@@ -145,7 +175,7 @@ class PeerLink:
         return delay * self._ctx.rng.uniform(0.5, 1.0)
 
     async def _wait_for_work(self) -> None:
-        while not (self._queue or self._snapshots or self._snapshot):
+        while not (self._queue or self._snapshots or self._snapshot or self._tail):
             self._wake = trio.Event()
             await self._wake.wait()
 
@@ -178,13 +208,21 @@ class PeerLink:
 
     async def _serve(self, stream: trio.abc.Stream, reader: FrameReader) -> None:
         """Write until the connection fails or the peer closes it."""
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._watch, reader, nursery.cancel_scope)
-            try:
-                await self._write_loop(stream)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                log.debug("node %d: lost %d: %r", self._ctx.node_id, self.peer_id, exc)
-            nursery.cancel_scope.cancel()
+        if isinstance(stream, trio.SocketStream):
+            self._direct = socket.socket(fileno=os.dup(stream.socket.fileno()))
+            self._direct.setblocking(False)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._watch, reader, nursery.cancel_scope)
+                try:
+                    await self._write_loop(stream)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                    log.debug("node %d: lost %d: %r", self._ctx.node_id, self.peer_id, exc)
+                nursery.cancel_scope.cancel()
+        finally:
+            if self._direct is not None:
+                self._direct.close()
+                self._direct = None
 
     async def _watch(self, reader: FrameReader, scope: trio.CancelScope) -> None:
         """The listener only speaks again to refuse us; any frame, EOF or error ends the link."""
@@ -206,6 +244,13 @@ class PeerLink:
         counters = self._ctx.counters
         while True:
             await self._wait_for_work()
+            if self._tail:
+                # Finish the message push() began: it was counted then.
+                tail, self._tail = self._tail, b""
+                self._writing = 1
+                await stream.send_all(tail)
+                self._writing = 0
+                continue
             data, count = self._next_write()
             if not data:
                 continue
@@ -259,11 +304,13 @@ class PeerLink:
     def _fail_pending(self, *, closing: bool = False) -> None:
         """The connection is gone (or the link closed): so is everything queued for it."""
         counters = self._ctx.counters
-        lost = len(self._queue) + len(self._snapshots) + self._writing
+        unsent = self._writing + (1 if self._tail else 0)
+        lost = len(self._queue) + len(self._snapshots) + unsent
         counters.messages_dropped += lost
-        counters.messages_sent -= self._writing
+        counters.messages_sent -= unsent
         self._queue.clear()
         self._writing = 0
+        self._tail = b""
         if self._snapshot is not None:
             self._snapshot = None
             self._snapshot_failed()

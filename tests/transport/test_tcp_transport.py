@@ -349,6 +349,32 @@ async def test_messages_are_batched_per_write(tcp: Harness) -> None:
     assert stats.writes <= 5
 
 
+async def test_an_idle_connection_is_written_without_a_task_switch(tcp: Harness) -> None:
+    n1, n2 = await tcp.cluster(1, 2)
+    n1.send([hb(1, 2, n=0)])
+    await n2.recorder.wait_messages(1)
+    writes = n1.transport.statistics().writes
+    n1.send([hb(1, 2, n=1)])
+    # Written inside send(): counted before this task yields.
+    assert n1.transport.statistics().writes == writes + 1
+    assert commits(await n2.recorder.wait_messages(2)) == [0, 1]
+
+
+async def test_a_direct_write_the_socket_takes_in_part_keeps_the_order(tcp: Harness) -> None:
+    n1, n2 = await tcp.cluster(1, 2)
+    n1.send([hb(1, 2, n=0)])
+    await n2.recorder.wait_messages(1)
+    # Far more than a loopback socket buffer takes at once: the rest is the link task's.
+    big = AppendEntries(1, 1, 2, 0, 0, (Entry(1, 1, data=b"x" * (12 << 20)),), 7)
+    n1.send([big])
+    n1.send([hb(1, 2, n=1)])
+    n1.send([hb(1, 2, n=2)])
+    got = await n2.recorder.wait_messages(4)
+    assert got[1] == big  # whole
+    assert [m.commit for m in got] == [0, 7, 1, 2]  # type: ignore[union-attr]
+    assert n1.transport.statistics().messages_sent == 4
+
+
 async def test_oversized_outgoing_message_is_dropped(tcp: Harness) -> None:
     opts = TcpOptions(max_frame_size=4096, snapshot_chunk_size=1024)
     n2 = await tcp.start(2)
