@@ -334,8 +334,14 @@ class Node:
     # -- internals: the Ready loop ---------------------------------------------------------------
 
     async def _submit(self, item: InboxItem) -> None:
-        """Queue a local request for the raft loop and wake it if it is waiting."""
-        await self._inbox_send.send(item)
+        """Queue a local request for the raft loop and wake it if it is waiting.
+
+        Without a checkpoint while the inbox has room: the caller's next step is to wait for
+        the answer, and one scheduling pass fewer is a measurable part of a lone write."""
+        try:
+            self._inbox_send.send_nowait(item)
+        except trio.WouldBlock:
+            await self._inbox_send.send(item)
         if self._waiting is not None:
             self._waiting.cancel()
 

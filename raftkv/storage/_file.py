@@ -326,7 +326,6 @@ class FileStorage:
                 if entries or hard_state is not None:
                     self._pending.append((hard_state, tuple(entries)))
                     self._advance(entries, None)
-                await trio.lowlevel.checkpoint()
                 return
             # Large batches and segment rollovers (about 1 ms) go to a worker thread in "auto".
             size = sum(len(e.data) for e in entries) + _ENTRY_OVERHEAD * (len(entries) + 1)
@@ -421,7 +420,8 @@ class FileStorage:
         mode = self._thread_io
         if mode == "always" or (mode == "auto" and (heavy or self._sync_ewma > _SLOW_SYNC)):
             return await trio.to_thread.run_sync(self._guarded, fn)
-        await trio.lowlevel.checkpoint()
+        # Inline work does not yield first: the caller (the raft loop) has nothing better to
+        # run meanwhile, and a scheduling pass here sits on every write's critical path.
         return self._guarded(fn)
 
     def _guarded(self, fn: Callable[[], T]) -> T:

@@ -44,9 +44,13 @@ class EventSink:
         self._wake.set()
 
     async def deliver(self, event: Inbound) -> None:
-        """Hand an inbound message to the node, waiting while its channel is full."""
+        """Hand an inbound message to the node, waiting while its channel is full (only then
+        does it yield: the reader's next step is to wait for more bytes anyway)."""
         try:
-            await self._send.send(event)
+            try:
+                self._send.send_nowait(event)
+            except trio.WouldBlock:
+                await self._send.send(event)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             # The node stopped listening (or the transport is closing): nobody to tell.
             log.debug("events channel closed; dropping %s", type(event.message).__name__)
