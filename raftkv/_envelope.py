@@ -15,6 +15,7 @@ from a snapshot knows where its peers are: CBOR ``[version, {id: peer_url}, app_
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 from ._codec import CodecError, dumps, loads
 
@@ -26,6 +27,7 @@ __all__ = [
     "encode_attributes",
     "encode_proposal",
     "encode_snapshot",
+    "encode_snapshot_parts",
 ]
 
 ATTRIBUTES_SEQ = 0
@@ -64,6 +66,25 @@ def decode_attributes(data: bytes) -> str | None:
 
 def encode_snapshot(members: dict[int, str], app: bytes, client_urls: dict[int, str]) -> bytes:
     return dumps([_SNAPSHOT_VERSION, members, app, client_urls])
+
+
+def encode_snapshot_parts(
+    members: dict[int, str], app_parts: Sequence[bytes], client_urls: dict[int, str]
+) -> bytes:
+    """``encode_snapshot`` of the application bytes ``b"".join(app_parts)``, copying them once."""
+    size = sum(len(p) for p in app_parts)
+    head = b"\x84" + dumps(_SNAPSHOT_VERSION) + dumps(members) + _byte_string_head(size)
+    return b"".join([head, *app_parts, dumps(client_urls)])
+
+
+def _byte_string_head(size: int) -> bytes:
+    """The shortest CBOR head of a byte string of ``size`` bytes (major type 2)."""
+    if size < 24:
+        return bytes([0x40 | size])
+    for info, width in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if size < 1 << (8 * width):
+            return bytes([0x40 | info]) + size.to_bytes(width, "big")
+    raise ValueError(f"a snapshot of {size} bytes is too large")
 
 
 def _url_table(v: object) -> dict[int, str]:

@@ -23,7 +23,7 @@ import contextlib
 import itertools
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -36,7 +36,7 @@ from ._envelope import (
     decode_snapshot,
     encode_attributes,
     encode_proposal,
-    encode_snapshot,
+    encode_snapshot_parts,
 )
 from ._errors import NodeClosed, OutcomeUnknown, ProposalDropped
 from ._node_config import MemberStatus, NodeConfig, NodeStatistics, NodeStatus
@@ -47,12 +47,14 @@ from ._waiters import (
     ProposeRequest,
     ReadBatch,
     ReadRequest,
+    SnapshotBuilt,
     TransferRequest,
     Waiter,
 )
 from .core import (
     ConfChange,
     ConfChangeType,
+    ConfState,
     Entry,
     EntryType,
     MemoryLogStore,
@@ -126,6 +128,10 @@ class Node:
         self._closed = False
         self._close_reason = "the node is shut down"
         self._snapshot_index = log_store.snapshot().metadata.index
+        # Snapshots are built by a task of their own (_build_snapshot), one at a time.
+        self._snapshot_building = False
+        self._snapshot_built: SnapshotBuilt | None = None
+        self._tasks: trio.Nursery | None = None
         self._leader: int | None = None
         self.statistics = NodeStatistics()
 
@@ -312,6 +318,8 @@ class Node:
         elif isinstance(item, Removed):
             log.info("node %d: peer %d says this node was removed", self.id, item.by)
             raw.report_removed(item.by)
+        elif isinstance(item, SnapshotBuilt):
+            self._snapshot_built = item
 
     def _send_reads(self) -> None:
         """One ReadIndex request for every read that arrived in this iteration."""
@@ -383,6 +391,12 @@ class Node:
                 self._waiting = None
 
     async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as tasks:
+            self._tasks = tasks
+            await self._loop(task_status)
+            tasks.cancel_scope.cancel()  # a snapshot still being built is of no use now
+
+    async def _loop(self, task_status: trio.TaskStatus[None]) -> None:
         interval = self.config.tick_interval
         next_tick = trio.current_time() + interval
         task_status.started()
@@ -401,6 +415,9 @@ class Node:
             self._send_reads()
             while self._raw.has_ready():
                 await self._handle_ready(self._raw.ready())
+            if self._snapshot_built is not None:
+                await self._save_snapshot(self._snapshot_built)
+            self._maybe_start_snapshot()
             self._after_iteration()
             if self._raw.removed:
                 log.info("node %d applied its own removal; stopping", self.id)
@@ -436,7 +453,6 @@ class Node:
         if rd.soft_state is not None:
             self._on_soft_state(rd.soft_state.leader, rd.soft_state.role)
         self._release_reads()
-        await self._maybe_snapshot()
 
     async def _persist(self, rd: Ready) -> None:
         if rd.snapshot is None and not rd.entries and rd.hard_state is None:
@@ -576,20 +592,63 @@ class Node:
                 still.append(batch)
         self._reads_ready = still
 
-    async def _maybe_snapshot(self) -> None:
+    def _maybe_start_snapshot(self) -> None:
+        """Every ``snapshot_count`` applied entries, start building a snapshot of now.
+
+        Serializing a large state takes long (about 170 ms for 100 000 keys), so only capturing
+        it happens here; a task turns it into bytes a chunk at a time, letting the raft loop run
+        between chunks, and hands them back (``SnapshotBuilt``) to be saved."""
         applied = self._raw.applied
-        if applied - self._snapshot_index < self.config.snapshot_count:
+        if self._snapshot_building or applied - self._snapshot_index < self.config.snapshot_count:
             return
-        data = encode_snapshot(self._members, self._sm.snapshot(), self._client_urls)
-        snapshot = self._log_store.create_snapshot(applied, self._raw.conf_state, data)
+        assert self._tasks is not None
+        self._snapshot_building = True
+        self._tasks.start_soon(
+            self._build_snapshot,
+            applied,
+            self._raw.conf_state,
+            dict(self._members),
+            dict(self._client_urls),
+            self._state_chunks(),
+        )
+
+    def _state_chunks(self) -> Iterator[bytes]:
+        """The state machine's state as of now, as chunks to serialize later."""
+        chunks: Callable[[], Iterator[bytes]] | None = getattr(self._sm, "snapshot_chunks", None)
+        if chunks is None:  # a plain StateMachine: its snapshot() is taken right here
+            return iter((self._sm.snapshot(),))
+        return chunks()  # a consistent view, serialized as the chunks are consumed
+
+    async def _build_snapshot(
+        self,
+        index: int,
+        conf_state: ConfState,
+        members: dict[int, str],
+        client_urls: dict[int, str],
+        chunks: Iterator[bytes],
+    ) -> None:
+        parts = []
+        for chunk in chunks:
+            parts.append(chunk)
+            await trio.lowlevel.checkpoint()
+        data = encode_snapshot_parts(members, parts, client_urls)
+        del parts
+        await self._submit(SnapshotBuilt(index, conf_state, data))
+
+    async def _save_snapshot(self, built: SnapshotBuilt) -> None:
+        self._snapshot_built = None
+        self._snapshot_building = False
+        if built.index <= self._log_store.snapshot().metadata.index:
+            return  # a newer snapshot (sent by the leader) was restored meanwhile
+        snapshot = self._log_store.create_snapshot(built.index, built.conf_state, built.data)
         await self._storage.save_snapshot(snapshot)
-        self._snapshot_index = applied
+        self._snapshot_index = built.index
         self.statistics.snapshots_taken += 1
-        keep_from = applied - self.config.catch_up_entries
+        keep_from = built.index - self.config.catch_up_entries
         if keep_from > self._log_store.first_index():
             self._log_store.compact(keep_from)
             await self._storage.compact(keep_from)
-        log.info("node %d took a snapshot at %d", self.id, applied)
+        log.info("node %d took a snapshot at %d", self.id, built.index)
 
     def _maybe_promote_learners(self) -> None:
         raw = self._raw

@@ -14,6 +14,11 @@ class StateMachine(Protocol):
     ``apply`` must be deterministic and must not raise for a bad command: return an error value
     instead (every replica must reach the same state). Its return value is handed to whoever
     proposed the command, on the node it was proposed on.
+
+    Optionally, ``snapshot_chunks()`` returns an iterator of bytes that join to what
+    ``snapshot()`` would return now, taking only a cheap view up front (``KVStateMachine``
+    copies its index, not its values). The node then serializes large states a chunk at a time
+    in the background instead of stopping its raft loop for the whole ``snapshot()``.
     """
 
     def apply(self, index: int, command: bytes) -> object: ...

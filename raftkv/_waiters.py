@@ -7,7 +7,7 @@ from typing import Any
 
 import trio
 
-from .core import ConfChange
+from .core import ConfChange, ConfState
 from .transport import TransportEvent
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "ProposeRequest",
     "ReadBatch",
     "ReadRequest",
+    "SnapshotBuilt",
     "TransferRequest",
     "Waiter",
 ]
@@ -82,4 +83,20 @@ class ReadBatch:
     index: int = 0
 
 
-InboxItem = ProposeRequest | ReadRequest | ConfChangeRequest | TransferRequest | TransportEvent
+@dataclass(frozen=True, slots=True)
+class SnapshotBuilt:
+    """A snapshot of the state at ``index``, built outside the raft loop, ready to save."""
+
+    index: int
+    conf_state: ConfState
+    data: bytes
+
+
+InboxItem = (
+    ProposeRequest
+    | ReadRequest
+    | ConfChangeRequest
+    | TransferRequest
+    | SnapshotBuilt
+    | TransportEvent
+)

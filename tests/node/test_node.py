@@ -241,3 +241,50 @@ async def test_a_fresh_node_needs_founding_peers() -> None:
                 peers={2: url(2)},
             ):
                 pass
+
+
+class ChunkedMachine(RecordingMachine):
+    """Streams its snapshot a command per chunk, noting how far apply() got meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.applied_during_snapshots: list[int] = []
+
+    def snapshot_chunks(self):  # type: ignore[no-untyped-def]
+        view = list(self.applied)  # the state now; the chunks are made later
+
+        def chunks():  # type: ignore[no-untyped-def]
+            for i, command in enumerate(view):
+                self.applied_during_snapshots.append(len(self.applied))
+                yield (b"\x00" if i else b"") + command
+
+        return chunks()
+
+
+async def test_snapshots_are_built_while_the_node_keeps_applying(autojump_clock) -> None:
+    from raftkv._envelope import decode_snapshot
+    from raftkv.storage import MemoryStorage
+    from raftkv.transport import MemoryNetwork
+
+    sm = ChunkedMachine()
+    storage = MemoryStorage()
+    async with MemoryNetwork().open_transport(1) as t:
+        config = raftkv.NodeConfig(id=1, snapshot_count=20, catch_up_entries=2, seed=1)
+        async with raftkv.open_node(
+            config, storage=storage, transport=t, state_machine=sm, peers={1: url(1)}
+        ) as node:
+            with trio.fail_after(10):
+                await node.wait_leader()
+                for k in range(60):
+                    await node.propose(f"k{k}".encode())
+            assert node.statistics.snapshots_taken >= 1
+    # Entries were applied between the chunks of a snapshot being built ...
+    assert max(sm.applied_during_snapshots) > min(sm.applied_during_snapshots)
+    # ... and the saved snapshot holds exactly the state at its own index.
+    state = await storage.load()
+    assert state.snapshot is not None
+    _, app, _ = decode_snapshot(state.snapshot.data)
+    restored = RecordingMachine()
+    restored.restore(app)
+    assert len(restored.applied) >= 20
+    assert restored.applied == sm.applied[: len(restored.applied)]
