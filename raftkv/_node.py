@@ -253,6 +253,8 @@ class Node:
 
     async def _enqueue(self, item: InboxItem, deadline: float) -> None:
         """Hand a request to the raft loop; a full inbox past the deadline is a certain refusal."""
+        if self._offer(item):
+            return  # it had room: no deadline to arm
         with trio.move_on_at(deadline):
             await self._submit(item)
             return
@@ -341,15 +343,25 @@ class Node:
 
     # -- internals: the Ready loop ---------------------------------------------------------------
 
-    async def _submit(self, item: InboxItem) -> None:
-        """Queue a local request for the raft loop and wake it if it is waiting.
+    def _offer(self, item: InboxItem) -> bool:
+        """Queue a local request if the inbox has room, and wake the raft loop; else False.
 
-        Without a checkpoint while the inbox has room: the caller's next step is to wait for
-        the answer, and one scheduling pass fewer is a measurable part of a lone write."""
+        No checkpoint: the caller's next step is to wait for the answer, and one scheduling
+        pass fewer is a measurable part of a lone write."""
         try:
             self._inbox_send.send_nowait(item)
         except trio.WouldBlock:
+            return False
+        self._wake_loop()
+        return True
+
+    async def _submit(self, item: InboxItem) -> None:
+        """Queue a local request for the raft loop, waiting while the inbox is full."""
+        if not self._offer(item):
             await self._inbox_send.send(item)
+            self._wake_loop()
+
+    def _wake_loop(self) -> None:
         if self._waiting is not None:
             self._waiting.cancel()
 

@@ -253,6 +253,25 @@ async def test_a_body_without_length_is_refused_once_over_the_limit() -> None:
     assert sent == 11  # stopped at the first chunk past the limit, not at the end
 
 
+async def test_a_body_is_read_until_its_declared_length() -> None:
+    from raftkv_cli._fastpath import read_body
+
+    messages = [
+        {"type": "http.request", "body": b"ab", "more_body": True},
+        {"type": "http.request", "body": b"cd", "more_body": True},
+        {"type": "http.request", "body": b"", "more_body": False},
+    ]
+
+    async def receive() -> dict:
+        return messages.pop(0)
+
+    scope = {"headers": [(b"content-length", b"4")]}
+    assert await read_body(scope, receive, 1000) == b"abcd"
+    assert len(messages) == 1  # the empty end-of-body message was not waited for
+    messages[:] = [{"type": "http.request", "body": b"", "more_body": False}]
+    assert await read_body({"headers": [(b"content-length", b"0")]}, receive, 1000) == b""
+
+
 async def test_keys_are_any_bytes_as_percent_encoded(api) -> None:
     client, _ = api
     r = await client.put("/v1/kv/%FF%FEbin", content=b"raw")
