@@ -125,7 +125,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             except ValueError:
                 raise HTTPError(400, "bad content-length") from None
             check_value_size(declared, limit)
-    chunks = []
+    chunks: list[bytes] = []
     size = 0
     while True:
         if size == declared and chunks:
