@@ -171,6 +171,10 @@ def _hypercorn_config(settings: Settings) -> HypercornConfig:
     config.errorlog = logging.getLogger("raftkv.http.server")
     config.graceful_timeout = 3.0
     config.keep_alive_timeout = 75.0
+    # Clients keep their connections (the Python client pools them): Hypercorn's default closes
+    # one after 1 000 requests, a reconnect every second or so for a busy client.
+    config.keep_alive_max_requests = 1_000_000
+    config.include_server_header = False  # nothing to gain from advertising the server
     return config
 
 
