@@ -24,7 +24,9 @@ def _check(keys: SortedKeys, model: set[bytes], probes: list[bytes]) -> None:
 
 @settings(max_examples=200)
 @given(OPS, st.lists(KEYS, max_size=10), st.integers(2, 5))
-def test_matches_a_sorted_set(ops: list[tuple[bool, bytes]], probes: list[bytes], load: int) -> None:
+def test_matches_a_sorted_set(
+    ops: list[tuple[bool, bytes]], probes: list[bytes], load: int
+) -> None:
     old = _sortedkeys.LOAD
     _sortedkeys.LOAD = load  # tiny chunks: splits and empty chunks happen all the time
     try:
