@@ -503,8 +503,6 @@ def _read_record(v: Any, revision: int) -> tuple[bytes, _Record]:
     create_rev = _snapshot_int(create_rev, "create_revision")
     mod_rev = _snapshot_int(mod_rev, "mod_revision")
     version = _snapshot_int(version, "version")
-    if not (
-        1 <= create_rev <= mod_rev <= revision and 1 <= version <= mod_rev - create_rev + 1
-    ):
+    if not (1 <= create_rev <= mod_rev <= revision and 1 <= version <= mod_rev - create_rev + 1):
         raise CorruptSnapshot(f"inconsistent revisions for key {key!r:.40} in snapshot")
     return key, (value, create_rev, mod_rev, version)
