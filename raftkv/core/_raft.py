@@ -377,8 +377,12 @@ class Raft:
     def _release_read(self, requester: int, index: int, context: bytes) -> None:
         if requester == self.id:
             self.read_states.append(ReadState(index, context))
-        else:
-            self._send(ReadIndexResponse(self.term, self.id, requester, index, context))
+            return
+        if not self.config.broadcast_commit:
+            # The follower must apply up to ``index`` to serve the read; it may hold those
+            # entries without having been told they committed. Say so just before answering.
+            self._send_append(requester)
+        self._send(ReadIndexResponse(self.term, self.id, requester, index, context))
 
     def _release_pending_reads(self) -> None:
         pending, self.pending_reads = self.pending_reads, []

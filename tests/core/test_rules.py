@@ -325,6 +325,27 @@ def test_without_broadcast_commit_a_membership_change_is_announced_at_once() -> 
     assert 4 in net.nodes[2].status().conf_state.learners
 
 
+def test_without_broadcast_commit_a_follower_read_learns_the_commit_it_waits_for() -> None:
+    """A follower's ReadIndex answer names an index it must apply; with ``broadcast_commit=False``
+    nothing else may tell it that index committed (its own ack came after the read's heartbeat
+    round started), so the leader says so with the answer."""
+    net = Net(3, broadcast_commit=False)
+    net.elect(1)
+    net.nodes[1].propose(b"x")
+    net.process(1)
+    held = net.take(AppendEntries, dst=2)  # node 2 gets x only after its read is under way
+    net.deliver_all()  # node 3's ack commits x; no one is told
+    index = net.nodes[1].commit
+    assert net.nodes[2].commit < index
+    net.nodes[2].read_index(b"read")
+    net.process(2)
+    net.deliver_all(rounds=1)  # the request reaches the leader: heartbeats go out
+    net.inflight[:0] = held  # x reaches node 2 just before the heartbeat (commit capped: old)
+    net.deliver_all()
+    assert net.nodes[2].commit >= index
+    assert any(e.data == b"x" for e in net.applied[2])
+
+
 def test_pre_vote_does_not_raise_terms() -> None:
     """Thesis §9.6: a pre-candidate polls without incrementing its term; a node partitioned
     away cannot disrupt the cluster when it returns."""
