@@ -49,7 +49,8 @@ class Config:
     # A leader announces a new commit index at once, in empty appends, so followers apply
     # promptly. When false the index travels with the next append or heartbeat instead (half
     # the messages per write when writes come one at a time), except when followers wait for
-    # what committed: proposals they forwarded, membership changes, a new leader's first entry.
+    # what committed: proposals they forwarded, membership changes, a new leader's first entry,
+    # the index a follower's ReadIndex answer names.
     broadcast_commit: bool = True
 
     def __post_init__(self) -> None:
