@@ -111,9 +111,9 @@ class PeerLink:
         sock = self._direct
         if sock is None or self._queue or self._writing or self._tail or self._snapshot:
             return False
-        frame = encode_message_record(m)
-        if len(frame) - HEADER_SIZE > self._ctx.options.max_frame_size:
-            return False  # the task drops it, with the warning
+        frame = self._frame(m)
+        if frame is None:
+            return True  # dropped
         try:
             sent = sock.send(frame)
         except (BlockingIOError, InterruptedError):
@@ -274,11 +274,8 @@ class PeerLink:
         frames: list[bytes] = []
         size = count = 0
         while self._queue and size < opts.batch_bytes:
-            m = self._queue.popleft()
-            f = encode_message_record(m)
-            if len(f) - HEADER_SIZE > opts.max_frame_size:
-                log.warning("node %d: dropping a %d-byte message to %d", m.src, len(f), m.dst)
-                self._drop(m)
+            f = self._frame(self._queue.popleft())
+            if f is None:
                 continue
             frames.append(f)
             size += len(f)
@@ -288,6 +285,15 @@ class PeerLink:
         if self._snapshot is not None:
             frames.append(self._snapshot.next_frames())
         return b"".join(frames), count
+
+    def _frame(self, m: Message) -> bytes | None:
+        """``m`` as a frame; None if it is over the frame size limit (then dropped, reported)."""
+        f = encode_message_record(m)
+        if len(f) - HEADER_SIZE > self._ctx.options.max_frame_size:
+            log.warning("node %d: dropping a %d-byte message to %d", m.src, len(f), m.dst)
+            self._drop(m)
+            return None
+        return f
 
     # -- losses ----------------------------------------------------------------------------
 

@@ -386,6 +386,20 @@ async def test_oversized_outgoing_message_is_dropped(tcp: Harness) -> None:
     assert await n2.recorder.wait_messages(1) == [hb(1, 2, n=1)]
 
 
+async def test_oversized_message_to_an_idle_connection_is_dropped(tcp: Harness) -> None:
+    opts = TcpOptions(max_frame_size=4096, snapshot_chunk_size=1024)
+    n2 = await tcp.start(2)
+    n1 = await tcp.start(1, options=opts, peers={2: n2.url})
+    n2.transport.add_peer(1, n1.url)
+    n1.send([hb(1, 2, n=0)])
+    await n2.recorder.wait_messages(1)  # connected and idle: the next send writes directly
+    n1.send([AppendEntries(1, 1, 2, 0, 0, (Entry(1, 1, data=b"x" * 5000),), 0)])
+    n1.send([hb(1, 2, n=1)])
+    await n1.recorder.wait_event(Unreachable(2))
+    assert commits(await n2.recorder.wait_messages(2)) == [0, 1]
+    assert n1.transport.statistics().messages_dropped == 1
+
+
 async def test_changed_url_redials(tcp: Harness) -> None:
     n1, n2 = await tcp.cluster(1, 2)
     n3 = await tcp.start(3)  # takes over as "node 2"'s address for this test
