@@ -27,7 +27,6 @@ __all__ = [
     "encode_attributes",
     "encode_proposal",
     "encode_snapshot",
-    "encode_snapshot_parts",
 ]
 
 ATTRIBUTES_SEQ = 0
@@ -64,14 +63,11 @@ def decode_attributes(data: bytes) -> str | None:
     return url
 
 
-def encode_snapshot(members: dict[int, str], app: bytes, client_urls: dict[int, str]) -> bytes:
-    return dumps([_SNAPSHOT_VERSION, members, app, client_urls])
-
-
-def encode_snapshot_parts(
+def encode_snapshot(
     members: dict[int, str], app_parts: Sequence[bytes], client_urls: dict[int, str]
 ) -> bytes:
-    """``encode_snapshot`` of the application bytes ``b"".join(app_parts)``, copying them once."""
+    """The snapshot of the application bytes ``b"".join(app_parts)``, copying them once (the
+    same bytes as ``dumps([version, members, app, client_urls])``)."""
     size = sum(len(p) for p in app_parts)
     head = b"\x84" + dumps(_SNAPSHOT_VERSION) + dumps(members) + _byte_string_head(size)
     return b"".join([head, *app_parts, dumps(client_urls)])

@@ -36,7 +36,7 @@ from ._envelope import (
     decode_snapshot,
     encode_attributes,
     encode_proposal,
-    encode_snapshot_parts,
+    encode_snapshot,
 )
 from ._errors import NodeClosed, OutcomeUnknown, ProposalDropped
 from ._node_config import MemberStatus, NodeConfig, NodeStatistics, NodeStatus
@@ -643,7 +643,7 @@ class Node:
         for chunk in chunks:
             parts.append(chunk)
             await trio.lowlevel.checkpoint()
-        data = encode_snapshot_parts(members, parts, client_urls)
+        data = encode_snapshot(members, parts, client_urls)
         del parts
         await self._submit(SnapshotBuilt(index, conf_state, data))
 
