@@ -172,22 +172,10 @@ class InvariantChecker:
     def check_node(self, node_id: int, raw: RawNode) -> None:
         """Cheap checks of one live node's memory, after every simulator step."""
         self.checks += 1
-        term = raw.term
-        if term < self._mem_term.get(node_id, 0):
-            raise InvariantViolation(
-                "term never decreases",
-                f"node {node_id} went back from term {self._mem_term[node_id]} to {term}",
-            )
-        self._mem_term[node_id] = term
-        commit = raw.commit
-        if commit < self._mem_commit.get(node_id, 0):
-            raise InvariantViolation(
-                "commit never decreases",
-                f"node {node_id} went back from commit {self._mem_commit[node_id]} to {commit}",
-            )
-        self._mem_commit[node_id] = commit
+        _never_decreases("term", self._mem_term, node_id, raw.term)
+        _never_decreases("commit", self._mem_commit, node_id, raw.commit)
         if raw.role is Role.LEADER:
-            self._note_leader(node_id, term)
+            self._note_leader(node_id, raw.term)
 
     def _note_leader(self, node_id: int, term: int) -> None:
         other = self.leaders.setdefault(term, node_id)
@@ -475,3 +463,13 @@ class InvariantChecker:
     def attach(self, stores: dict[int, MemoryLogStore]) -> None:
         """Let the checker see every node's durable store (for quorum checks)."""
         self._stores = stores
+
+
+def _never_decreases(name: str, seen: dict[int, int], node_id: int, value: int) -> None:
+    """Record ``value`` as node ``node_id``'s latest ``name``; it may not be below the last."""
+    if value < seen.get(node_id, 0):
+        raise InvariantViolation(
+            f"{name} never decreases",
+            f"node {node_id} went back from {name} {seen[node_id]} to {value}",
+        )
+    seen[node_id] = value
