@@ -272,6 +272,19 @@ async def test_a_body_is_read_until_its_declared_length() -> None:
     assert await read_body({"headers": [(b"content-length", b"0")]}, receive, 1000) == b""
 
 
+async def test_a_body_with_a_bad_declared_length_is_refused_before_reading() -> None:
+    from raftkv_cli._fastpath import read_body
+    from raftkv_cli._http import HTTPError
+
+    async def receive() -> dict:
+        raise AssertionError("nothing is read")
+
+    with pytest.raises(HTTPError) as info:
+        await read_body({"headers": [(b"content-length", b"abc")]}, receive, 1000)
+    assert info.value.status == 400
+    assert b"bad content-length" in info.value.body()
+
+
 async def test_keys_are_any_bytes_as_percent_encoded(api) -> None:
     client, _ = api
     r = await client.put("/v1/kv/%FF%FEbin", content=b"raw")
