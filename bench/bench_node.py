@@ -99,7 +99,7 @@ async def _run(concurrency: list[int], seconds: float, workdir: Path) -> list[di
                     "per_s": len(latencies) / elapsed,
                     "p50_ms": statistics.median(latencies) * 1e3,
                     "p99_ms": latencies[int(len(latencies) * 0.99)] * 1e3,
-                    "batches": node.statistics.ready_batches,
+                    "batches": node.statistics().ready_batches,
                 }
             )
     return rows

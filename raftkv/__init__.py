@@ -12,6 +12,7 @@ from ._errors import (
     CorruptLog,
     CorruptSnapshot,
     InvalidConfig,
+    InvalidKey,
     NodeClosed,
     NotLeader,
     OutcomeUnknown,
@@ -22,9 +23,13 @@ from ._errors import (
     StorageFailed,
     StorageMismatch,
     TransportError,
+    ValueTooLarge,
 )
-from ._node import MemberStatus, Node, NodeConfig, NodeStatistics, NodeStatus, open_node
+from ._node import Node
+from ._node_config import MemberStatus, NodeConfig, NodeStatistics, NodeStatus
+from ._open import open_node
 from ._statemachine import StateMachine
+from ._stats import LatencyHistogram
 from .client import AsyncClient, Client
 
 __version__ = "0.1.0"
@@ -36,6 +41,8 @@ __all__ = [
     "CorruptLog",
     "CorruptSnapshot",
     "InvalidConfig",
+    "InvalidKey",
+    "LatencyHistogram",
     "MemberStatus",
     "Node",
     "NodeClosed",
@@ -52,5 +59,6 @@ __all__ = [
     "StorageFailed",
     "StorageMismatch",
     "TransportError",
+    "ValueTooLarge",
     "open_node",
 ]

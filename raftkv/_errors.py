@@ -5,6 +5,8 @@
     │   ├── NotLeader            carries leader_hint
     │   └── ConfChangeRefused    another change pending, last voter, ...
     ├── InvalidConfig (ValueError)
+    ├── InvalidKey (ValueError)  empty, not bytes, or over the key size limit
+    ├── ValueTooLarge (ValueError)   over the value size limit; carries size and limit
     ├── ReadyContractError (RuntimeError)   the runtime misused RawNode
     ├── NodeClosed               the node stopped before the request finished
     ├── OutcomeUnknown           proposed, but we cannot tell if it applied (timeout, leader lost)
@@ -20,7 +22,7 @@ Storage and transport refusals of remote input are counted and logged, never rai
 
 from __future__ import annotations
 
-from .core._errors import (
+from .core import (
     ConfChangeRefused,
     InvalidConfig,
     NotLeader,
@@ -34,6 +36,7 @@ __all__ = [
     "CorruptLog",
     "CorruptSnapshot",
     "InvalidConfig",
+    "InvalidKey",
     "NodeClosed",
     "NotLeader",
     "OutcomeUnknown",
@@ -44,7 +47,21 @@ __all__ = [
     "StorageFailed",
     "StorageMismatch",
     "TransportError",
+    "ValueTooLarge",
 ]
+
+
+class InvalidKey(RaftError, ValueError):
+    """A key that is empty, not bytes, or longer than the limit (HTTP 400)."""
+
+
+class ValueTooLarge(RaftError, ValueError):
+    """A value over the size limit (HTTP 413)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"value of {size} bytes is over the limit of {limit} bytes")
+        self.size = size
+        self.limit = limit
 
 
 class NodeClosed(RaftError):

@@ -1,25 +1,22 @@
-"""What callers hand to the raft loop (inbox items) and how they wait for its answer."""
+"""Callers waiting for the raft loop: ``Waiter``, and ``Waiters``, the registry of all of them.
+
+Every request that waits for Raft (a proposal, a read, a membership change, a leadership
+transfer) has exactly one ``Waiter`` in exactly one table here, and ``fail_all`` is the one way
+to wake them all when the node stops. The raft loop owns the registry; callers only drop their
+own proposal when they stop waiting (Trio is single-threaded, so that needs no lock).
+"""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
 import trio
 
-from .core import ConfChange, ConfState
-from .transport import TransportEvent
+from ._errors import NodeClosed, OutcomeUnknown, ProposalDropped
 
-__all__ = [
-    "ConfChangeRequest",
-    "InboxItem",
-    "ProposeRequest",
-    "ReadBatch",
-    "ReadRequest",
-    "SnapshotBuilt",
-    "TransferRequest",
-    "Waiter",
-]
+__all__ = ["ReadBatch", "Waiter", "Waiters"]
 
 
 class Waiter:
@@ -52,51 +49,136 @@ class Waiter:
             raise self._error
         return self._value
 
-
-@dataclass(slots=True)
-class ProposeRequest:
-    seq: int
-    command: bytes
-    waiter: Waiter
-
-
-@dataclass(slots=True)
-class ReadRequest:
-    waiter: Waiter
-
-
-@dataclass(slots=True)
-class ConfChangeRequest:
-    change: ConfChange
-    waiter: Waiter
-
-
-@dataclass(slots=True)
-class TransferRequest:
-    to: int
-    waiter: Waiter
+    async def outcome(self) -> Any:
+        """The answer to a request already handed to Raft: the node stopping meanwhile leaves
+        its fate open (``OutcomeUnknown``), it does not refuse it."""
+        try:
+            return await self.wait()
+        except NodeClosed as exc:
+            raise OutcomeUnknown(
+                f"{exc} before the outcome was known; it may have applied"
+            ) from None
 
 
 @dataclass(slots=True)
 class ReadBatch:
+    """Reads that share one ReadIndex request; released once applied reaches ``index``."""
+
     waiters: list[Waiter]
     index: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotBuilt:
-    """A snapshot of the state at ``index``, built outside the raft loop, ready to save."""
+class Waiters:
+    def __init__(self) -> None:
+        self._seq = itertools.count(1)
+        self._read_ctx = itertools.count(1)
+        # Proposals of ours, by sequence number: matched when their entry is applied, wherever
+        # the leader appended it (a forwarded proposal's index is never known up front).
+        self.proposals: dict[int, Waiter] = {}
+        # Entries appended here as leader: index -> (term, waiter). Another leader's entry at
+        # that index means ours was replaced and will never apply.
+        self._by_index: dict[int, tuple[int, Waiter]] = {}
+        self._conf_changes: dict[int, Waiter] = {}  # index of a membership change -> waiter
+        self._transfers: list[tuple[int, Waiter]] = []  # (target, waiter)
+        self._reads_unsent: list[Waiter] = []
+        self._reads_by_ctx: dict[bytes, ReadBatch] = {}
+        self._reads_ready: list[ReadBatch] = []
 
-    index: int
-    conf_state: ConfState
-    data: bytes
+    # -- proposals ------------------------------------------------------------------------------
 
+    def new_proposal(self) -> tuple[int, Waiter]:
+        seq = next(self._seq)
+        waiter = self.proposals[seq] = Waiter()
+        return seq, waiter
 
-InboxItem = (
-    ProposeRequest
-    | ReadRequest
-    | ConfChangeRequest
-    | TransferRequest
-    | SnapshotBuilt
-    | TransportEvent
-)
+    def appended(self, index: int, term: int, waiter: Waiter, *, conf_change: bool) -> None:
+        """This node, leading, appended the waiter's entry at ``index`` in ``term``."""
+        self._by_index[index] = (term, waiter)
+        if conf_change:
+            self._conf_changes[index] = waiter
+
+    def check_replaced(self, index: int, term: int) -> None:
+        """The entry at ``index`` is being applied: fail a waiter whose entry it replaced."""
+        pending = self._by_index.pop(index, None) if self._by_index else None
+        if pending is not None and pending[0] != term:
+            pending[1].fail(ProposalDropped("the entry was replaced after a leader change"))
+            self._conf_changes.pop(index, None)
+
+    def proposal_applied(self, seq: int, result: object) -> None:
+        waiter = self.proposals.pop(seq, None)
+        if waiter is not None:
+            waiter.set(result)
+
+    def conf_change_applied(self, index: int) -> Waiter | None:
+        return self._conf_changes.pop(index, None)
+
+    # -- leadership transfer --------------------------------------------------------------------
+
+    def transfer_started(self, to: int, waiter: Waiter) -> None:
+        self._transfers.append((to, waiter))
+
+    def leader_is(self, leader: int) -> None:
+        """Wake the transfers that reached their target."""
+        if not self._transfers:
+            return
+        for to, waiter in self._transfers:
+            if to == leader:
+                waiter.set(None)
+        self._transfers = [(to, w) for to, w in self._transfers if to != leader]
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def read_arrived(self, waiter: Waiter) -> None:
+        self._reads_unsent.append(waiter)
+
+    def take_unsent_reads(self) -> tuple[bytes, list[Waiter]] | None:
+        """The reads that arrived since the last call, with a fresh ReadIndex context for them
+        (None if there are none still waiting)."""
+        waiters = [w for w in self._reads_unsent if not w.done]
+        self._reads_unsent = []
+        if not waiters:
+            return None
+        return next(self._read_ctx).to_bytes(8, "big"), waiters
+
+    def reads_sent(self, context: bytes, waiters: list[Waiter]) -> None:
+        self._reads_by_ctx[context] = ReadBatch(waiters)
+
+    def read_index_known(self, context: bytes, index: int) -> None:
+        batch = self._reads_by_ctx.pop(context, None)
+        if batch is not None:
+            batch.index = index
+            self._reads_ready.append(batch)
+
+    def release_reads(self, applied: int) -> None:
+        """Answer the reads whose index this node has applied."""
+        if not self._reads_ready:
+            return
+        still = []
+        for batch in self._reads_ready:
+            if batch.index <= applied:
+                for w in batch.waiters:
+                    w.set(batch.index)
+            else:
+                still.append(batch)
+        self._reads_ready = still
+
+    def leader_changed(self) -> None:
+        """Read requests sent to the old leader may never be answered: ask the new one."""
+        for batch in self._reads_by_ctx.values():
+            self._reads_unsent.extend(batch.waiters)
+        self._reads_by_ctx.clear()
+
+    # -- shutdown -------------------------------------------------------------------------------
+
+    def fail_all(self, error: BaseException) -> None:
+        """Wake every waiter with ``error``: nothing more will be applied here."""
+        waiters = [
+            *self.proposals.values(),
+            *(w for _, w in self._by_index.values()),
+            *self._conf_changes.values(),
+            *(w for _, w in self._transfers),
+            *self._reads_unsent,
+            *(w for b in [*self._reads_by_ctx.values(), *self._reads_ready] for w in b.waiters),
+        ]
+        for waiter in waiters:
+            waiter.fail(error)

@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by the raw ASGI fast path and the Quart routes: errors and headers.
+"""HTTP plumbing shared by the raw ASGI routes and the Quart routes: replies and errors.
 
 Every error is JSON ``{"error": ..., "detail": ...}``; refusals a retry can cure carry
 ``Retry-After``. The mapping from raftkv's exceptions to statuses lives here and only here.
@@ -7,12 +7,32 @@ Every error is JSON ``{"error": ..., "detail": ...}``; refusals a retry can cure
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import raftkv
-from raftkv._kv import InvalidKey, ValueTooLarge
 
-__all__ = ["HTTPError", "error_for_exception", "json_body"]
+__all__ = ["HTTPError", "Reply", "error_for_exception", "json_body", "json_reply", "send_reply"]
+
+JSON = "application/json"
+
+
+def json_body(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode() + b"\n"
+
+
+@dataclass(slots=True)
+class Reply:
+    """A whole response, before it is written by the raw path or wrapped by Quart."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_reply(value: object, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(status, json_body(value), {**(headers or {}), "content-type": JSON})
 
 
 @dataclass(slots=True)
@@ -25,18 +45,27 @@ class HTTPError(Exception):
     def body(self) -> bytes:
         return json_body({"error": self.error, "detail": self.detail})
 
+    def reply(self) -> Reply:
+        return Reply(self.status, self.body(), {**self.headers, "content-type": JSON})
 
-def json_body(value: object) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode() + b"\n"
+
+async def send_reply(
+    send: Callable[[MutableMapping[str, Any]], Awaitable[None]], reply: Reply, *, head: bool
+) -> None:
+    """Write ``reply`` as an ASGI response (no body for HEAD, but its length)."""
+    headers = [(b"content-length", str(len(reply.body)).encode())]
+    headers.extend((k.lower().encode(), v.encode()) for k, v in reply.headers.items())
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else reply.body})
 
 
 def error_for_exception(exc: BaseException) -> HTTPError | None:
     """The HTTP answer for an exception raftkv raises on purpose; None for anything else."""
     if isinstance(exc, HTTPError):
         return exc
-    if isinstance(exc, InvalidKey):
+    if isinstance(exc, raftkv.InvalidKey):
         return HTTPError(400, "invalid key", str(exc))
-    if isinstance(exc, ValueTooLarge):
+    if isinstance(exc, raftkv.ValueTooLarge):
         return HTTPError(413, "value too large", str(exc))
     if isinstance(exc, raftkv.ConfChangeRefused):
         return HTTPError(409, "membership change refused", str(exc))

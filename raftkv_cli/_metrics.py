@@ -17,7 +17,6 @@ from prometheus_client.core import (
 )
 
 import raftkv
-from raftkv._stats import LatencyHistogram
 
 __all__ = ["PeerStats", "render_metrics"]
 
@@ -25,7 +24,7 @@ __all__ = ["PeerStats", "render_metrics"]
 PeerStats = Callable[[], Mapping[str, int]]
 
 
-def _histogram(name: str, doc: str, h: LatencyHistogram) -> HistogramMetricFamily:
+def _histogram(name: str, doc: str, h: raftkv.LatencyHistogram) -> HistogramMetricFamily:
     buckets = [
         ("+Inf" if bound == float("inf") else repr(bound), count) for bound, count in h.cumulative()
     ]
@@ -38,7 +37,7 @@ class _NodeCollector:
         self.peer_stats = peer_stats
 
     def collect(self) -> Iterator[Metric]:
-        stats = self.node.statistics
+        stats = self.node.statistics()
         status = self.node.status()
         counters = {
             "proposals": (stats.proposals, "Proposals received by this node."),

@@ -22,13 +22,12 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 import raftkv
-from raftkv._kv import KVStateMachine
+from raftkv.kv import KVService, KVStateMachine, Limits
 from raftkv.storage import open_file_storage
 from raftkv.transport import TcpOptions, TcpTransport, open_tcp_transport
 
 from ._app import create_app
 from ._datadir import check_data_dir, init_data_dir
-from ._service import KVService, Limits
 from ._settings import Settings
 
 __all__ = ["ServeOutcome", "serve"]

@@ -20,6 +20,7 @@ from typing import Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
 import raftkv
+from raftkv.transport import normalize_peer_url
 
 __all__ = [
     "DEFAULT_CLUSTER_TOKEN",
@@ -201,22 +202,9 @@ def _path(text: str) -> Path:
 def parse_peer_url(text: str) -> str:
     """A peer URL normalised to ``scheme://host:port`` (lower-case scheme and host)."""
     try:
-        parts = urlsplit(text.strip())
-        port = parts.port
+        return normalize_peer_url(text.strip())
     except ValueError as exc:
-        raise SettingsError(f"bad peer URL {text!r}: {exc}") from None
-    if parts.scheme not in ("http", "https"):
-        raise SettingsError(f"bad peer URL {text!r}: expected http://host:port")
-    if not parts.hostname:
-        raise SettingsError(f"bad peer URL {text!r}: no host")
-    if port is None or port == 0:
-        raise SettingsError(f"bad peer URL {text!r}: expected a port between 1 and 65535")
-    if parts.username is not None or parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise SettingsError(f"bad peer URL {text!r}: expected only scheme://host:port")
-    host = parts.hostname.lower()
-    if ":" in host:  # an IPv6 literal
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}:{port}"
+        raise SettingsError(str(exc)) from None
 
 
 def _cluster(text: str) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ from raftkv.client import (
     OutcomeUnknown,
     PreconditionFailed,
 )
-from raftkv.client._wire import bytes_field, key_value_to_json
+from raftkv.kv import bytes_field, key_value_to_json
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "ClientFactory", "main"]
 

@@ -10,10 +10,10 @@
 Failures raise the ``ClientError`` tree drawn in ``raftkv.client._errors``. Reads and certain
 refusals (503) are retried on the other endpoints; a write whose outcome is unknown (504, or a
 connection broken after sending) raises ``OutcomeUnknown`` and is never retried blindly. The
-wire formats are described in ``raftkv.client._wire``.
+wire formats are described in ``raftkv.kv`` and ``raftkv.client._wire``.
 """
 
-from .._kv import KeyValue
+from ..kv import KeyValue
 from ._async import AsyncClient
 from ._errors import (
     BadRequest,

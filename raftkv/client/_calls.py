@@ -14,6 +14,14 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
+from ..kv import (
+    WireFormatError,
+    encode_etag,
+    encode_key_path,
+    encode_query_bytes,
+    parse_etag,
+    range_from_json,
+)
 from ._errors import (
     BadRequest,
     Conflict,
@@ -27,17 +35,7 @@ from ._errors import (
 )
 from ._models import DeleteResponse, Member, PutResponse, RangeResponse, Value
 from ._retry import error_message
-from ._wire import (
-    WireFormatError,
-    encode_etag,
-    encode_key_path,
-    encode_query_bytes,
-    members_from_json,
-    parse_etag,
-    parse_position,
-    parse_retry_after,
-    range_from_json,
-)
+from ._wire import members_from_json, parse_position, parse_retry_after
 
 __all__ = [
     "Call",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._kv import KeyValue
+from ..kv import KeyValue
 
 __all__ = [
     "DeleteResponse",

@@ -17,7 +17,7 @@ from ._base import (
 from ._memory import MemoryNetwork, MemoryTransport, NetworkStatistics
 from ._options import TcpOptions
 from ._tcp import TcpTransport, open_tcp_transport
-from ._url import format_peer_url, parse_peer_url
+from ._url import format_peer_url, normalize_peer_url, parse_peer_url
 
 __all__ = [
     "Inbound",
@@ -34,6 +34,7 @@ __all__ = [
     "TransportStatistics",
     "Unreachable",
     "format_peer_url",
+    "normalize_peer_url",
     "open_tcp_transport",
     "parse_peer_url",
 ]

@@ -1,12 +1,36 @@
-"""Peer URLs in the seed's form, ``http://host:port``."""
+"""Peer URLs in the seed's form, ``http://host:port``: the one parser everyone uses."""
 
 from __future__ import annotations
 
 import urllib.parse
 
-__all__ = ["format_peer_url", "parse_peer_url"]
+__all__ = ["format_peer_url", "normalize_peer_url", "parse_peer_url"]
 
-_EXAMPLE = "http://127.0.0.1:12379"
+
+def _split(text: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a peer URL; ``ValueError`` naming the problem otherwise."""
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"bad peer URL {text!r}: expected a non-empty http://host:port")
+    if any(c.isspace() for c in text):
+        raise ValueError(f"bad peer URL {text!r}: contains whitespace")
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"bad peer URL {text!r} is malformed: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"bad peer URL {text!r}: expected http://host:port")
+    if not parts.hostname:
+        raise ValueError(f"bad peer URL {text!r}: no host")
+    if port is None or port == 0:
+        raise ValueError(f"bad peer URL {text!r}: expected a port between 1 and 65535")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"bad peer URL {text!r}: expected only scheme://host:port, no credentials")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(
+            f"bad peer URL {text!r}: expected only scheme://host:port (just scheme, host and port)"
+        )
+    return parts.scheme, parts.hostname.lower(), port
 
 
 def parse_peer_url(url: str) -> tuple[str, int]:
@@ -18,27 +42,21 @@ def parse_peer_url(url: str) -> tuple[str, int]:
     >>> parse_peer_url("http://127.0.0.1:12379")
     ('127.0.0.1', 12379)
     """
-    if not isinstance(url, str) or not url:
-        raise ValueError(f"a peer URL must be a non-empty string like {_EXAMPLE}, got {url!r}")
-    if any(c.isspace() for c in url):
-        raise ValueError(f"peer URL {url!r} contains whitespace")
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"peer URL {url!r} is malformed: {exc}") from None
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"peer URL {url!r} must start with http:// (like {_EXAMPLE})")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError(f"peer URL {url!r} must not carry credentials")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"peer URL {url!r} must be just scheme, host and port (like {_EXAMPLE})")
-    host = parts.hostname
-    if not host:
-        raise ValueError(f"peer URL {url!r} has no host")
-    if port is None or port == 0:
-        raise ValueError(f"peer URL {url!r} needs a port between 1 and 65535")
+    _, host, port = _split(url)
     return host, port
+
+
+def normalize_peer_url(url: str) -> str:
+    """A peer URL as ``scheme://host:port`` (lower-case scheme and host, brackets around IPv6);
+    ``ValueError`` naming the problem otherwise.
+
+    >>> normalize_peer_url("HTTP://Node-1:12379/")
+    'http://node-1:12379'
+    """
+    scheme, host, port = _split(url)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"
 
 
 def format_peer_url(host: str, port: int) -> str:

@@ -13,9 +13,8 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 import httpx
 
-from raftkv._kv import CompareFailed, KVStateMachine, encode_delete, encode_put
 from raftkv.client import AsyncClient, RetryPolicy
-from raftkv.client._wire import key_value_to_json
+from raftkv.kv import CompareFailed, KVStateMachine, encode_delete, encode_put, key_value_to_json
 
 ENDPOINTS = ("http://n1:12380", "http://n2:22380", "http://n3:32380")
 NO_WAIT = RetryPolicy(rounds=2, backoff=0, max_backoff=0, jitter=False)

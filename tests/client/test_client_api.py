@@ -3,7 +3,6 @@
 import pytest
 from fake_cluster import FakeCluster
 
-from raftkv._kv import KeyValue
 from raftkv.client import (
     Client,
     Conflict,
@@ -15,6 +14,7 @@ from raftkv.client import (
     PutResponse,
     Value,
 )
+from raftkv.kv import KeyValue
 
 
 def test_put_get_delete(client: Client, cluster: FakeCluster) -> None:

@@ -7,19 +7,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from raftkv._kv import KeyValue
 from raftkv.client import Member, Position
 from raftkv.client._wire import (
+    member_from_json,
+    parse_error_body,
+    parse_position,
+    parse_retry_after,
+)
+from raftkv.kv import (
+    KeyValue,
     WireFormatError,
     encode_etag,
     encode_key_path,
     key_value_from_json,
     key_value_to_json,
-    member_from_json,
-    parse_error_body,
     parse_etag,
-    parse_position,
-    parse_retry_after,
 )
 
 revisions = st.integers(0, 2**63 - 1)

@@ -12,11 +12,10 @@ import pytest
 import trio
 
 import raftkv
-from raftkv._kv import KVStateMachine
+from raftkv.kv import KVService, KVStateMachine, Limits
 from raftkv.storage import MemoryStorage
 from raftkv.transport import MemoryNetwork
 from raftkv_cli._app import create_app
-from raftkv_cli._service import KVService, Limits
 
 LIMITS = Limits(max_key_bytes=64, max_value_bytes=1000, max_list_limit=50)
 
@@ -238,8 +237,8 @@ async def test_operational_endpoints(api) -> None:
 
 
 async def test_a_body_without_length_is_refused_once_over_the_limit() -> None:
-    from raftkv._kv import ValueTooLarge
-    from raftkv_cli._fastpath import read_body
+    from raftkv.kv import ValueTooLarge
+    from raftkv_cli._request import read_body
 
     sent = 0
 
@@ -254,7 +253,7 @@ async def test_a_body_without_length_is_refused_once_over_the_limit() -> None:
 
 
 async def test_a_body_is_read_until_its_declared_length() -> None:
-    from raftkv_cli._fastpath import read_body
+    from raftkv_cli._request import read_body
 
     messages = [
         {"type": "http.request", "body": b"ab", "more_body": True},
@@ -273,8 +272,8 @@ async def test_a_body_is_read_until_its_declared_length() -> None:
 
 
 async def test_a_body_with_a_bad_declared_length_is_refused_before_reading() -> None:
-    from raftkv_cli._fastpath import read_body
     from raftkv_cli._http import HTTPError
+    from raftkv_cli._request import read_body
 
     async def receive() -> dict:
         raise AssertionError("nothing is read")

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from raftkv._errors import RaftError
-from raftkv._kv import (
+from raftkv import RaftError
+from raftkv.kv import (
     DEFAULT_MAX_KEY_BYTES,
     DEFAULT_MAX_VALUE_BYTES,
     DeleteCommand,

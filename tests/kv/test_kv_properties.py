@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from raftkv._kv import (
+from raftkv.kv import (
     CompareFailed,
     DeleteResult,
     InvalidCommand,

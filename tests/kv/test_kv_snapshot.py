@@ -6,7 +6,7 @@ import cbor2
 import pytest
 
 from raftkv._errors import CorruptSnapshot
-from raftkv._kv import KeyValue, KVStateMachine, encode_delete, encode_put
+from raftkv.kv import KeyValue, KVStateMachine, encode_delete, encode_put
 
 
 def state(kv: KVStateMachine) -> tuple[int, int, tuple[KeyValue, ...]]:

@@ -5,8 +5,9 @@ import doctest
 import cbor2
 import pytest
 
-import raftkv._kv
-from raftkv._kv import (
+import raftkv.kv._commands
+import raftkv.kv._store
+from raftkv.kv import (
     CompareFailed,
     DeleteResult,
     InvalidCommand,
@@ -43,8 +44,9 @@ def d() -> Driver:
 
 
 def test_docstring_examples() -> None:
-    failures, _ = doctest.testmod(raftkv._kv)
-    assert failures == 0
+    for module in (raftkv.kv._store, raftkv.kv._commands):
+        failures, _ = doctest.testmod(module)
+        assert failures == 0
 
 
 def test_new_store_is_empty() -> None:

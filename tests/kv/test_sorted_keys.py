@@ -7,8 +7,8 @@ from bisect import bisect_left, bisect_right
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from raftkv import _sortedkeys
-from raftkv._sortedkeys import SortedKeys
+from raftkv.kv import _sortedkeys
+from raftkv.kv._sortedkeys import SortedKeys
 
 KEYS = st.binary(min_size=1, max_size=3)
 OPS = st.lists(st.tuples(st.booleans(), KEYS), max_size=400)

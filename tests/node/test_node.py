@@ -105,12 +105,12 @@ async def test_lagging_follower_is_caught_up_by_snapshot(autojump_clock) -> None
         await c.crash(lagger)
         for k in range(100):
             await c.members[leader].n.propose(f"k{k}".encode())
-        assert c.members[leader].n.statistics.snapshots_taken >= 3
+        assert c.members[leader].n.statistics().snapshots_taken >= 3
         await c.restart(lagger)
         with trio.fail_after(20):
             await c.wait_until(lambda: len(c.members[lagger].sm.applied) == 100)
         assert c.members[lagger].sm.applied == c.members[leader].sm.applied
-        assert c.members[lagger].n.statistics.snapshots_restored >= 1
+        assert c.members[lagger].n.statistics().snapshots_restored >= 1
 
 
 async def test_add_learner_is_promoted_and_serves(autojump_clock) -> None:
@@ -277,7 +277,7 @@ async def test_snapshots_are_built_while_the_node_keeps_applying(autojump_clock)
                 await node.wait_leader()
                 for k in range(60):
                     await node.propose(f"k{k}".encode())
-            assert node.statistics.snapshots_taken >= 1
+            assert node.statistics().snapshots_taken >= 1
     # Entries were applied between the chunks of a snapshot being built ...
     assert max(sm.applied_during_snapshots) > min(sm.applied_during_snapshots)
     # ... and the saved snapshot holds exactly the state at its own index.

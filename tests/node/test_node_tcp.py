@@ -119,7 +119,7 @@ async def test_crashed_follower_catches_up_by_snapshot_over_tcp() -> None:
                 lambda s: s.applied >= c.nodes[leader].status().applied
             )
             assert c.machines[lagger].applied == c.machines[leader].applied
-            assert c.nodes[lagger].statistics.snapshots_restored >= 1
+            assert c.nodes[lagger].statistics().snapshots_restored >= 1
 
 
 async def test_leader_crash_elects_another_over_tcp() -> None:

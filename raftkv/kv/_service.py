@@ -1,44 +1,29 @@
-"""The key-value service: what the HTTP routes do, without HTTP.
+"""``KVService``: the key-value store on a running node, without HTTP.
 
 Writes are proposed through the node (forwarded to the leader by Raft when this node follows) and
 answered once applied here. Reads are linearizable by default (a ReadIndex barrier first);
-``linearizable=False`` reads whatever this node has applied. Membership changes and leadership
-transfer must run on the leader: ``NotLeader`` tells the HTTP layer to forward them.
+``linearizable=False`` reads whatever this node has applied. Every request is checked against the
+service's ``Limits`` before anything is proposed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TypeVar
 
-import raftkv
-from raftkv._kv import (
-    CompareFailed,
-    DeleteResult,
-    InvalidCommand,
-    KeyValue,
-    KVStateMachine,
-    PutResult,
-    RangeResult,
-    encode_delete,
-    encode_put,
-)
+from .._node import Node
+from ._commands import encode_delete, encode_put
+from ._limits import Limits
+from ._results import CompareFailed, DeleteResult, InvalidCommand, KeyValue, PutResult, RangeResult
+from ._store import KVStateMachine
 
-__all__ = ["KVService", "Limits"]
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_key_bytes: int = 1024
-    max_value_bytes: int = 3 * 512 * 1024
-    max_list_limit: int = 10_000
+__all__ = ["KVService"]
 
 
 class KVService:
-    def __init__(self, node: raftkv.Node, kv: KVStateMachine, limits: Limits) -> None:
+    def __init__(self, node: Node, store: KVStateMachine, limits: Limits | None = None) -> None:
         self.node = node
-        self.kv = kv
-        self.limits = limits
+        self.store = store
+        self.limits = limits or Limits()
 
     async def put(
         self, key: bytes, value: bytes, *, if_revision: int | None = None
@@ -65,7 +50,7 @@ class KVService:
     async def get(self, key: bytes, *, linearizable: bool = True) -> KeyValue | None:
         if linearizable:
             await self.node.read_barrier()
-        return self.kv.get(key)
+        return self.store.get(key)
 
     async def range(
         self,
@@ -77,7 +62,7 @@ class KVService:
     ) -> RangeResult:
         if linearizable:
             await self.node.read_barrier()
-        return self.kv.range(prefix, after=after, limit=limit)
+        return self.store.range(prefix, after=after, limit=limit)
 
 
 A = TypeVar("A")

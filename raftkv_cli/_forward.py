@@ -1,0 +1,64 @@
+"""Replaying a request on the leader, for what only the leader can do (membership changes,
+leadership transfer). Writes need none of this: Raft forwards proposals itself.
+"""
+
+from __future__ import annotations
+
+import httpx
+import trio
+from quart import Response, request
+
+import raftkv
+
+from ._http import HTTPError
+
+__all__ = ["FORWARDED_HEADER", "LeaderForwarder"]
+
+FORWARDED_HEADER = "X-Raftkv-Forwarded"
+_PASSED_BACK = ("content-type", "allow", "etag", "retry-after")
+
+
+class LeaderForwarder:
+    def __init__(self, node: raftkv.Node, client: httpx.AsyncClient | None) -> None:
+        self.node = node
+        self.client = client
+
+    async def forward(self, exc: raftkv.NotLeader) -> Response:
+        """Replay the current Quart request on the leader; re-raise ``exc`` if we cannot."""
+        # The header lists the nodes the request went through: at most one hop more than the
+        # first (a leader that just handed leadership over passes its own removal on), no loops.
+        hops = [h for h in request.headers.get(FORWARDED_HEADER, "").split(",") if h]
+        node = self.node
+        if self.client is None or len(hops) >= 2 or str(node.id) in hops:
+            raise exc
+        leader_url = await self._leader_url()
+        if leader_url is None:
+            raise exc
+        body = await request.get_data(as_text=False)
+        try:
+            reply = await self.client.request(
+                request.method,
+                leader_url + request.full_path.rstrip("?"),
+                content=body,
+                headers={
+                    FORWARDED_HEADER: ",".join([*hops, str(node.id)]),
+                    "content-type": request.headers.get("content-type", ""),
+                },
+            )
+        except httpx.TimeoutException:
+            raise raftkv.OutcomeUnknown("the leader did not answer in time") from None
+        except httpx.HTTPError as err:
+            raise HTTPError(503, "leader unreachable", str(err), {"Retry-After": "1"}) from None
+        headers = {k: v for k, v in reply.headers.items() if k.lower() in _PASSED_BACK}
+        return Response(reply.content, reply.status_code, headers)
+
+    async def _leader_url(self) -> str | None:
+        def leader_known(s: raftkv.NodeStatus) -> bool:
+            return any(m.id == s.leader and m.client_url for m in s.members)
+
+        # Right after an election the leader may not have published its client URL yet.
+        with trio.move_on_after(self.node.config.request_timeout / 2):
+            await self.node.wait_status(leader_known)
+        status = self.node.status()
+        leader = next((m for m in status.members if m.id == status.leader), None)
+        return leader.client_url if leader is not None and leader.client_url else None

@@ -1,0 +1,162 @@
+"""Parse once, at the edge: an HTTP request becomes typed values before any route runs.
+
+Every route, on the raw ASGI path or in Quart, reads its input through these functions, so two
+routes never parse the same input twice or differently. They work on the ASGI scope (Quart hands
+it over as ``request.scope``) and raise ``HTTPError`` with the documented status and JSON body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from raftkv.kv import Limits, WireFormatError, check_key, check_value_size, parse_revision_tag
+
+from ._http import HTTPError
+
+__all__ = [
+    "Query",
+    "Receive",
+    "Scope",
+    "Send",
+    "declared_length",
+    "header",
+    "key_at",
+    "parse_member_id",
+    "read_body",
+    "write_condition",
+]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+_MAX_MEMBER_ID_DIGITS = 18  # ids are int64 on the wire
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """The last value of header ``name`` (lower-case bytes), decoded as Latin-1."""
+    found = None
+    for k, v in scope["headers"]:
+        if k == name:
+            found = v
+    return None if found is None else bytes(found).decode("latin-1")
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A query string, its values as the raw bytes the client percent-encoded (keys may be any
+    bytes); the last of repeated names wins."""
+
+    values: Mapping[str, bytes]
+
+    @classmethod
+    def of(cls, scope: Scope) -> Query:
+        values: dict[str, bytes] = {}
+        for pair in bytes(scope.get("query_string", b"")).split(b"&"):
+            if not pair:
+                continue
+            k, _, v = pair.partition(b"=")
+            name = unquote_to_bytes(k.replace(b"+", b" ")).decode("utf-8", "replace")
+            values[name] = unquote_to_bytes(v.replace(b"+", b" "))
+        return cls(values)
+
+    def bytes(self, name: str) -> bytes | None:
+        return self.values.get(name)
+
+    def text(self, name: str) -> str | None:
+        value = self.values.get(name)
+        return None if value is None else value.decode("utf-8", "replace")
+
+    def linearizable(self) -> bool:
+        """``?consistency=``: linearizable (the default) or serializable; anything else 400."""
+        value = self.text("consistency")
+        if value is None or value == "linearizable":
+            return True
+        if value == "serializable":
+            return False
+        raise HTTPError(400, "bad consistency", "use consistency=linearizable or serializable")
+
+    def limit(self, maximum: int, default: int) -> int:
+        text = self.text("limit")
+        if text is None:
+            return default
+        if not text.isdigit() or not 1 <= int(text) <= maximum:
+            raise HTTPError(400, "bad limit", f"limit is 1..{maximum}")
+        return int(text)
+
+
+def key_at(scope: Scope, prefix: str, limits: Limits) -> bytes:
+    """The key after ``prefix`` in the path, exactly as the client percent-encoded it (any
+    bytes), checked against the key limits (``InvalidKey``: 400)."""
+    raw = scope.get("raw_path")
+    if raw is None:  # servers that omit raw_path: the decoded path is all we have
+        key = str(scope["path"])[len(prefix) :].encode("utf-8", "surrogateescape")
+    else:
+        key = unquote_to_bytes(bytes(raw).split(b"?", 1)[0])[len(prefix) :]
+    return check_key(key, limits.max_key_bytes)
+
+
+def write_condition(scope: Scope) -> int | None:
+    """The compare-and-swap condition of a write: ``If-Match: "<rev>"`` (only if the key's
+    mod revision is rev), ``If-None-Match: *`` (0: only if absent), or None."""
+    if_match = header(scope, b"if-match")
+    if_none_match = header(scope, b"if-none-match")
+    if if_match is not None and if_none_match is not None:
+        raise HTTPError(400, "conflicting conditions", "use If-Match or If-None-Match")
+    if if_none_match is not None:
+        if if_none_match.strip() != "*":
+            raise HTTPError(400, "bad If-None-Match", "only 'If-None-Match: *' is supported")
+        return 0
+    if if_match is None:
+        return None
+    try:
+        revision = parse_revision_tag(if_match)
+    except WireFormatError as exc:
+        raise HTTPError(400, "bad If-Match", str(exc)) from None
+    if revision < 1:
+        raise HTTPError(400, "bad If-Match", "revisions start at 1")
+    return revision
+
+
+def parse_member_id(text: str) -> int:
+    if not text.isdigit() or int(text) < 1 or len(text) > _MAX_MEMBER_ID_DIGITS:
+        raise HTTPError(400, "invalid member id", f"{text!r} is not a node id (an integer >= 1)")
+    return int(text)
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The body's ``Content-Length``, or None when it is not given (400 when it is not a
+    number)."""
+    value = header(scope, b"content-length")
+    if value is None:
+        return None
+    if not value.strip().isdigit():
+        raise HTTPError(400, "bad content-length", f"{value!r} is not a length")
+    return int(value)
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body, refusing (413) anything over ``limit``: from its declared length
+    before reading anything, else at the first chunk past it."""
+    declared = declared_length(scope)
+    if declared is not None:
+        check_value_size(declared, limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        if size == declared and chunks:
+            # All the declared bytes are here (the server enforces the framing): skip waiting
+            # for the empty end-of-body message, one scheduling pass per write.
+            return b"".join(chunks)
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HTTPError(400, "client disconnected")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        check_value_size(size, limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)

@@ -1,0 +1,1 @@
+"""The daemon's routes, one module per concern: seed, kv, members, operations."""
