@@ -5,7 +5,7 @@ import io
 import cbor2
 import pytest
 
-from raftkv._errors import CorruptSnapshot
+from raftkv import CorruptSnapshot
 from raftkv.kv import KeyValue, KVStateMachine, encode_delete, encode_put
 
 
