@@ -28,15 +28,20 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Handler = Callable[[Scope, Receive], Awaitable[Reply]]
 
 RESERVED_PREFIXES = ("/v1/", "/-/")
-RESERVED_PATHS = ("/v1", "/-", "/")
+RESERVED_PATHS = ("/v1", "/-")
 _KEY_METHODS = "GET, HEAD, PUT"
 _MEMBER_METHODS = "GET, HEAD, PUT, POST, DELETE"
 _KV_METHODS = "DELETE, GET, HEAD, PUT"
 
 
 def is_key_path(path: str) -> bool:
-    """Is ``path`` a seed key route (anything outside the reserved prefixes)?"""
+    """Is ``path`` a seed key route (anything outside the reserved prefixes; ``/`` names the
+    empty key, which is refused as such)?"""
     return path not in RESERVED_PATHS and not path.startswith(RESERVED_PREFIXES)
+
+
+async def _no_key(scope: Scope, receive: Receive) -> Reply:
+    raise HTTPError(404, "not found", "no key given: use /<key>")
 
 
 class Edge:
@@ -56,6 +61,9 @@ class Edge:
             "DELETE": lambda scope, _: kv.delete(scope),
         }
         self._kv_root: dict[str, Handler] = {"GET": lambda scope, _: kv.list(scope)}
+        # The root names no key: nothing to read there, and a write to it is refused as a write
+        # of the empty key (400).
+        self._root: dict[str, Handler] = {"GET": _no_key, "HEAD": _no_key, "PUT": seed.put}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,7 +71,9 @@ class Edge:
             return
         send = self._with_position(send)
         path, method = scope["path"], scope["method"]
-        if is_key_path(path):
+        if path == "/":
+            await self._serve(self._root, _KEY_METHODS, scope, receive, send)
+        elif is_key_path(path):
             if method in ("POST", "DELETE") and path[1:].isdigit():
                 await self.fallback(scope, receive, send)  # the seed's member routes
                 return

@@ -7,6 +7,7 @@ it over as ``request.scope``) and raise ``HTTPError`` with the documented status
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "key_at",
     "parse_member_id",
     "read_body",
+    "unquote",
     "write_condition",
 ]
 
@@ -34,6 +36,15 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _MAX_MEMBER_ID_DIGITS = 18  # ids are int64 on the wire
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+def unquote(raw: bytes, what: str) -> bytes:
+    """Percent-decode ``raw`` strictly: a ``%`` not followed by two hex digits is an error
+    (``what`` names the part of the request), never a literal."""
+    if b"%" in raw and _BAD_ESCAPE.search(raw):
+        raise HTTPError(400, what, f"invalid percent-escape in {raw.decode('latin-1')!r}")
+    return unquote_to_bytes(raw)
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -59,8 +70,8 @@ class Query:
             if not pair:
                 continue
             k, _, v = pair.partition(b"=")
-            name = unquote_to_bytes(k.replace(b"+", b" ")).decode("utf-8", "replace")
-            values[name] = unquote_to_bytes(v.replace(b"+", b" "))
+            name = unquote(k.replace(b"+", b" "), "bad query").decode("utf-8", "replace")
+            values[name] = unquote(v.replace(b"+", b" "), "bad query")
         return cls(values)
 
     def bytes(self, name: str) -> bytes | None:
@@ -95,7 +106,7 @@ def key_at(scope: Scope, prefix: str, limits: Limits) -> bytes:
     if raw is None:  # servers that omit raw_path: the decoded path is all we have
         key = str(scope["path"])[len(prefix) :].encode("utf-8", "surrogateescape")
     else:
-        key = unquote_to_bytes(bytes(raw).split(b"?", 1)[0])[len(prefix) :]
+        key = unquote(bytes(raw).split(b"?", 1)[0], "invalid key")[len(prefix) :]
     return check_key(key, limits.max_key_bytes)
 
 

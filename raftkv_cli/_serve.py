@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -28,9 +28,11 @@ from raftkv.transport import TcpOptions, TcpTransport, open_tcp_transport
 
 from ._app import create_app
 from ._datadir import check_data_dir, init_data_dir
+from ._edge import ASGIApp
+from ._protocol import json_protocol_errors
 from ._settings import Settings
 
-__all__ = ["ServeOutcome", "serve"]
+__all__ = ["ServeOutcome", "hypercorn_config", "serve", "serve_http"]
 
 log = logging.getLogger("raftkv.daemon")
 
@@ -109,7 +111,7 @@ async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeO
             forward_client=forward_client,
             peer_stats=lambda: _peer_counters(transport),
         )
-        config = _hypercorn_config(settings)
+        config = hypercorn_config(settings.host, settings.port)
         log.info(
             "node %d serving clients on %s, peers on %s",
             settings.node_id,
@@ -120,7 +122,7 @@ async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeO
             nursery.start_soon(_watch_signals, stop, outcome)
             nursery.start_soon(_watch_removal, node, stop, outcome)
             try:
-                await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+                await serve_http(app, config, shutdown_trigger=stop.wait)
             except* OSError as group:
                 reason = _first_reason(group)
                 raise OSError(f"cannot serve clients on {config.bind[0]}: {reason}") from None
@@ -162,10 +164,10 @@ async def _explained(cm: AbstractAsyncContextManager[T], what: str) -> AsyncIter
         yield value
 
 
-def _hypercorn_config(settings: Settings) -> HypercornConfig:
+def hypercorn_config(host: str, port: int) -> HypercornConfig:
+    """How raftkvd runs Hypercorn for its clients on ``host:port``."""
     config = HypercornConfig()
-    host = settings.host if ":" not in settings.host else f"[{settings.host}]"
-    config.bind = [f"{host}:{settings.port}"]
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("raftkv.http.server")
     config.graceful_timeout = 3.0
@@ -175,6 +177,24 @@ def _hypercorn_config(settings: Settings) -> HypercornConfig:
     config.keep_alive_max_requests = 1_000_000
     config.include_server_header = False  # nothing to gain from advertising the server
     return config
+
+
+async def serve_http(
+    app: ASGIApp,
+    config: HypercornConfig,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]],
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` with Hypercorn until ``shutdown_trigger`` returns; every error, also
+    those Hypercorn answers itself, in the API's JSON shape."""
+    json_protocol_errors()
+    await hypercorn_serve(
+        app,  # type: ignore[arg-type]
+        config,
+        shutdown_trigger=shutdown_trigger,
+        task_status=task_status,
+    )
 
 
 def _first_reason(group: BaseExceptionGroup[OSError]) -> str:
