@@ -8,9 +8,11 @@ See README.md and docs/ for the daemon, the HTTP API and the simulation test bed
 """
 
 from ._errors import (
+    Compacted,
     ConfChangeRefused,
     CorruptLog,
     CorruptSnapshot,
+    FutureRevision,
     InvalidConfig,
     InvalidKey,
     NodeClosed,
@@ -37,9 +39,11 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncClient",
     "Client",
+    "Compacted",
     "ConfChangeRefused",
     "CorruptLog",
     "CorruptSnapshot",
+    "FutureRevision",
     "InvalidConfig",
     "InvalidKey",
     "LatencyHistogram",

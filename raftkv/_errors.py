@@ -7,6 +7,8 @@
     ├── InvalidConfig (ValueError)
     ├── InvalidKey (ValueError)  empty, not bytes, or over the key size limit
     ├── ValueTooLarge (ValueError)   over the value size limit; carries size and limit
+    ├── Compacted                a revision below the compaction point; carries compact_revision
+    ├── FutureRevision (ValueError)   a revision the store has not reached yet
     ├── ReadyContractError (RuntimeError)   the runtime misused RawNode
     ├── NodeClosed               the node stopped before the request finished
     ├── OutcomeUnknown           proposed, but we cannot tell if it applied (timeout, leader lost)
@@ -32,9 +34,11 @@ from .core import (
 )
 
 __all__ = [
+    "Compacted",
     "ConfChangeRefused",
     "CorruptLog",
     "CorruptSnapshot",
+    "FutureRevision",
     "InvalidConfig",
     "InvalidKey",
     "NodeClosed",
@@ -62,6 +66,26 @@ class ValueTooLarge(RaftError, ValueError):
         super().__init__(f"value of {size} bytes is over the limit of {limit} bytes")
         self.size = size
         self.limit = limit
+
+
+class Compacted(RaftError):
+    """A read or watch at a revision below the compaction point (HTTP 410)."""
+
+    def __init__(self, revision: int, compact_revision: int) -> None:
+        super().__init__(
+            f"revision {revision} is compacted: the oldest readable revision is {compact_revision}"
+        )
+        self.revision = revision
+        self.compact_revision = compact_revision
+
+
+class FutureRevision(RaftError, ValueError):
+    """A read at a revision the store has not reached (HTTP 400)."""
+
+    def __init__(self, revision: int, current: int) -> None:
+        super().__init__(f"revision {revision} is in the future: the store is at {current}")
+        self.revision = revision
+        self.current = current
 
 
 class NodeClosed(RaftError):

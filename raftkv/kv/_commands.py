@@ -1,19 +1,34 @@
 """The key-value store's commands: what is proposed, as CBOR, and how it is read back.
 
-Command format, CBOR, version ``COMMAND_VERSION``::
+Command format, CBOR, version ``COMMAND_VERSION`` (the log outlives the code: these encodings
+must keep decoding)::
 
-    [1, 1, key, value, if_revision | null]      put
-    [1, 2, key, if_revision | null]             delete
+    [1, 1, key, value, if_revision | null]             put
+    [1, 1, key, value, if_revision | null, lease]      put attached to a lease
+    [1, 2, key, if_revision | null]                    delete
+    [1, 4, [compare...], [op...], [op...]]             transaction: compares, success, failure
+    [1, 5, prefix]                                     delete every key under a prefix
+    [1, 6, revision]                                   compact the history up to a revision
 
-``encode_put`` and ``encode_delete`` check the node's limits first; ``decode_command`` accepts
-exactly a well-formed command and raises ``BadCommand`` for anything else (the state machine
-turns that into an ``InvalidCommand`` result: a bad entry in the log must not stop the cluster).
+    compare: [key, target, op, value]   target 0 value | 1 version | 2 create | 3 mod revision
+                                        op 0 == | 1 != | 2 < | 3 >; value bytes or an integer
+    op:      [1, key, value, lease]     put
+             [2, key]                   delete
+             [5, prefix]                delete a prefix
+             [7, key, is_prefix, limit | null]   read a key, or the keys under a prefix
+
+``encode_command`` writes a command; the ``encode_*`` helpers check the node's limits first.
+``decode_command`` accepts exactly a well-formed command and raises ``BadCommand`` for anything
+else (the state machine turns that into an ``InvalidCommand`` result: a bad entry in the log
+must not stop the cluster).
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any, Final
 
 import cbor2
@@ -22,7 +37,9 @@ from ._limits import (
     DEFAULT_MAX_KEY_BYTES,
     DEFAULT_MAX_VALUE_BYTES,
     MAX_INT,
+    Limits,
     check_key,
+    check_prefix,
     check_value_size,
 )
 
@@ -30,8 +47,18 @@ __all__ = [
     "COMMAND_VERSION",
     "BadCommand",
     "Command",
+    "CompactCommand",
+    "Compare",
+    "CompareOp",
+    "CompareTarget",
     "DeleteCommand",
+    "DeletePrefixCommand",
+    "InvalidTxn",
     "PutCommand",
+    "RangeOp",
+    "TxnCommand",
+    "TxnOp",
+    "check_txn",
     "decode_command",
     "encode_command",
     "encode_delete",
@@ -41,6 +68,18 @@ __all__ = [
 COMMAND_VERSION: Final = 1
 _OP_PUT: Final = 1
 _OP_DELETE: Final = 2
+_OP_TXN: Final = 4
+_OP_DELETE_PREFIX: Final = 5
+_OP_COMPACT: Final = 6
+_OP_RANGE: Final = 7
+
+
+class BadCommand(ValueError):
+    """Bytes that are not exactly a well-formed command."""
+
+
+class InvalidTxn(ValueError):
+    """A transaction the store refuses as a whole (too many operations, a key written twice)."""
 
 
 def _check_if_revision(if_revision: int | None) -> None:
@@ -59,6 +98,7 @@ class PutCommand:
     value: bytes
     # None: unconditional; 0: only if the key does not exist; n: only if its mod_revision is n.
     if_revision: int | None = None
+    lease: int = 0  # the lease the key is attached to; 0: none (a put detaches it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,16 +107,104 @@ class DeleteCommand:
     if_revision: int | None = None
 
 
-Command = PutCommand | DeleteCommand
+@dataclass(frozen=True, slots=True)
+class DeletePrefixCommand:
+    """Delete every key that starts with ``prefix`` (b"": every key), at one revision."""
+
+    prefix: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CompactCommand:
+    """Forget the history before ``revision`` on every replica (it stays readable)."""
+
+    revision: int
+
+
+class CompareTarget(IntEnum):
+    VALUE = 0
+    VERSION = 1
+    CREATE_REVISION = 2
+    MOD_REVISION = 3
+
+
+class CompareOp(IntEnum):
+    EQUAL = 0
+    NOT_EQUAL = 1
+    LESS = 2
+    GREATER = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """A transaction's condition on one key, as etcd's: an absent key has version and
+    revisions 0, and no value compares true."""
+
+    key: bytes
+    target: CompareTarget
+    op: CompareOp
+    value: bytes | int  # bytes for VALUE, an integer for the others
+
+
+@dataclass(frozen=True, slots=True)
+class RangeOp:
+    """A read inside a transaction: one key, or the keys under a prefix (at most ``limit``)."""
+
+    key: bytes
+    prefix: bool = False
+    limit: int | None = None
+
+
+TxnOp = PutCommand | DeleteCommand | DeletePrefixCommand | RangeOp
+
+
+@dataclass(frozen=True, slots=True)
+class TxnCommand:
+    """All ``compares`` are evaluated; then ``success`` (all true) or ``failure`` applies, at
+    one revision. Operations on the same branch never write one key twice."""
+
+    compares: tuple[Compare, ...] = ()
+    success: tuple[TxnOp, ...] = ()
+    failure: tuple[TxnOp, ...] = ()
+
+
+Command = PutCommand | DeleteCommand | DeletePrefixCommand | CompactCommand | TxnCommand
 
 
 def encode_command(command: Command) -> bytes:
     """The bytes to propose for ``command`` (no limits checked; see ``encode_put``)."""
     match command:
-        case PutCommand(key, value, if_revision):
-            return cbor2.dumps([COMMAND_VERSION, _OP_PUT, key, value, if_revision])
+        case PutCommand(key, value, if_revision, lease):
+            tail = [lease] if lease else []
+            return cbor2.dumps([COMMAND_VERSION, _OP_PUT, key, value, if_revision, *tail])
         case DeleteCommand(key, if_revision):
             return cbor2.dumps([COMMAND_VERSION, _OP_DELETE, key, if_revision])
+        case DeletePrefixCommand(prefix):
+            return cbor2.dumps([COMMAND_VERSION, _OP_DELETE_PREFIX, prefix])
+        case CompactCommand(revision):
+            return cbor2.dumps([COMMAND_VERSION, _OP_COMPACT, revision])
+        case TxnCommand(compares, success, failure):
+            return cbor2.dumps(
+                [
+                    COMMAND_VERSION,
+                    _OP_TXN,
+                    [[c.key, int(c.target), int(c.op), c.value] for c in compares],
+                    [_encode_op(op) for op in success],
+                    [_encode_op(op) for op in failure],
+                ]
+            )
+
+
+def _encode_op(op: TxnOp) -> list[Any]:
+    match op:
+        case PutCommand(key, value, _, lease):
+            return [_OP_PUT, key, value, lease]
+        case DeleteCommand(key, _):
+            return [_OP_DELETE, key]
+        case DeletePrefixCommand(prefix):
+            return [_OP_DELETE_PREFIX, prefix]
+        case RangeOp(key, prefix, limit):
+            return [_OP_RANGE, key, prefix, limit]
 
 
 def encode_put(
@@ -84,20 +212,22 @@ def encode_put(
     value: bytes,
     *,
     if_revision: int | None = None,
+    lease: int = 0,
     max_key_bytes: int = DEFAULT_MAX_KEY_BYTES,
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
 ) -> bytes:
     """A checked put command, ready to propose.
 
     >>> decode_command(encode_put(b"k", b"v", if_revision=0))
-    PutCommand(key=b'k', value=b'v', if_revision=0)
+    PutCommand(key=b'k', value=b'v', if_revision=0, lease=0)
     """
     check_key(key, max_key_bytes)
     if not isinstance(value, bytes):
         raise TypeError(f"a value must be bytes, not {type(value).__name__}")
     check_value_size(len(value), max_value_bytes)
     _check_if_revision(if_revision)
-    return encode_command(PutCommand(key, value, if_revision))
+    _check_lease(lease)
+    return encode_command(PutCommand(key, value, if_revision, lease))
 
 
 def encode_delete(
@@ -109,15 +239,63 @@ def encode_delete(
     return encode_command(DeleteCommand(key, if_revision))
 
 
-class BadCommand(ValueError):
-    pass
+def _check_lease(lease: int) -> None:
+    if type(lease) is not int or not 0 <= lease <= MAX_INT:
+        raise ValueError(f"a lease must be an integer >= 0, not {lease!r}")
+
+
+def check_txn(txn: TxnCommand, limits: Limits) -> None:
+    """Refuse (``InvalidTxn``, ``InvalidKey``, ``ValueTooLarge``) a transaction the store would
+    not take whole: over ``limits.max_txn_ops`` operations, a key over the key limit, a value
+    over the value limit, a key written twice on one branch (as etcd refuses)."""
+    ops = len(txn.compares) + len(txn.success) + len(txn.failure)
+    if ops > limits.max_txn_ops:
+        raise InvalidTxn(f"{ops} compares and operations, over the limit of {limits.max_txn_ops}")
+    for c in txn.compares:
+        check_key(c.key, limits.max_key_bytes)
+    for branch in (txn.success, txn.failure):
+        for op in branch:
+            match op:
+                case PutCommand(key, value, _, lease):
+                    check_key(key, limits.max_key_bytes)
+                    check_value_size(len(value), limits.max_value_bytes)
+                    _check_lease(lease)
+                case DeletePrefixCommand(prefix) | RangeOp(prefix, True):
+                    check_prefix(prefix, limits.max_key_bytes)
+                case DeleteCommand(key) | RangeOp(key):
+                    check_key(key, limits.max_key_bytes)
+        overlap = _overlapping_write(branch)
+        if overlap is not None:
+            raise InvalidTxn(f"key {overlap!r:.60} is written twice in one branch")
+
+
+def _overlapping_write(branch: Sequence[TxnOp]) -> bytes | None:
+    """A key that two writes of ``branch`` touch, if any."""
+    keys: set[bytes] = set()
+    prefixes: list[bytes] = []
+    for op in branch:
+        if isinstance(op, (PutCommand, DeleteCommand)):
+            if op.key in keys or any(op.key.startswith(p) for p in prefixes):
+                return op.key
+            keys.add(op.key)
+        elif isinstance(op, DeletePrefixCommand):
+            p = op.prefix
+            clash = [k for k in keys if k.startswith(p)]
+            clash += [q for q in prefixes if q.startswith(p) or p.startswith(q)]
+            if clash:
+                return clash[0]
+            prefixes.append(p)
+    return None
+
+
+# -- decoding ------------------------------------------------------------------------------------
 
 
 def decode_command(data: bytes) -> Command:
-    """The command in ``data``; ``ValueError`` if it is not exactly a well-formed command."""
+    """The command in ``data``; ``BadCommand`` if it is not exactly a well-formed command."""
     stream = io.BytesIO(data)
     try:
-        item = cbor2.CBORDecoder(stream, max_depth=4).decode()
+        item = cbor2.CBORDecoder(stream, max_depth=5).decode()
     except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise BadCommand(f"undecodable CBOR: {exc}") from None
     if stream.tell() != len(data):
@@ -127,24 +305,104 @@ def decode_command(data: bytes) -> Command:
     version, op, *args = item
     if type(version) is not int or version != COMMAND_VERSION:
         raise BadCommand(f"unsupported command version {version!r:.20}")
-    if type(op) is int and op == _OP_PUT and len(args) == 3:
-        key, value, if_revision = args
-        if type(value) is not bytes:
-            raise BadCommand("a put's value must be a byte string")
-        return PutCommand(_decode_key(key), value, _decode_if_revision(if_revision))
-    if type(op) is int and op == _OP_DELETE and len(args) == 2:
-        key, if_revision = args
-        return DeleteCommand(_decode_key(key), _decode_if_revision(if_revision))
+    if type(op) is not int:
+        raise BadCommand(f"unknown operation {op!r:.20} with {len(args)} arguments")
+    if op == _OP_PUT and len(args) in (3, 4):
+        key, value, if_revision, *lease = args
+        return PutCommand(
+            _key(key), _value(value), _if_revision(if_revision), _lease(lease[0] if lease else 0)
+        )
+    if op == _OP_DELETE and len(args) == 2:
+        return DeleteCommand(_key(args[0]), _if_revision(args[1]))
+    if op == _OP_DELETE_PREFIX and len(args) == 1:
+        return DeletePrefixCommand(_bytes(args[0], "prefix"))
+    if op == _OP_COMPACT and len(args) == 1:
+        return CompactCommand(_revision(args[0]))
+    if op == _OP_TXN and len(args) == 3:
+        compares, success, failure = (_list(a, "txn part") for a in args)
+        txn = TxnCommand(
+            tuple(_compare(c) for c in compares),
+            tuple(_op(o) for o in success),
+            tuple(_op(o) for o in failure),
+        )
+        for branch in (txn.success, txn.failure):
+            if _overlapping_write(branch) is not None:
+                raise BadCommand("a transaction branch writes one key twice")
+        return txn
     raise BadCommand(f"unknown operation {op!r:.20} with {len(args)} arguments")
 
 
-def _decode_key(v: Any) -> bytes:
+def _list(v: Any, what: str) -> list[Any]:
+    if type(v) is not list:
+        raise BadCommand(f"a {what} must be an array")
+    return v
+
+
+def _bytes(v: Any, what: str) -> bytes:
+    if type(v) is not bytes:
+        raise BadCommand(f"a {what} must be a byte string")
+    return v
+
+
+def _key(v: Any) -> bytes:
     if type(v) is not bytes or not v:
         raise BadCommand("a key must be a non-empty byte string")
     return v
 
 
-def _decode_if_revision(v: Any) -> int | None:
+def _value(v: Any) -> bytes:
+    if type(v) is not bytes:
+        raise BadCommand("a put's value must be a byte string")
+    return v
+
+
+def _if_revision(v: Any) -> int | None:
     if v is None or (type(v) is int and 0 <= v <= MAX_INT):
         return v
     raise BadCommand(f"bad if_revision {v!r:.20}")
+
+
+def _revision(v: Any) -> int:
+    if type(v) is int and 0 <= v <= MAX_INT:
+        return v
+    raise BadCommand(f"bad revision {v!r:.20}")
+
+
+def _lease(v: Any) -> int:
+    if type(v) is int and 0 <= v <= MAX_INT:
+        return v
+    raise BadCommand(f"bad lease {v!r:.20}")
+
+
+def _compare(v: Any) -> Compare:
+    c = _list(v, "compare")
+    if len(c) != 4 or type(c[1]) is not int or type(c[2]) is not int:
+        raise BadCommand("a compare must be [key, target, op, value]")
+    try:
+        target, op = CompareTarget(c[1]), CompareOp(c[2])
+    except ValueError:
+        raise BadCommand(f"unknown compare target {c[1]} or op {c[2]}") from None
+    value = c[3]
+    if target is CompareTarget.VALUE:
+        value = _bytes(value, "compared value")
+    elif type(value) is not int or not 0 <= value <= MAX_INT:
+        raise BadCommand(f"a compared {target.name.lower()} must be an integer >= 0")
+    return Compare(_key(c[0]), target, op, value)
+
+
+def _op(v: Any) -> TxnOp:
+    o = _list(v, "transaction operation")
+    kind, args = (o[0], o[1:]) if o else (None, [])
+    if kind == _OP_PUT and len(args) == 3:
+        return PutCommand(_key(args[0]), _value(args[1]), None, _lease(args[2]))
+    if kind == _OP_DELETE and len(args) == 1:
+        return DeleteCommand(_key(args[0]))
+    if kind == _OP_DELETE_PREFIX and len(args) == 1:
+        return DeletePrefixCommand(_bytes(args[0], "prefix"))
+    if kind == _OP_RANGE and len(args) == 3 and type(args[1]) is bool:
+        limit = args[2]
+        if limit is not None and (type(limit) is not int or not 0 <= limit <= MAX_INT):
+            raise BadCommand(f"bad range limit {limit!r:.20}")
+        key = _bytes(args[0], "range key") if args[1] else _key(args[0])
+        return RangeOp(key, args[1], limit)
+    raise BadCommand(f"unknown transaction operation {kind!r:.20}")

@@ -17,6 +17,7 @@ __all__ = [
     "MAX_INT",
     "Limits",
     "check_key",
+    "check_prefix",
     "check_value_size",
 ]
 
@@ -33,6 +34,8 @@ class Limits:
     max_key_bytes: int = DEFAULT_MAX_KEY_BYTES
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
     max_list_limit: int = DEFAULT_MAX_LIST_LIMIT  # keys in one listing
+    max_txn_ops: int = 128  # compares and operations in one transaction
+    max_txn_bytes: int = 2 * 1024 * 1024  # one transaction's request, as a whole
 
 
 def check_key(key: bytes, max_bytes: int = DEFAULT_MAX_KEY_BYTES) -> bytes:
@@ -44,6 +47,16 @@ def check_key(key: bytes, max_bytes: int = DEFAULT_MAX_KEY_BYTES) -> bytes:
     if len(key) > max_bytes:
         raise InvalidKey(f"key of {len(key)} bytes is over the limit of {max_bytes} bytes")
     return key
+
+
+def check_prefix(prefix: bytes, max_bytes: int = DEFAULT_MAX_KEY_BYTES) -> bytes:
+    """Return ``prefix`` if it can select keys: bytes (possibly empty: every key) of at most
+    ``max_bytes``."""
+    if not isinstance(prefix, bytes):
+        raise InvalidKey(f"a prefix must be bytes, not {type(prefix).__name__}")
+    if len(prefix) > max_bytes:
+        raise InvalidKey(f"prefix of {len(prefix)} bytes is over the limit of {max_bytes} bytes")
+    return prefix
 
 
 def check_value_size(size: int, max_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> None:

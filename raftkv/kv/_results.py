@@ -1,17 +1,25 @@
-"""What the store answers: key-values and the result of every command."""
+"""What the store answers: key-values, the result of every command, and watch events."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 __all__ = [
     "ApplyResult",
+    "CompactRefused",
+    "CompactResult",
     "CompareFailed",
+    "DeletePrefixResult",
     "DeleteResult",
     "InvalidCommand",
     "KeyValue",
     "PutResult",
     "RangeResult",
+    "TxnResponse",
+    "TxnResult",
+    "WatchBatch",
+    "WatchEvent",
 ]
 
 
@@ -22,6 +30,7 @@ class KeyValue:
     create_revision: int  # the revision of the put that created the key
     mod_revision: int  # the revision of the last put to it
     version: int  # puts since creation: 1 for a new key
+    lease: int = 0  # the lease the key is attached to; 0: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +50,12 @@ class DeleteResult:
 
 
 @dataclass(frozen=True, slots=True)
+class DeletePrefixResult:
+    revision: int  # the store's revision after the delete (unchanged when nothing matched)
+    deleted: tuple[KeyValue, ...]  # what was deleted, in key order
+
+
+@dataclass(frozen=True, slots=True)
 class CompareFailed:
     """A compare-and-swap whose ``if_revision`` did not match: nothing changed."""
 
@@ -51,6 +66,22 @@ class CompareFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class CompactResult:
+    revision: int  # the store's revision (compaction makes none)
+    compact_revision: int  # the oldest revision still readable
+
+
+@dataclass(frozen=True, slots=True)
+class CompactRefused:
+    """A compaction at a revision that is compacted already or in the future: nothing changed."""
+
+    requested: int
+    reason: str
+    revision: int
+    compact_revision: int
+
+
+@dataclass(frozen=True, slots=True)
 class InvalidCommand:
     """A committed entry that is not a command this version understands: nothing changed."""
 
@@ -58,11 +89,47 @@ class InvalidCommand:
     revision: int
 
 
-ApplyResult = PutResult | DeleteResult | CompareFailed | InvalidCommand
-
-
 @dataclass(frozen=True, slots=True)
 class RangeResult:
     kvs: tuple[KeyValue, ...]
     more: bool  # whether keys beyond ``limit`` matched
+    revision: int  # the store's revision when it was read (not the revision read at)
+
+
+TxnResponse = PutResult | DeleteResult | DeletePrefixResult | RangeResult
+
+
+@dataclass(frozen=True, slots=True)
+class TxnResult:
+    succeeded: bool  # whether every compare held (the success branch ran)
+    revision: int  # the store's revision after the transaction
+    responses: tuple[TxnResponse, ...]  # one per operation of the branch that ran
+
+
+ApplyResult = (
+    PutResult
+    | DeleteResult
+    | DeletePrefixResult
+    | CompareFailed
+    | CompactResult
+    | CompactRefused
+    | TxnResult
+    | InvalidCommand
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """One key's change. A delete's ``kv`` has the key and the revision it was deleted at."""
+
+    type: Literal["put", "delete"]
+    kv: KeyValue
+    prev_kv: KeyValue | None  # the version it replaced, if asked for and still retained
+
+
+@dataclass(frozen=True, slots=True)
+class WatchBatch:
+    """The events of one revision that touched watched keys, in the order they happened."""
+
     revision: int
+    events: tuple[WatchEvent, ...]

@@ -1,11 +1,19 @@
 """The key-value store's snapshot format: a CBOR sequence (RFC 8742), written and read one
-record at a time::
+record at a time, carrying the retained history (so a node restored from a snapshot serves the
+same reads at past revisions, and the same watch events, as the node that took it)::
 
-    ["raftkv-kv", 1, revision, applied_index, count]        header
-    [key, value, create_revision, mod_revision, version]    count records, in key order
+    ["raftkv-kv", 2, revision, applied_index, compact_revision, key_count, change_count]
+    [key, value, create, mod, version, lease, ...]    key_count records in key order: every
+                                                      retained version of the key, oldest first
+                                                      (five fields each; value null: deleted)
+    [revision, key, ...]                              change_count records: the keys each
+                                                      retained revision changed, in order
 
-Reading is all or nothing and checks every record (types, key order, revision bounds):
-``CorruptSnapshot`` names what is wrong.
+Version 1 (before histories) is still read: ``[..., 1, revision, applied_index, count]`` and
+``[key, value, create, mod, version]`` records; nothing before its revision is readable.
+
+Reading is all or nothing and checks every record (types, key order, revision bounds, that the
+change index names versions that exist): ``CorruptSnapshot`` names what is wrong.
 """
 
 from __future__ import annotations
@@ -13,48 +21,55 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import IO, Any, Final
 
 import cbor2
 
 from .._errors import CorruptSnapshot
+from ._history import History, HistoryView, Record
 from ._limits import MAX_INT
-from ._sortedkeys import SortedKeys
 
-__all__ = ["Record", "SnapshotState", "read_snapshot", "snapshot_chunks"]
+__all__ = ["SnapshotState", "read_snapshot", "snapshot_chunks"]
 
 SNAPSHOT_MAGIC: Final = "raftkv-kv"
-SNAPSHOT_VERSION: Final = 1
-
-# How the store keeps a key's KeyValue: (value, create_revision, mod_revision, version).
-Record = tuple[bytes, int, int, int]
+SNAPSHOT_VERSION: Final = 2
+_FIELDS: Final = 5  # fields of one version in a key record
 
 
 @dataclass(frozen=True, slots=True)
 class SnapshotState:
     """A snapshot read back: the store's whole state."""
 
-    revision: int
     applied_index: int
-    keys: SortedKeys
-    data: dict[bytes, Record]
+    history: History
 
 
-def snapshot_chunks(
-    revision: int,
-    applied_index: int,
-    keys: SortedKeys,
-    data: dict[bytes, Record],
-    chunk_bytes: int,
-) -> Iterator[bytes]:
-    """The snapshot of ``keys``/``data`` as chunks of about ``chunk_bytes`` each, serialized
-    lazily as they are consumed (the caller hands over views that no later write changes)."""
-    parts = [cbor2.dumps([SNAPSHOT_MAGIC, SNAPSHOT_VERSION, revision, applied_index, len(keys)])]
+def snapshot_chunks(applied_index: int, view: HistoryView, chunk_bytes: int) -> Iterator[bytes]:
+    """The snapshot of ``view`` as chunks of about ``chunk_bytes`` each, serialized lazily as
+    they are consumed."""
+    header = [
+        SNAPSHOT_MAGIC,
+        SNAPSHOT_VERSION,
+        view.revision,
+        applied_index,
+        view.compact_revision,
+        len(view.keys),
+        len(view.changes),
+    ]
+    parts = [cbor2.dumps(header)]
     size = len(parts[0])
-    for key in keys:
-        record = cbor2.dumps([key, *data[key]])
-        parts.append(record)
-        size += len(record)
+
+    def records() -> Iterator[list[Any]]:
+        for key, versions in view.versions():
+            yield [key, *(field for record in versions for field in record)]
+        for rev, keys in view.changes:
+            yield [rev, *keys]
+
+    for item in records():
+        encoded = cbor2.dumps(item)
+        parts.append(encoded)
+        size += len(encoded)
         if size >= chunk_bytes:
             yield b"".join(parts)
             parts.clear()
@@ -71,15 +86,7 @@ def read_snapshot(stream: IO[bytes]) -> SnapshotState:
         stream = io.BufferedReader(_RawReader(stream))
     decoder = cbor2.CBORDecoder(stream, max_depth=4)
     try:
-        revision, applied_index, count = _read_header(decoder.decode())
-        data: dict[bytes, Record] = {}
-        keys: list[bytes] = []
-        for _ in range(count):
-            key, record = _read_record(decoder.decode(), revision)
-            if keys and key <= keys[-1]:
-                raise CorruptSnapshot("snapshot keys are not in strictly ascending order")
-            keys.append(key)
-            data[key] = record
+        state = _read(decoder)
         try:
             decoder.decode()
         except cbor2.CBORDecodeEOF:
@@ -88,7 +95,103 @@ def read_snapshot(stream: IO[bytes]) -> SnapshotState:
             raise CorruptSnapshot("trailing data after the last snapshot record")
     except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise CorruptSnapshot(f"undecodable snapshot: {exc}") from None
-    return SnapshotState(revision, applied_index, SortedKeys.from_sorted(keys), data)
+    return state
+
+
+def _read(decoder: cbor2.CBORDecoder) -> SnapshotState:
+    header = decoder.decode()
+    if type(header) is not list or len(header) < 2 or header[0] != SNAPSHOT_MAGIC:
+        raise CorruptSnapshot("not a raftkv key-value snapshot")
+    if header[1] == 1 and len(header) == 5:
+        revision, applied, count = (_int(v, what) for v, what in zip(header[2:], _V1, strict=True))
+        versions = [_read_v1_record(decoder.decode(), revision) for _ in range(count)]
+        _check_key_order(versions)
+        return SnapshotState(applied, History.restore(revision, revision, iter(versions), []))
+    if header[1] != SNAPSHOT_VERSION or len(header) != 7:
+        raise CorruptSnapshot(f"unsupported snapshot version {header[1]!r:.20}")
+    revision, applied, compacted, key_count, change_count = (
+        _int(v, what) for v, what in zip(header[2:], _V2, strict=True)
+    )
+    if compacted > revision:
+        raise CorruptSnapshot("the compaction point is past the snapshot's revision")
+    versions = [_read_key_record(decoder.decode(), revision) for _ in range(key_count)]
+    _check_key_order(versions)
+    changes = [_read_change(decoder.decode(), compacted, revision) for _ in range(change_count)]
+    history = History.restore(revision, compacted, iter(versions), changes)
+    _check_changes(history, changes)
+    return SnapshotState(applied, history)
+
+
+_V1 = ("revision", "applied index", "record count")
+_V2 = ("revision", "applied index", "compaction revision", "key count", "change count")
+
+
+def _int(v: Any, what: str) -> int:
+    if type(v) is not int or not 0 <= v <= MAX_INT:
+        raise CorruptSnapshot(f"bad {what} in snapshot: {v!r:.40}")
+    return v
+
+
+def _key(v: Any) -> bytes:
+    if type(v) is not bytes or not v:
+        raise CorruptSnapshot("a snapshot record needs a non-empty key, as bytes")
+    return v
+
+
+def _version(fields: list[Any], key: bytes, revision: int) -> Record:
+    value, create, mod, version, lease = fields
+    create, mod = _int(create, "create_revision"), _int(mod, "mod_revision")
+    version, lease = _int(version, "version"), _int(lease, "lease")
+    if value is None:
+        if (create, version, lease) != (0, 0, 0) or not 1 <= mod <= revision:
+            raise CorruptSnapshot(f"bad deletion record for key {key!r:.40} in snapshot")
+        return (None, 0, mod, 0, 0)
+    if type(value) is not bytes:
+        raise CorruptSnapshot(f"a value must be bytes (key {key!r:.40})")
+    if not (1 <= create <= mod <= revision and 1 <= version <= mod - create + 1):
+        raise CorruptSnapshot(f"inconsistent revisions for key {key!r:.40} in snapshot")
+    return (value, create, mod, version, lease)
+
+
+def _read_key_record(v: Any, revision: int) -> tuple[bytes, list[Record]]:
+    if type(v) is not list or len(v) < 1 + _FIELDS or (len(v) - 1) % _FIELDS:
+        raise CorruptSnapshot("a key record must hold a key and whole versions of five fields")
+    key = _key(v[0])
+    records = [_version(v[i : i + _FIELDS], key, revision) for i in range(1, len(v), _FIELDS)]
+    if any(a[2] >= b[2] for a, b in pairwise(records)):
+        raise CorruptSnapshot(f"the versions of key {key!r:.40} are not in revision order")
+    return key, records
+
+
+def _read_v1_record(v: Any, revision: int) -> tuple[bytes, list[Record]]:
+    if type(v) is not list or len(v) != 5:
+        raise CorruptSnapshot("a snapshot record must be an array of 5 items")
+    key = _key(v[0])
+    if type(v[1]) is not bytes:
+        raise CorruptSnapshot("a snapshot record needs a non-empty key and a value, as bytes")
+    return key, [_version([*v[1:], 0], key, revision)]
+
+
+def _read_change(v: Any, compacted: int, revision: int) -> tuple[int, tuple[bytes, ...]]:
+    if type(v) is not list or len(v) < 2:
+        raise CorruptSnapshot("a change record must hold a revision and the keys it changed")
+    rev = _int(v[0], "change revision")
+    if not compacted < rev <= revision:
+        raise CorruptSnapshot(f"change at revision {rev} outside the retained history")
+    return rev, tuple(_key(k) for k in v[1:])
+
+
+def _check_key_order(versions: list[tuple[bytes, list[Record]]]) -> None:
+    if any(a[0] >= b[0] for a, b in pairwise(versions)):
+        raise CorruptSnapshot("snapshot keys are not in strictly ascending order")
+
+
+def _check_changes(history: History, changes: list[tuple[int, tuple[bytes, ...]]]) -> None:
+    if any(a[0] >= b[0] for a, b in pairwise(changes)):
+        raise CorruptSnapshot("snapshot changes are not in strictly ascending revision order")
+    for rev, keys in changes:
+        if len(set(keys)) != len(keys) or not all(history.has_version(k, rev) for k in keys):
+            raise CorruptSnapshot(f"the change index at revision {rev} names no version")
 
 
 class _RawReader(io.RawIOBase):
@@ -104,35 +207,3 @@ class _RawReader(io.RawIOBase):
         data = self._stream.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
-
-
-def _snapshot_int(v: Any, what: str) -> int:
-    if type(v) is not int or not 0 <= v <= MAX_INT:
-        raise CorruptSnapshot(f"bad {what} in snapshot: {v!r:.40}")
-    return v
-
-
-def _read_header(v: Any) -> tuple[int, int, int]:
-    if type(v) is not list or len(v) != 5 or v[0] != SNAPSHOT_MAGIC:
-        raise CorruptSnapshot("not a raftkv key-value snapshot")
-    if v[1] != SNAPSHOT_VERSION:
-        raise CorruptSnapshot(f"unsupported snapshot version {v[1]!r:.20}")
-    return (
-        _snapshot_int(v[2], "revision"),
-        _snapshot_int(v[3], "applied index"),
-        _snapshot_int(v[4], "record count"),
-    )
-
-
-def _read_record(v: Any, revision: int) -> tuple[bytes, Record]:
-    if type(v) is not list or len(v) != 5:
-        raise CorruptSnapshot("a snapshot record must be an array of 5 items")
-    key, value, create_rev, mod_rev, version = v
-    if type(key) is not bytes or not key or type(value) is not bytes:
-        raise CorruptSnapshot("a snapshot record needs a non-empty key and a value, as bytes")
-    create_rev = _snapshot_int(create_rev, "create_revision")
-    mod_rev = _snapshot_int(mod_rev, "mod_revision")
-    version = _snapshot_int(version, "version")
-    if not (1 <= create_rev <= mod_rev <= revision and 1 <= version <= mod_rev - create_rev + 1):
-        raise CorruptSnapshot(f"inconsistent revisions for key {key!r:.40} in snapshot")
-    return key, (value, create_rev, mod_rev, version)

@@ -1,0 +1,321 @@
+"""The store with its history, against a plain model: a list of states, one per revision.
+
+Puts, deletes, prefix deletes, transactions and compactions, snapshot/restore at any point;
+reads at any revision (retained, compacted or in the future) and the changes between revisions
+(what watchers are sent) must be exactly what the model says.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from raftkv.kv import (
+    CompactCommand,
+    Compacted,
+    CompactRefused,
+    CompactResult,
+    Compare,
+    CompareOp,
+    CompareTarget,
+    DeleteCommand,
+    DeletePrefixCommand,
+    DeletePrefixResult,
+    DeleteResult,
+    FutureRevision,
+    InvalidCommand,
+    KeyValue,
+    KVStateMachine,
+    PutCommand,
+    PutResult,
+    RangeOp,
+    RangeResult,
+    TxnCommand,
+    TxnOp,
+    TxnResult,
+    WatchBatch,
+    WatchEvent,
+    encode_command,
+)
+
+keys = st.sampled_from([b"a", b"ab", b"abc", b"b", b"b/1", b"b/2", b"\xff"])
+prefixes = st.sampled_from([b"", b"a", b"ab", b"b", b"b/", b"\xff", b"c"])
+values = st.binary(max_size=4)
+
+# The model's state at one revision: key -> (value, create_revision, mod_revision, version).
+State = dict[bytes, tuple[bytes, int, int, int]]
+
+
+def _kv(key: bytes, v: tuple[bytes, int, int, int]) -> KeyValue:
+    return KeyValue(key, *v)
+
+
+compares = st.builds(
+    lambda key, target, op, vbytes, vint: Compare(
+        key, target, op, vbytes if target is CompareTarget.VALUE else vint
+    ),
+    keys,
+    st.sampled_from(CompareTarget),
+    st.sampled_from(CompareOp),
+    values,
+    st.integers(0, 12),
+)
+txn_ops: st.SearchStrategy[TxnOp] = st.one_of(
+    st.builds(PutCommand, keys, values),
+    st.builds(DeleteCommand, keys),
+    st.builds(DeletePrefixCommand, prefixes),
+    st.builds(RangeOp, keys),
+    st.builds(RangeOp, prefixes, st.just(True), st.none() | st.integers(0, 3)),
+)
+
+
+class Model:
+    """What the store must answer, computed the plain way."""
+
+    def __init__(self) -> None:
+        self.states: list[State] = [{}]  # states[r]: the store as of revision r
+        self.order: list[list[bytes]] = [[]]  # order[r]: the keys revision r changed, in order
+        self.compacted = 0
+
+    @property
+    def revision(self) -> int:
+        return len(self.states) - 1
+
+    def now(self) -> State:
+        return self.states[-1]
+
+    def compare(self, state: State, c: Compare) -> bool:
+        v = state.get(c.key)
+        if c.target is CompareTarget.VALUE:
+            if v is None:
+                return False
+            actual: Any = v[0]
+        else:
+            field = {CompareTarget.VERSION: 3, CompareTarget.CREATE_REVISION: 1}.get(c.target, 2)
+            actual = v[field] if v else 0
+        return {
+            CompareOp.EQUAL: actual == c.value,
+            CompareOp.NOT_EQUAL: actual != c.value,
+            CompareOp.LESS: actual < c.value,
+            CompareOp.GREATER: actual > c.value,
+        }[c.op]
+
+    def run(self, ops: tuple[TxnOp, ...]) -> tuple[tuple[Any, ...], bool]:
+        """Apply ``ops`` at one revision; (responses, whether anything changed)."""
+        rev = self.revision + 1
+        state = dict(self.now())
+        order: list[bytes] = []
+        out: list[Any] = []
+
+        def put(key: bytes, value: bytes) -> PutResult:
+            prev = state.get(key)
+            create, version = (prev[1], prev[3] + 1) if prev else (rev, 1)
+            state[key] = (value, create, rev, version)
+            order.append(key)
+            return PutResult(rev, None if prev is None else _kv(key, prev))
+
+        for op in ops:
+            match op:
+                case PutCommand(key, value):
+                    out.append(put(key, value))
+                case DeleteCommand(key):
+                    prev = state.pop(key, None)
+                    order.extend([key] if prev is not None else [])
+                    out.append((prev, key))
+                case DeletePrefixCommand(prefix):
+                    gone = [(k, state.pop(k)) for k in sorted(state) if k.startswith(prefix)]
+                    order.extend(k for k, _ in gone)
+                    out.append(("prefix", tuple(_kv(k, v) for k, v in gone)))
+                case RangeOp(key, True, limit):
+                    found = [_kv(k, state[k]) for k in sorted(state) if k.startswith(key)]
+                    cut = found if limit is None else found[:limit]
+                    out.append(("range", tuple(cut), len(found) > len(cut)))
+                case RangeOp(key, False):
+                    out.append(("range", (_kv(key, state[key]),) if key in state else (), False))
+        changed = bool(order)
+        final_rev = rev if changed else self.revision
+        if changed:
+            self.states.append(state)
+            self.order.append(order)
+        return tuple(self._finish(r, final_rev) for r in out), changed
+
+    @staticmethod
+    def _finish(r: Any, rev: int) -> Any:
+        """Responses carry the revision after the whole command."""
+        if isinstance(r, PutResult):
+            return r
+        if r[0] == "prefix":
+            return DeletePrefixResult(rev, r[1])
+        if r[0] == "range":
+            return RangeResult(r[1], r[2], rev)
+        prev, key = r
+        return DeleteResult(rev, None if prev is None else _kv(key, prev))
+
+    def batches(self, start: int, prev_kv: bool) -> list[WatchBatch]:
+        """The changes from revision ``start``, diffing consecutive states."""
+        out = []
+        for rev in range(max(start, 1), self.revision + 1):
+            before, after = self.states[rev - 1], self.states[rev]
+            events = []
+            for key in self.order[rev]:
+                old, new = before.get(key), after.get(key)
+                if new is not None:
+                    typ, kv = "put", _kv(key, new)
+                else:
+                    typ, kv = "delete", KeyValue(key, b"", 0, rev, 0)
+                prev = (
+                    _kv(key, old) if prev_kv and old is not None and rev > self.compacted else None
+                )
+                events.append(WatchEvent(typ, kv, prev))  # type: ignore[arg-type]
+            out.append(WatchBatch(rev, tuple(events)))
+        return out
+
+
+class HistoryModel(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.kv = KVStateMachine()
+        self.model = Model()
+        self.index = 0
+
+    def apply(self, command: Any) -> Any:
+        self.index += 1
+        return self.kv.apply(self.index, encode_command(command))
+
+    @rule(key=keys, value=values)
+    def put(self, key: bytes, value: bytes) -> None:
+        (expected,), _ = self.model.run((PutCommand(key, value),))
+        assert self.apply(PutCommand(key, value)) == expected
+
+    @rule(key=keys)
+    def delete(self, key: bytes) -> None:
+        (expected,), _ = self.model.run((DeleteCommand(key),))
+        assert self.apply(DeleteCommand(key)) == expected
+
+    @rule(prefix=prefixes)
+    def delete_prefix(self, prefix: bytes) -> None:
+        (expected,), _ = self.model.run((DeletePrefixCommand(prefix),))
+        assert self.apply(DeletePrefixCommand(prefix)) == expected
+
+    @rule(
+        cmp=st.lists(compares, max_size=3),
+        success=st.lists(txn_ops, max_size=4),
+        failure=st.lists(txn_ops, max_size=4),
+    )
+    def txn(self, cmp: list[Compare], success: list[TxnOp], failure: list[TxnOp]) -> None:
+        txn = TxnCommand(tuple(cmp), tuple(success), tuple(failure))
+        result = self.apply(txn)
+        succeeded = all(self.model.compare(self.model.now(), c) for c in cmp)
+        branch = txn.success if succeeded else txn.failure
+        if _writes_twice(txn.success) or _writes_twice(txn.failure):
+            assert isinstance(result, InvalidCommand), result
+            assert result.revision == self.model.revision
+            return
+        responses, _ = self.model.run(branch)
+        assert result == TxnResult(succeeded, self.model.revision, responses)
+
+    @rule(data=st.data())
+    def compact(self, data: st.DataObject) -> None:
+        m = self.model
+        rev = data.draw(st.integers(0, m.revision + 2), label="revision")
+        result = self.apply(CompactCommand(rev))
+        if m.compacted < rev <= m.revision:
+            m.compacted = rev
+            assert result == CompactResult(m.revision, rev)
+        else:
+            assert isinstance(result, CompactRefused) and result.compact_revision == m.compacted
+
+    @rule()
+    def snapshot_and_restore(self) -> None:
+        copy = KVStateMachine()
+        copy.restore(self.kv.snapshot())
+        self.kv = copy  # and continue on the restored copy: it must be the same store
+
+    @rule(data=st.data(), key=keys)
+    def read_at(self, data: st.DataObject, key: bytes) -> None:
+        m = self.model
+        rev = data.draw(st.integers(0, m.revision + 2), label="revision")
+        if rev > m.revision:
+            with pytest.raises(FutureRevision):
+                self.kv.get(key, revision=rev)
+        elif rev < m.compacted:
+            with pytest.raises(Compacted) as info:
+                self.kv.range(b"", revision=rev)
+            assert info.value.compact_revision == m.compacted
+        else:
+            state = m.states[rev]
+            assert self.kv.get(key, revision=rev) == (
+                _kv(key, state[key]) if key in state else None
+            )
+            listed = self.kv.range(key[:1], revision=rev).kvs
+            assert listed == tuple(_kv(k, state[k]) for k in sorted(state) if k.startswith(key[:1]))
+
+    @precondition(lambda self: self.model.revision > 0)
+    @rule(data=st.data(), prev_kv=st.booleans())
+    def changes(self, data: st.DataObject, prev_kv: bool) -> None:
+        m = self.model
+        start = data.draw(st.integers(0, m.revision + 1), label="start")
+        if m.compacted and start <= m.compacted:
+            with pytest.raises(Compacted):
+                list(self.kv.changes_since(start))
+            return
+        got = [self.kv.batch(rev, ks, prev_kv=prev_kv) for rev, ks in self.kv.changes_since(start)]
+        assert got == m.batches(start, prev_kv)
+
+    @invariant()
+    def agrees_now(self) -> None:
+        m = self.model
+        assert self.kv.revision == m.revision
+        assert self.kv.compact_revision == m.compacted
+        assert len(self.kv) == len(m.now())
+        assert self.kv.range().kvs == tuple(_kv(k, v) for k, v in sorted(m.now().items()))
+        assert self.kv.retained_revisions == m.revision - m.compacted
+
+
+def _writes_twice(branch: tuple[TxnOp, ...]) -> bool:
+    """Whether two writes of ``branch`` touch one key (as etcd, the store refuses that)."""
+    written: list[tuple[bytes, bool]] = []  # (key or prefix, is a prefix)
+    for op in branch:
+        if isinstance(op, (PutCommand, DeleteCommand)):
+            new = (op.key, False)
+        elif isinstance(op, DeletePrefixCommand):
+            new = (op.prefix, True)
+        else:
+            continue
+        if any(_overlap(old, new) for old in written):
+            return True
+        written.append(new)
+    return False
+
+
+def _overlap(a: tuple[bytes, bool], b: tuple[bytes, bool]) -> bool:
+    (x, x_prefix), (y, y_prefix) = a, b
+    if x_prefix and y_prefix:
+        return x.startswith(y) or y.startswith(x)
+    if x_prefix:
+        return y.startswith(x)
+    if y_prefix:
+        return x.startswith(y)
+    return x == y
+
+
+TestHistoryModel = HistoryModel.TestCase
+TestHistoryModel.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
+
+
+@given(st.lists(st.tuples(keys, values), max_size=30))
+def test_a_compacted_store_restores_to_the_same_history(puts: list[tuple[bytes, bytes]]) -> None:
+    kv = KVStateMachine()
+    for i, (k, v) in enumerate(puts, 1):
+        kv.apply(i, encode_command(PutCommand(k, v)))
+    if kv.revision > 2:
+        kv.apply(len(puts) + 1, encode_command(CompactCommand(kv.revision // 2)))
+    copy = KVStateMachine()
+    copy.restore(kv.snapshot())
+    assert copy.snapshot() == kv.snapshot()
+    for rev in range(kv.compact_revision, kv.revision + 1):
+        assert copy.range(revision=rev) == kv.range(revision=rev)
