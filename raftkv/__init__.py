@@ -26,6 +26,7 @@ from ._errors import (
     StorageMismatch,
     TransportError,
     ValueTooLarge,
+    WatchLost,
 )
 from ._node import Node
 from ._node_config import MemberStatus, NodeConfig, NodeStatistics, NodeStatus
@@ -64,5 +65,6 @@ __all__ = [
     "StorageMismatch",
     "TransportError",
     "ValueTooLarge",
+    "WatchLost",
     "open_node",
 ]

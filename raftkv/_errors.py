@@ -9,6 +9,7 @@
     ├── ValueTooLarge (ValueError)   over the value size limit; carries size and limit
     ├── Compacted                a revision below the compaction point; carries compact_revision
     ├── FutureRevision (ValueError)   a revision the store has not reached yet
+    ├── WatchLost                a watch ended early (slow consumer, node stopping); resume_revision
     ├── ReadyContractError (RuntimeError)   the runtime misused RawNode
     ├── NodeClosed               the node stopped before the request finished
     ├── OutcomeUnknown           proposed, but we cannot tell if it applied (timeout, leader lost)
@@ -52,6 +53,7 @@ __all__ = [
     "StorageMismatch",
     "TransportError",
     "ValueTooLarge",
+    "WatchLost",
 ]
 
 
@@ -86,6 +88,16 @@ class FutureRevision(RaftError, ValueError):
         super().__init__(f"revision {revision} is in the future: the store is at {current}")
         self.revision = revision
         self.current = current
+
+
+class WatchLost(RaftError):
+    """A watch ended before its caller stopped it: its consumer fell behind, the node stopped,
+    or the history it needed was compacted. Resume at ``resume_revision``."""
+
+    def __init__(self, reason: str, resume_revision: int) -> None:
+        super().__init__(f"{reason}; resume at revision {resume_revision}")
+        self.reason = reason
+        self.resume_revision = resume_revision
 
 
 class NodeClosed(RaftError):

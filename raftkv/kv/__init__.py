@@ -62,6 +62,7 @@ from ._results import (
 )
 from ._service import KVService
 from ._store import KVStateMachine
+from ._watch import Watcher, WatchHub, WatchLost, WatchStatistics
 from ._wire import (
     WireFormatError,
     bytes_field,
@@ -113,6 +114,10 @@ __all__ = [
     "ValueTooLarge",
     "WatchBatch",
     "WatchEvent",
+    "WatchHub",
+    "WatchLost",
+    "WatchStatistics",
+    "Watcher",
     "WireFormatError",
     "bytes_field",
     "bytes_from_json",

@@ -191,6 +191,12 @@ class History:
         for j in range(i, len(changes)):
             yield changes[j]
 
+    def newest_change(self, rev: int) -> tuple[bytes, ...]:
+        """The keys the newest revision, ``rev``, changed."""
+        newest, keys = self._changes[-1]
+        assert newest == rev, "only the newest revision is routed to watchers"
+        return keys
+
     @property
     def retained_revisions(self) -> int:
         return len(self._changes)

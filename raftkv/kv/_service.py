@@ -3,35 +3,74 @@
 Writes are proposed through the node (forwarded to the leader by Raft when this node follows) and
 answered once applied here. Reads are linearizable by default (a ReadIndex barrier first);
 ``linearizable=False`` reads whatever this node has applied. Every request is checked against the
-service's ``Limits`` before anything is proposed.
+service's ``Limits`` before anything is proposed. Watches are served from this node's own copy
+of the history: every member delivers the same events in the same order.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
+from .._errors import Compacted, FutureRevision
 from .._node import Node
-from ._commands import encode_delete, encode_put
-from ._limits import Limits
-from ._results import CompareFailed, DeleteResult, InvalidCommand, KeyValue, PutResult, RangeResult
+from ._commands import (
+    CompactCommand,
+    DeletePrefixCommand,
+    TxnCommand,
+    check_txn,
+    encode_command,
+    encode_delete,
+    encode_put,
+)
+from ._limits import Limits, check_prefix
+from ._results import (
+    CompactRefused,
+    CompactResult,
+    CompareFailed,
+    DeletePrefixResult,
+    DeleteResult,
+    InvalidCommand,
+    KeyValue,
+    PutResult,
+    RangeResult,
+    TxnResult,
+)
 from ._store import KVStateMachine
+from ._watch import DEFAULT_BUFFER, Watcher, WatchHub
 
 __all__ = ["KVService"]
 
 
 class KVService:
-    def __init__(self, node: Node, store: KVStateMachine, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        store: KVStateMachine,
+        limits: Limits | None = None,
+        *,
+        watch_buffer: int = DEFAULT_BUFFER,
+    ) -> None:
         self.node = node
         self.store = store
         self.limits = limits or Limits()
+        self.watches = WatchHub(store, buffer=watch_buffer)
+
+    def close(self, reason: str = "the node is stopping") -> None:
+        """End every watch (their callers resume on another member)."""
+        self.watches.close(reason)
+
+    # -- writes ----------------------------------------------------------------------------------
 
     async def put(
-        self, key: bytes, value: bytes, *, if_revision: int | None = None
+        self, key: bytes, value: bytes, *, if_revision: int | None = None, lease: int = 0
     ) -> PutResult | CompareFailed:
         command = encode_put(
             key,
             value,
             if_revision=if_revision,
+            lease=lease,
             max_key_bytes=self.limits.max_key_bytes,
             max_value_bytes=self.limits.max_value_bytes,
         )
@@ -47,10 +86,42 @@ class KVService:
         result = await self.node.propose(command)
         return _expect(result, DeleteResult, CompareFailed)
 
-    async def get(self, key: bytes, *, linearizable: bool = True) -> KeyValue | None:
+    async def delete_prefix(self, prefix: bytes) -> DeletePrefixResult:
+        """Delete every key under ``prefix`` (b"": every key) at one revision."""
+        check_prefix(prefix, self.limits.max_key_bytes)
+        result = await self.node.propose(encode_command(DeletePrefixCommand(prefix)))
+        return _expect(result, DeletePrefixResult, DeletePrefixResult)
+
+    async def txn(self, txn: TxnCommand) -> TxnResult:
+        """Evaluate the compares and apply one branch, atomically, at one revision."""
+        check_txn(txn, self.limits)
+        result = await self.node.propose(encode_command(txn))
+        return _expect(result, TxnResult, TxnResult)
+
+    async def compact(self, revision: int) -> CompactResult:
+        """Forget the history before ``revision`` on every member (it stays readable);
+        ``Compacted`` if it is compacted already, ``FutureRevision`` past the current one."""
+        self._check_compact(revision, self.store.revision, self.store.compact_revision)
+        result = await self.node.propose(encode_command(CompactCommand(revision)))
+        if isinstance(result, CompactRefused):
+            self._check_compact(revision, result.revision, result.compact_revision)
+        return _expect(result, CompactResult, CompactResult)
+
+    @staticmethod
+    def _check_compact(revision: int, current: int, compacted: int) -> None:
+        if revision > current:
+            raise FutureRevision(revision, current)
+        if revision <= compacted:
+            raise Compacted(revision, compacted)
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    async def get(
+        self, key: bytes, *, linearizable: bool = True, revision: int | None = None
+    ) -> KeyValue | None:
         if linearizable:
             await self.node.read_barrier()
-        return self.store.get(key)
+        return self.store.get(key, revision=revision)
 
     async def range(
         self,
@@ -59,10 +130,35 @@ class KVService:
         after: bytes | None = None,
         limit: int | None = None,
         linearizable: bool = True,
+        revision: int | None = None,
     ) -> RangeResult:
         if linearizable:
             await self.node.read_barrier()
-        return self.store.range(prefix, after=after, limit=limit)
+        return self.store.range(prefix, after=after, limit=limit, revision=revision)
+
+    @asynccontextmanager
+    async def watch(
+        self,
+        *,
+        key: bytes | None = None,
+        prefix: bytes | None = None,
+        start_revision: int | None = None,
+        prev_kv: bool = False,
+    ) -> AsyncIterator[Watcher]:
+        """Watch ``key`` or the keys under ``prefix`` (neither: every key) from
+        ``start_revision`` (None: the revision after now, read linearizably).
+
+            async with service.watch(prefix=b"config/") as watcher:
+                async for batch in watcher:
+                    ...
+        """
+        if start_revision is None:
+            await self.node.read_barrier()
+            start_revision = self.store.revision + 1
+        async with self.watches.watch(
+            key=key, prefix=prefix, start_revision=start_revision, prev_kv=prev_kv
+        ) as watcher:
+            yield watcher
 
 
 A = TypeVar("A")

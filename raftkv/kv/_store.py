@@ -313,6 +313,10 @@ class KVStateMachine:
         compaction point can be read, its changes are gone)."""
         return self._history.changes(start)
 
+    def keys_changed_at(self, revision: int) -> tuple[bytes, ...]:
+        """The keys the newest revision changed (what a watch hub routes)."""
+        return self._history.newest_change(revision)
+
     def batch(self, revision: int, keys: tuple[bytes, ...], *, prev_kv: bool) -> WatchBatch:
         """The events of ``revision`` for ``keys`` (a subset of what it changed, in order)."""
         return self._batch(revision, keys, prev_kv)
