@@ -17,6 +17,7 @@ from prometheus_client.core import (
 )
 
 import raftkv
+from raftkv.kv import KVService
 
 __all__ = ["PeerStats", "render_metrics"]
 
@@ -32,9 +33,28 @@ def _histogram(name: str, doc: str, h: raftkv.LatencyHistogram) -> HistogramMetr
 
 
 class _NodeCollector:
-    def __init__(self, node: raftkv.Node, peer_stats: PeerStats | None) -> None:
+    def __init__(self, node: raftkv.Node, service: KVService, peer_stats: PeerStats | None) -> None:
         self.node = node
+        self.service = service
         self.peer_stats = peer_stats
+
+    def _store_metrics(self) -> Iterator[Metric]:
+        store, watches = self.service.store, self.service.watches.stats
+        gauges = {
+            "revision": (store.revision, "The store's current revision."),
+            "compact_revision": (store.compact_revision, "The oldest revision still readable."),
+            "history_revisions": (store.retained_revisions, "Revisions the history retains."),
+            "keys": (len(store), "Keys in the store."),
+            "watchers": (watches.open, "Watches open on this node."),
+        }
+        for name, (value, doc) in gauges.items():
+            yield GaugeMetricFamily(f"raftkv_{name}", doc, value=value)
+        counters = {
+            "watch_events": (watches.batches_sent, "Revisions delivered to watchers."),
+            "watchers_fell_behind": (watches.fell_behind, "Watches ended for falling behind."),
+        }
+        for name, (value, doc) in counters.items():
+            yield CounterMetricFamily(f"raftkv_{name}", doc, value=value)
 
     def collect(self) -> Iterator[Metric]:
         stats = self.node.statistics()
@@ -68,6 +88,7 @@ class _NodeCollector:
         yield _histogram(
             "raftkv_apply_seconds", "Time to apply one batch of entries.", stats.apply_latency
         )
+        yield from self._store_metrics()
         if self.peer_stats is not None:
             family = CounterMetricFamily(
                 "raftkv_peer_events", "Peer transport events.", labels=["event"]
@@ -77,7 +98,9 @@ class _NodeCollector:
             yield family
 
 
-def render_metrics(node: raftkv.Node, peer_stats: PeerStats | None = None) -> tuple[bytes, str]:
+def render_metrics(
+    node: raftkv.Node, service: KVService, peer_stats: PeerStats | None = None
+) -> tuple[bytes, str]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_NodeCollector(node, peer_stats))
+    registry.register(_NodeCollector(node, service, peer_stats))
     return generate_latest(registry), CONTENT_TYPE_LATEST

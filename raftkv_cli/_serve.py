@@ -22,7 +22,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 import raftkv
-from raftkv.kv import KVService, KVStateMachine, Limits
+from raftkv.kv import AutoCompaction, KVService, KVStateMachine, Limits
 from raftkv.storage import open_file_storage
 from raftkv.transport import TcpOptions, TcpTransport, open_tcp_transport
 
@@ -74,16 +74,7 @@ async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeO
         log.info("data directory %s holds data: it wins over --cluster/--join", state.path)
     stop = stop or trio.Event()
     outcome = ServeOutcome()
-    node_config = raftkv.NodeConfig(
-        id=settings.node_id,
-        tick_interval=settings.tick_interval,
-        election_ticks=settings.election_ticks,
-        heartbeat_ticks=settings.heartbeat_ticks,
-        snapshot_count=settings.snapshot_count,
-        catch_up_entries=settings.catch_up_entries,
-        request_timeout=settings.request_timeout,
-        client_url=_client_url(settings),
-    )
+    node_config = _node_config(settings)
     async with AsyncExitStack() as stack:
         storage = await stack.enter_async_context(open_file_storage(state.path / "raft"))
         transport = await stack.enter_async_context(
@@ -106,11 +97,17 @@ async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeO
         limits = Limits(
             max_key_bytes=settings.max_key_bytes, max_value_bytes=settings.max_value_bytes
         )
+        service = KVService(node, kv, limits)
         app = create_app(
-            KVService(node, kv, limits),
+            service,
             forward_client=forward_client,
             peer_stats=lambda: _peer_counters(transport),
         )
+
+        async def shutdown_trigger() -> None:
+            await stop.wait()
+            service.close()  # watch streams end now, with the revision to resume from
+
         config = hypercorn_config(settings.host, settings.port)
         log.info(
             "node %d serving clients on %s, peers on %s",
@@ -121,14 +118,29 @@ async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeO
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, stop, outcome)
             nursery.start_soon(_watch_removal, node, stop, outcome)
+            retention = settings.auto_compaction_retention
+            await nursery.start(AutoCompaction(service, retention).run)
             try:
-                await serve_http(app, config, shutdown_trigger=stop.wait)
+                await serve_http(app, config, shutdown_trigger=shutdown_trigger)
             except* OSError as group:
                 reason = _first_reason(group)
                 raise OSError(f"cannot serve clients on {config.bind[0]}: {reason}") from None
             nursery.cancel_scope.cancel()
     log.info("node %d stopped: %s", settings.node_id, outcome.reason)
     return outcome
+
+
+def _node_config(settings: Settings) -> raftkv.NodeConfig:
+    return raftkv.NodeConfig(
+        id=settings.node_id,
+        tick_interval=settings.tick_interval,
+        election_ticks=settings.election_ticks,
+        heartbeat_ticks=settings.heartbeat_ticks,
+        snapshot_count=settings.snapshot_count,
+        catch_up_entries=settings.catch_up_entries,
+        request_timeout=settings.request_timeout,
+        client_url=_client_url(settings),
+    )
 
 
 def _open_peer_transport(

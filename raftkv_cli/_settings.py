@@ -20,6 +20,7 @@ from typing import Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
 import raftkv
+from raftkv.kv import DEFAULT_KEEP_REVISIONS, Retention, parse_retention
 from raftkv.transport import normalize_peer_url
 
 __all__ = [
@@ -56,6 +57,7 @@ class Settings:
     data_dir: Path
     snapshot_count: int
     catch_up_entries: int
+    auto_compaction_retention: Retention
     tick_ms: int
     election_ticks: int
     heartbeat_ticks: int
@@ -207,6 +209,13 @@ def parse_peer_url(text: str) -> str:
         raise SettingsError(str(exc)) from None
 
 
+def _retention(text: str) -> Retention:
+    try:
+        return parse_retention(text)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 def _cluster(text: str) -> tuple[str, ...]:
     urls = [u.strip() for u in text.split(",")]
     if not text.strip() or any(not u for u in urls):
@@ -339,6 +348,16 @@ _GROUPS: dict[str, list[_Option]] = {
             5_000,
             "entries kept after a snapshot for slow followers to catch up from",
             "N",
+        ),
+        _Option(
+            ("--auto-compaction-retention",),
+            "auto_compaction_retention",
+            _retention,
+            Retention(DEFAULT_KEEP_REVISIONS),
+            "history kept for reads at past revisions and watches: a number of revisions, an "
+            "age (90s, 30m, 1h, 7d), or 0 to keep everything",
+            "KEEP",
+            shown=str(DEFAULT_KEEP_REVISIONS),
         ),
     ],
     "raft timing": [

@@ -37,6 +37,7 @@ from ._commands import (
     encode_delete,
     encode_put,
 )
+from ._compactor import DEFAULT_KEEP_REVISIONS, AutoCompaction, Retention, parse_retention
 from ._limits import (
     DEFAULT_MAX_KEY_BYTES,
     DEFAULT_MAX_VALUE_BYTES,
@@ -79,9 +80,11 @@ from ._wire import (
 
 __all__ = [
     "COMMAND_VERSION",
+    "DEFAULT_KEEP_REVISIONS",
     "DEFAULT_MAX_KEY_BYTES",
     "DEFAULT_MAX_VALUE_BYTES",
     "ApplyResult",
+    "AutoCompaction",
     "Command",
     "CompactCommand",
     "CompactRefused",
@@ -107,6 +110,7 @@ __all__ = [
     "PutResult",
     "RangeOp",
     "RangeResult",
+    "Retention",
     "TxnCommand",
     "TxnOp",
     "TxnResponse",
@@ -134,6 +138,7 @@ __all__ = [
     "key_value_from_json",
     "key_value_to_json",
     "parse_etag",
+    "parse_retention",
     "parse_revision_tag",
     "range_from_json",
 ]

@@ -51,7 +51,7 @@ def register_operations(
 
     @app.route("/-/metrics", methods=["GET"])
     async def metrics() -> Response:
-        body, content_type = render_metrics(node, peer_stats)
+        body, content_type = render_metrics(node, service, peer_stats)
         return Response(body, 200, content_type=content_type)
 
 
@@ -66,6 +66,9 @@ def status_json(s: raftkv.NodeStatus, service: KVService) -> dict[str, object]:
         "last_index": s.last_index,
         "removed": s.removed,
         "revision": service.store.revision,
+        "compact_revision": service.store.compact_revision,
+        "retained_revisions": service.store.retained_revisions,
         "keys": len(service.store),
+        "watchers": service.watches.stats.open,
         **members_json(s),
     }

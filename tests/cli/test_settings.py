@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 import raftkv
+from raftkv.kv import Retention
 from raftkv_cli._settings import (
     DEFAULT_CLUSTER_TOKEN,
     Settings,
@@ -34,6 +35,7 @@ def test_defaults_are_a_single_node_on_loopback() -> None:
         data_dir=Path("raftkv-1"),
         snapshot_count=10_000,
         catch_up_entries=5_000,
+        auto_compaction_retention=Retention(10_000),
         tick_ms=100,
         election_ticks=10,
         heartbeat_ticks=1,
@@ -52,6 +54,16 @@ def test_defaults_are_a_single_node_on_loopback() -> None:
     assert s.tick_interval == 0.1
     assert not s.peer_tls
     assert s.cluster_id == DEFAULT_CLUSTER_TOKEN
+
+
+def test_auto_compaction_retention_by_revisions_or_age() -> None:
+    assert parse("--auto-compaction-retention", "500").auto_compaction_retention == Retention(500)
+    assert parse("--auto-compaction-retention", "1h").auto_compaction_retention == Retention(
+        None, 3600
+    )
+    assert parse("--auto-compaction-retention", "0").auto_compaction_retention == Retention(None)
+    with pytest.raises(SettingsError, match="neither a number of revisions nor an age"):
+        parse("--auto-compaction-retention", "soon")
 
 
 def test_seed_commands() -> None:
