@@ -16,7 +16,7 @@
         assert (await kv.get(b"greeting")).value == b"hello"
 """
 
-from .._errors import Compacted, FutureRevision, InvalidKey, ValueTooLarge
+from .._errors import Compacted, FutureRevision, InvalidKey, ValueTooLarge, WatchLost
 from ._commands import (
     COMMAND_VERSION,
     Command,
@@ -27,6 +27,10 @@ from ._commands import (
     DeleteCommand,
     DeletePrefixCommand,
     InvalidTxn,
+    LeaseCheckpointCommand,
+    LeaseCommand,
+    LeaseGrantCommand,
+    LeaseRevokeCommand,
     PutCommand,
     RangeOp,
     TxnCommand,
@@ -38,11 +42,13 @@ from ._commands import (
     encode_put,
 )
 from ._compactor import DEFAULT_KEEP_REVISIONS, AutoCompaction, Retention, parse_retention
+from ._leases import LeaseInfo
 from ._limits import (
     DEFAULT_MAX_KEY_BYTES,
     DEFAULT_MAX_VALUE_BYTES,
     Limits,
     check_key,
+    check_prefix,
     check_value_size,
 )
 from ._results import (
@@ -54,6 +60,12 @@ from ._results import (
     DeleteResult,
     InvalidCommand,
     KeyValue,
+    LeaseExists,
+    LeaseGranted,
+    LeaseNotFound,
+    LeaseResult,
+    LeaseRevoked,
+    LeasesCheckpointed,
     PutResult,
     RangeResult,
     TxnResponse,
@@ -63,7 +75,7 @@ from ._results import (
 )
 from ._service import KVService
 from ._store import KVStateMachine
-from ._watch import Watcher, WatchHub, WatchLost, WatchStatistics
+from ._watch import Watcher, WatchHub, WatchStatistics
 from ._wire import (
     WireFormatError,
     bytes_field,
@@ -105,6 +117,17 @@ __all__ = [
     "KVService",
     "KVStateMachine",
     "KeyValue",
+    "LeaseCheckpointCommand",
+    "LeaseCommand",
+    "LeaseExists",
+    "LeaseGrantCommand",
+    "LeaseGranted",
+    "LeaseInfo",
+    "LeaseNotFound",
+    "LeaseResult",
+    "LeaseRevokeCommand",
+    "LeaseRevoked",
+    "LeasesCheckpointed",
     "Limits",
     "PutCommand",
     "PutResult",
@@ -126,6 +149,7 @@ __all__ = [
     "bytes_field",
     "bytes_from_json",
     "check_key",
+    "check_prefix",
     "check_txn",
     "check_value_size",
     "decode_command",

@@ -9,6 +9,9 @@ must keep decoding)::
     [1, 4, [compare...], [op...], [op...]]             transaction: compares, success, failure
     [1, 5, prefix]                                     delete every key under a prefix
     [1, 6, revision]                                   compact the history up to a revision
+    [1, 8, lease, ttl]                                 grant a lease (ttl in seconds)
+    [1, 9, lease]                                      revoke a lease: delete its keys
+    [1, 10, [[lease, remaining], ...]]                 checkpoint remaining TTLs (0: clear)
 
     compare: [key, target, op, value]   target 0 value | 1 version | 2 create | 3 mod revision
                                         op 0 == | 1 != | 2 < | 3 >; value bytes or an integer
@@ -54,6 +57,10 @@ __all__ = [
     "DeleteCommand",
     "DeletePrefixCommand",
     "InvalidTxn",
+    "LeaseCheckpointCommand",
+    "LeaseCommand",
+    "LeaseGrantCommand",
+    "LeaseRevokeCommand",
     "PutCommand",
     "RangeOp",
     "TxnCommand",
@@ -72,6 +79,9 @@ _OP_TXN: Final = 4
 _OP_DELETE_PREFIX: Final = 5
 _OP_COMPACT: Final = 6
 _OP_RANGE: Final = 7
+_OP_LEASE_GRANT: Final = 8
+_OP_LEASE_REVOKE: Final = 9
+_OP_LEASE_CHECKPOINT: Final = 10
 
 
 class BadCommand(ValueError):
@@ -121,6 +131,25 @@ class CompactCommand:
     revision: int
 
 
+@dataclass(frozen=True, slots=True)
+class LeaseGrantCommand:
+    lease: int  # chosen by the proposer (or its caller), > 0
+    ttl: int  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRevokeCommand:
+    lease: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseCheckpointCommand:
+    """The leader's record of leases' remaining TTLs, so that a new leader (or a restarted
+    cluster) does not give them their full TTL again; a remaining of 0 clears it (renewed)."""
+
+    remaining: tuple[tuple[int, int], ...]  # (lease, seconds)
+
+
 class CompareTarget(IntEnum):
     VALUE = 0
     VERSION = 1
@@ -168,7 +197,10 @@ class TxnCommand:
     failure: tuple[TxnOp, ...] = ()
 
 
-Command = PutCommand | DeleteCommand | DeletePrefixCommand | CompactCommand | TxnCommand
+LeaseCommand = LeaseGrantCommand | LeaseRevokeCommand | LeaseCheckpointCommand
+Command = (
+    PutCommand | DeleteCommand | DeletePrefixCommand | CompactCommand | TxnCommand | LeaseCommand
+)
 
 
 def encode_command(command: Command) -> bytes:
@@ -183,6 +215,13 @@ def encode_command(command: Command) -> bytes:
             return cbor2.dumps([COMMAND_VERSION, _OP_DELETE_PREFIX, prefix])
         case CompactCommand(revision):
             return cbor2.dumps([COMMAND_VERSION, _OP_COMPACT, revision])
+        case LeaseGrantCommand(lease, ttl):
+            return cbor2.dumps([COMMAND_VERSION, _OP_LEASE_GRANT, lease, ttl])
+        case LeaseRevokeCommand(lease):
+            return cbor2.dumps([COMMAND_VERSION, _OP_LEASE_REVOKE, lease])
+        case LeaseCheckpointCommand(remaining):
+            items = [[lease, left] for lease, left in remaining]
+            return cbor2.dumps([COMMAND_VERSION, _OP_LEASE_CHECKPOINT, items])
         case TxnCommand(compares, success, failure):
             return cbor2.dumps(
                 [
@@ -318,6 +357,16 @@ def decode_command(data: bytes) -> Command:
         return DeletePrefixCommand(_bytes(args[0], "prefix"))
     if op == _OP_COMPACT and len(args) == 1:
         return CompactCommand(_revision(args[0]))
+    if op == _OP_LEASE_GRANT and len(args) == 2:
+        return LeaseGrantCommand(_lease_id(args[0]), _positive(args[1], "lease TTL"))
+    if op == _OP_LEASE_REVOKE and len(args) == 1:
+        return LeaseRevokeCommand(_lease_id(args[0]))
+    if op == _OP_LEASE_CHECKPOINT and len(args) == 1:
+        items = _list(args[0], "checkpoint")
+        pairs = [_list(item, "checkpoint item") for item in items]
+        if any(len(p) != 2 for p in pairs):
+            raise BadCommand("a checkpoint item must be [lease, remaining]")
+        return LeaseCheckpointCommand(tuple((_lease_id(a), _lease(b)) for a, b in pairs))
     if op == _OP_TXN and len(args) == 3:
         compares, success, failure = (_list(a, "txn part") for a in args)
         txn = TxnCommand(
@@ -372,6 +421,16 @@ def _lease(v: Any) -> int:
     if type(v) is int and 0 <= v <= MAX_INT:
         return v
     raise BadCommand(f"bad lease {v!r:.20}")
+
+
+def _lease_id(v: Any) -> int:
+    return _positive(v, "lease id")
+
+
+def _positive(v: Any, what: str) -> int:
+    if type(v) is int and 1 <= v <= MAX_INT:
+        return v
+    raise BadCommand(f"bad {what} {v!r:.20}")
 
 
 def _compare(v: Any) -> Compare:

@@ -14,6 +14,12 @@ __all__ = [
     "DeleteResult",
     "InvalidCommand",
     "KeyValue",
+    "LeaseExists",
+    "LeaseGranted",
+    "LeaseNotFound",
+    "LeaseResult",
+    "LeaseRevoked",
+    "LeasesCheckpointed",
     "PutResult",
     "RangeResult",
     "TxnResponse",
@@ -106,6 +112,41 @@ class TxnResult:
     responses: tuple[TxnResponse, ...]  # one per operation of the branch that ran
 
 
+@dataclass(frozen=True, slots=True)
+class LeaseGranted:
+    lease: int
+    ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseExists:
+    """A grant of an id that is taken: nothing changed."""
+
+    lease: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseNotFound:
+    """A revoke of, or a put attached to, a lease that does not exist: nothing changed."""
+
+    lease: int
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRevoked:
+    lease: int
+    revision: int  # the store's revision after the revoke (the one its keys' deletes made)
+    deleted: int  # keys deleted with it
+
+
+@dataclass(frozen=True, slots=True)
+class LeasesCheckpointed:
+    count: int  # leases whose remaining TTL was recorded
+
+
+LeaseResult = LeaseGranted | LeaseExists | LeaseNotFound | LeaseRevoked | LeasesCheckpointed
+
 ApplyResult = (
     PutResult
     | DeleteResult
@@ -114,6 +155,7 @@ ApplyResult = (
     | CompactResult
     | CompactRefused
     | TxnResult
+    | LeaseResult
     | InvalidCommand
 )
 

@@ -2,15 +2,18 @@
 record at a time, carrying the retained history (so a node restored from a snapshot serves the
 same reads at past revisions, and the same watch events, as the node that took it)::
 
-    ["raftkv-kv", 2, revision, applied_index, compact_revision, key_count, change_count]
+    ["raftkv-kv", 3, revision, applied_index, compact_revision, key_count, change_count,
+     lease_count]
     [key, value, create, mod, version, lease, ...]    key_count records in key order: every
                                                       retained version of the key, oldest first
                                                       (five fields each; value null: deleted)
     [revision, key, ...]                              change_count records: the keys each
                                                       retained revision changed, in order
+    [lease, ttl, remaining]                           lease_count records, by lease id
 
-Version 1 (before histories) is still read: ``[..., 1, revision, applied_index, count]`` and
-``[key, value, create, mod, version]`` records; nothing before its revision is readable.
+Older versions are still read: 2 (no leases: its header has no lease_count) and 1 (before
+histories: ``[..., 1, revision, applied_index, count]`` and ``[key, value, create, mod,
+version]`` records; nothing before its revision is readable).
 
 Reading is all or nothing and checks every record (types, key order, revision bounds, that the
 change index names versions that exist): ``CorruptSnapshot`` names what is wrong.
@@ -27,13 +30,14 @@ from typing import IO, Any, Final
 import cbor2
 
 from .._errors import CorruptSnapshot
-from ._history import History, HistoryView, Record
+from ._history import LEASE, History, HistoryView, Record
+from ._leases import LeaseTable
 from ._limits import MAX_INT
 
 __all__ = ["SnapshotState", "read_snapshot", "snapshot_chunks"]
 
 SNAPSHOT_MAGIC: Final = "raftkv-kv"
-SNAPSHOT_VERSION: Final = 2
+SNAPSHOT_VERSION: Final = 3
 _FIELDS: Final = 5  # fields of one version in a key record
 
 
@@ -43,9 +47,15 @@ class SnapshotState:
 
     applied_index: int
     history: History
+    leases: LeaseTable
 
 
-def snapshot_chunks(applied_index: int, view: HistoryView, chunk_bytes: int) -> Iterator[bytes]:
+def snapshot_chunks(
+    applied_index: int,
+    view: HistoryView,
+    leases: list[tuple[int, int, int]],
+    chunk_bytes: int,
+) -> Iterator[bytes]:
     """The snapshot of ``view`` as chunks of about ``chunk_bytes`` each, serialized lazily as
     they are consumed."""
     header = [
@@ -56,6 +66,7 @@ def snapshot_chunks(applied_index: int, view: HistoryView, chunk_bytes: int) -> 
         view.compact_revision,
         len(view.keys),
         len(view.changes),
+        len(leases),
     ]
     parts = [cbor2.dumps(header)]
     size = len(parts[0])
@@ -65,6 +76,8 @@ def snapshot_chunks(applied_index: int, view: HistoryView, chunk_bytes: int) -> 
             yield [key, *(field for record in versions for field in record)]
         for rev, keys in view.changes:
             yield [rev, *keys]
+        for lease in leases:
+            yield list(lease)
 
     for item in records():
         encoded = cbor2.dumps(item)
@@ -106,24 +119,33 @@ def _read(decoder: cbor2.CBORDecoder) -> SnapshotState:
         revision, applied, count = (_int(v, what) for v, what in zip(header[2:], _V1, strict=True))
         versions = [_read_v1_record(decoder.decode(), revision) for _ in range(count)]
         _check_key_order(versions)
-        return SnapshotState(applied, History.restore(revision, revision, iter(versions), []))
-    if header[1] != SNAPSHOT_VERSION or len(header) != 7:
+        history = History.restore(revision, revision, iter(versions), [])
+        return SnapshotState(applied, history, LeaseTable())
+    if (header[1], len(header)) not in ((2, 7), (SNAPSHOT_VERSION, 8)):
         raise CorruptSnapshot(f"unsupported snapshot version {header[1]!r:.20}")
-    revision, applied, compacted, key_count, change_count = (
-        _int(v, what) for v, what in zip(header[2:], _V2, strict=True)
+    revision, applied, compacted, key_count, change_count, *lease_count = (
+        _int(v, what) for v, what in zip(header[2:], _V3, strict=False)
     )
     if compacted > revision:
         raise CorruptSnapshot("the compaction point is past the snapshot's revision")
     versions = [_read_key_record(decoder.decode(), revision) for _ in range(key_count)]
     _check_key_order(versions)
     changes = [_read_change(decoder.decode(), compacted, revision) for _ in range(change_count)]
+    leases = [_read_lease(decoder.decode()) for _ in range(lease_count[0] if lease_count else 0)]
     history = History.restore(revision, compacted, iter(versions), changes)
     _check_changes(history, changes)
-    return SnapshotState(applied, history)
+    return SnapshotState(applied, history, _lease_table(leases, versions))
 
 
 _V1 = ("revision", "applied index", "record count")
-_V2 = ("revision", "applied index", "compaction revision", "key count", "change count")
+_V3 = (
+    "revision",
+    "applied index",
+    "compaction revision",
+    "key count",
+    "change count",
+    "lease count",
+)
 
 
 def _int(v: Any, what: str) -> int:
@@ -179,6 +201,28 @@ def _read_change(v: Any, compacted: int, revision: int) -> tuple[int, tuple[byte
     if not compacted < rev <= revision:
         raise CorruptSnapshot(f"change at revision {rev} outside the retained history")
     return rev, tuple(_key(k) for k in v[1:])
+
+
+def _read_lease(v: Any) -> tuple[int, int, int]:
+    if type(v) is not list or len(v) != 3:
+        raise CorruptSnapshot("a lease record must be [lease, ttl, remaining]")
+    lease, ttl, remaining = (_int(x, "lease field") for x in v)
+    if not lease or not ttl:
+        raise CorruptSnapshot(f"lease {lease} in snapshot has no id or no TTL")
+    return lease, ttl, remaining
+
+
+def _lease_table(
+    leases: list[tuple[int, int, int]], versions: list[tuple[bytes, list[Record]]]
+) -> LeaseTable:
+    if any(a[0] >= b[0] for a, b in pairwise(leases)):
+        raise CorruptSnapshot("snapshot leases are not in strictly ascending id order")
+    ids = {lease for lease, _, _ in leases}
+    attached = [(key, records[-1][LEASE]) for key, records in versions if records[-1][LEASE]]
+    for key, lease in attached:
+        if lease not in ids:
+            raise CorruptSnapshot(f"key {key!r:.40} is attached to lease {lease}, not in snapshot")
+    return LeaseTable.restore(leases, iter(attached))
 
 
 def _check_key_order(versions: list[tuple[bytes, list[Record]]]) -> None:

@@ -29,13 +29,17 @@ from ._commands import (
     CompareTarget,
     DeleteCommand,
     DeletePrefixCommand,
+    LeaseCheckpointCommand,
+    LeaseGrantCommand,
+    LeaseRevokeCommand,
     PutCommand,
     RangeOp,
     TxnCommand,
     TxnOp,
     decode_command,
 )
-from ._history import VALUE, Event, History, Record
+from ._history import LEASE, VALUE, Event, History, Record
+from ._leases import LeaseInfo, LeaseTable
 from ._results import (
     ApplyResult,
     CompactRefused,
@@ -45,6 +49,12 @@ from ._results import (
     DeleteResult,
     InvalidCommand,
     KeyValue,
+    LeaseExists,
+    LeaseGranted,
+    LeaseNotFound,
+    LeaseResult,
+    LeaseRevoked,
+    LeasesCheckpointed,
     PutResult,
     RangeResult,
     TxnResponse,
@@ -63,17 +73,20 @@ def _kv(key: bytes, record: Record) -> KeyValue:
 
 
 class _Revision:
-    """The writes of one command: they share the revision after the store's current one."""
+    """The writes of one command: they share the revision after the store's current one, and
+    keep the lease table's key sets in step."""
 
-    __slots__ = ("changed", "history", "rev")
+    __slots__ = ("changed", "history", "leases", "rev")
 
-    def __init__(self, history: History) -> None:
+    def __init__(self, history: History, leases: LeaseTable) -> None:
         self.history = history
+        self.leases = leases
         self.rev = history.revision + 1
         self.changed: list[bytes] = []
 
     def put(self, key: bytes, value: bytes, lease: int) -> PutResult:
         prev = self.history.put(key, value, lease, self.rev)
+        self.leases.attach(key, prev[LEASE] if prev else 0, lease)
         self.changed.append(key)
         return PutResult(self.rev, None if prev is None else _kv(key, prev))
 
@@ -81,6 +94,7 @@ class _Revision:
         prev = self.history.delete(key, self.rev)
         if prev is None:
             return None
+        self.leases.attach(key, prev[LEASE], 0)
         self.changed.append(key)
         return _kv(key, prev)
 
@@ -105,6 +119,7 @@ class KVStateMachine:
 
     def __init__(self) -> None:
         self._history = History()
+        self._leases = LeaseTable()
         # The index of the last entry given to apply() (or of the restored snapshot).
         self.applied_index = 0
         # Told of every new revision (after it is committed) and of every restore.
@@ -146,7 +161,9 @@ class KVStateMachine:
             return InvalidCommand(str(exc), self._history.revision)
         if isinstance(cmd, CompactCommand):
             return self._compact(cmd.revision)
-        writes = _Revision(self._history)
+        if isinstance(cmd, LeaseGrantCommand | LeaseCheckpointCommand):
+            return self._lease(cmd)
+        writes = _Revision(self._history, self._leases)
         result = self._run(cmd, writes)
         if writes.changed:
             self._history.commit(writes.rev, tuple(writes.changed))
@@ -155,18 +172,32 @@ class KVStateMachine:
         return result
 
     def _run(
-        self, cmd: PutCommand | DeleteCommand | DeletePrefixCommand | TxnCommand, writes: _Revision
+        self,
+        cmd: PutCommand | DeleteCommand | DeletePrefixCommand | TxnCommand | LeaseRevokeCommand,
+        writes: _Revision,
     ) -> ApplyResult:
         match cmd:
             case PutCommand(key, value, if_revision, lease):
+                if lease and lease not in self._leases:
+                    return LeaseNotFound(lease, self._history.revision)
                 return self._check_condition(key, if_revision) or writes.put(key, value, lease)
             case DeleteCommand(key, if_revision):
                 return self._check_condition(key, if_revision) or self._delete(key, writes)
             case DeletePrefixCommand(prefix):
                 return self._delete_prefix(prefix, writes)
+            case LeaseRevokeCommand(lease):
+                keys = self._leases.revoke(lease)
+                if keys is None:
+                    return LeaseNotFound(lease, self._history.revision)
+                for key in keys:
+                    writes.delete(key)
+                return LeaseRevoked(lease, writes.revision, len(keys))
             case TxnCommand(compares, success, failure):
                 succeeded = all(self._holds(c) for c in compares)
                 ops = success if succeeded else failure
+                unknown = self._unknown_lease(ops)
+                if unknown:  # the transaction fails whole, as etcd's
+                    return LeaseNotFound(unknown, self._history.revision)
                 responses = [self._op(op, writes) for op in ops]
                 # Every response tells the revision after the whole transaction.
                 rev = writes.revision
@@ -186,6 +217,21 @@ class KVStateMachine:
                     return RangeResult(found.kvs, found.more, writes.revision)
                 kv = self.get(key)
                 return RangeResult(() if kv is None else (kv,), False, writes.revision)
+
+    def _unknown_lease(self, ops: tuple[TxnOp, ...]) -> int:
+        for op in ops:
+            if isinstance(op, PutCommand) and op.lease and op.lease not in self._leases:
+                return op.lease
+        return 0
+
+    def _lease(self, cmd: LeaseGrantCommand | LeaseCheckpointCommand) -> LeaseResult:
+        if isinstance(cmd, LeaseGrantCommand):
+            if not self._leases.grant(cmd.lease, cmd.ttl):
+                return LeaseExists(cmd.lease)
+            return LeaseGranted(cmd.lease, cmd.ttl)
+        for lease, remaining in cmd.remaining:
+            self._leases.checkpoint(lease, remaining)
+        return LeasesCheckpointed(len(cmd.remaining))
 
     def _delete(self, key: bytes, writes: _Revision) -> DeleteResult:
         prev = writes.delete(key)
@@ -258,6 +304,13 @@ class KVStateMachine:
 
     def __len__(self) -> int:
         return len(self._history)
+
+    def lease(self, lease: int) -> LeaseInfo | None:
+        """A lease's granted TTL, checkpointed remaining TTL and attached keys."""
+        return self._leases.info(lease)
+
+    def lease_ids(self) -> list[int]:
+        return self._leases.ids()
 
     def get(self, key: bytes, *, revision: int | None = None) -> KeyValue | None:
         """The key as of ``revision`` (None: now); ``Compacted`` / ``FutureRevision`` for a
@@ -340,7 +393,8 @@ class KVStateMachine:
         The chunks are of the state at the time of this call even if ``apply`` runs while they
         are consumed: it takes a view now (references to the immutable versions, not copies).
         """
-        return snapshot_chunks(self.applied_index, self._history.view(), chunk_bytes)
+        view = self._history.view()
+        return snapshot_chunks(self.applied_index, view, self._leases.records(), chunk_bytes)
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state with the snapshot in ``data``; ``CorruptSnapshot`` if bad."""
@@ -353,6 +407,7 @@ class KVStateMachine:
         """
         state = read_snapshot(stream)
         self._history, self.applied_index = state.history, state.applied_index
+        self._leases = state.leases
         for notify in self._on_restore:
             notify()
 

@@ -30,6 +30,15 @@ from raftkv.kv import (
     InvalidCommand,
     KeyValue,
     KVStateMachine,
+    LeaseCheckpointCommand,
+    LeaseExists,
+    LeaseGrantCommand,
+    LeaseGranted,
+    LeaseInfo,
+    LeaseNotFound,
+    LeaseRevokeCommand,
+    LeaseRevoked,
+    LeasesCheckpointed,
     PutCommand,
     PutResult,
     RangeOp,
@@ -47,10 +56,11 @@ prefixes = st.sampled_from([b"", b"a", b"ab", b"b", b"b/", b"\xff", b"c"])
 values = st.binary(max_size=4)
 
 # The model's state at one revision: key -> (value, create_revision, mod_revision, version).
-State = dict[bytes, tuple[bytes, int, int, int]]
+State = dict[bytes, tuple[bytes, int, int, int, int]]  # ... , lease
+lease_ids = st.sampled_from([0, 1, 2, 3])
 
 
-def _kv(key: bytes, v: tuple[bytes, int, int, int]) -> KeyValue:
+def _kv(key: bytes, v: tuple[bytes, int, int, int, int]) -> KeyValue:
     return KeyValue(key, *v)
 
 
@@ -65,7 +75,7 @@ compares = st.builds(
     st.integers(0, 12),
 )
 txn_ops: st.SearchStrategy[TxnOp] = st.one_of(
-    st.builds(PutCommand, keys, values),
+    st.builds(PutCommand, keys, values, st.none(), lease_ids),
     st.builds(DeleteCommand, keys),
     st.builds(DeletePrefixCommand, prefixes),
     st.builds(RangeOp, keys),
@@ -80,6 +90,7 @@ class Model:
         self.states: list[State] = [{}]  # states[r]: the store as of revision r
         self.order: list[list[bytes]] = [[]]  # order[r]: the keys revision r changed, in order
         self.compacted = 0
+        self.leases: dict[int, tuple[int, int]] = {}  # lease -> (ttl, remaining)
 
     @property
     def revision(self) -> int:
@@ -111,17 +122,17 @@ class Model:
         order: list[bytes] = []
         out: list[Any] = []
 
-        def put(key: bytes, value: bytes) -> PutResult:
+        def put(key: bytes, value: bytes, lease: int) -> PutResult:
             prev = state.get(key)
             create, version = (prev[1], prev[3] + 1) if prev else (rev, 1)
-            state[key] = (value, create, rev, version)
+            state[key] = (value, create, rev, version, lease)
             order.append(key)
             return PutResult(rev, None if prev is None else _kv(key, prev))
 
         for op in ops:
             match op:
-                case PutCommand(key, value):
-                    out.append(put(key, value))
+                case PutCommand(key, value, _, lease):
+                    out.append(put(key, value, lease))
                 case DeleteCommand(key):
                     prev = state.pop(key, None)
                     order.extend([key] if prev is not None else [])
@@ -186,10 +197,40 @@ class HistoryModel(RuleBasedStateMachine):
         self.index += 1
         return self.kv.apply(self.index, encode_command(command))
 
-    @rule(key=keys, value=values)
-    def put(self, key: bytes, value: bytes) -> None:
-        (expected,), _ = self.model.run((PutCommand(key, value),))
-        assert self.apply(PutCommand(key, value)) == expected
+    @rule(key=keys, value=values, lease=lease_ids)
+    def put(self, key: bytes, value: bytes, lease: int) -> None:
+        m = self.model
+        if lease and lease not in m.leases:
+            expected: Any = LeaseNotFound(lease, m.revision)
+        else:
+            (expected,), _ = m.run((PutCommand(key, value, None, lease),))
+        assert self.apply(PutCommand(key, value, None, lease)) == expected
+
+    @rule(lease=lease_ids.filter(bool), ttl=st.integers(1, 100))
+    def grant(self, lease: int, ttl: int) -> None:
+        m = self.model
+        expected = LeaseExists(lease) if lease in m.leases else LeaseGranted(lease, ttl)
+        m.leases.setdefault(lease, (ttl, 0))
+        assert self.apply(LeaseGrantCommand(lease, ttl)) == expected
+
+    @rule(lease=lease_ids.filter(bool))
+    def revoke(self, lease: int) -> None:
+        m = self.model
+        result = self.apply(LeaseRevokeCommand(lease))
+        if lease not in m.leases:
+            assert result == LeaseNotFound(lease, m.revision)
+            return
+        del m.leases[lease]
+        attached = tuple(DeleteCommand(k) for k, v in sorted(m.now().items()) if v[4] == lease)
+        m.run(attached)
+        assert result == LeaseRevoked(lease, m.revision, len(attached))
+
+    @rule(lease=lease_ids.filter(bool), remaining=st.integers(0, 50))
+    def checkpoint(self, lease: int, remaining: int) -> None:
+        m = self.model
+        if lease in m.leases:
+            m.leases[lease] = (m.leases[lease][0], remaining)
+        assert self.apply(LeaseCheckpointCommand(((lease, remaining),))) == LeasesCheckpointed(1)
 
     @rule(key=keys)
     def delete(self, key: bytes) -> None:
@@ -214,6 +255,14 @@ class HistoryModel(RuleBasedStateMachine):
         if _writes_twice(txn.success) or _writes_twice(txn.failure):
             assert isinstance(result, InvalidCommand), result
             assert result.revision == self.model.revision
+            return
+        unknown = [
+            op.lease
+            for op in branch
+            if isinstance(op, PutCommand) and op.lease and op.lease not in self.model.leases
+        ]
+        if unknown:
+            assert result == LeaseNotFound(unknown[0], self.model.revision)
             return
         responses, _ = self.model.run(branch)
         assert result == TxnResult(succeeded, self.model.revision, responses)
@@ -274,6 +323,10 @@ class HistoryModel(RuleBasedStateMachine):
         assert len(self.kv) == len(m.now())
         assert self.kv.range().kvs == tuple(_kv(k, v) for k, v in sorted(m.now().items()))
         assert self.kv.retained_revisions == m.revision - m.compacted
+        assert self.kv.lease_ids() == sorted(m.leases)
+        for lease, (ttl, remaining) in m.leases.items():
+            attached = tuple(k for k, v in sorted(m.now().items()) if v[4] == lease)
+            assert self.kv.lease(lease) == LeaseInfo(lease, ttl, remaining, attached)
 
 
 def _writes_twice(branch: tuple[TxnOp, ...]) -> bool:
