@@ -27,6 +27,7 @@ If syncs turn slow (moving average above 1 ms) small batches move to the thread 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -53,6 +54,7 @@ from ._records import (
     encode_snapshot_record,
 )
 from ._recovery import Damage, WalState, scan_wal
+from ._snapfallback import SnapshotFallback, plan_snapshot_fallback
 from ._snapfile import SNAPSHOT_SUFFIX, read_snapshot_file, write_snapshot_file
 from ._wal import WalWriter, create_segment
 
@@ -95,10 +97,16 @@ class FileStorageStatistics:
     pending_saves: int  # sync=False saves not yet written
 
 
-def _state(fs: FileSystem, directory: str, wal: WalState, names: list[str]) -> PersistedState:
-    """What ``load`` returns, after the cross-checks that need the snapshot file."""
+def _state(
+    fs: FileSystem, directory: str, wal: WalState, names: list[str], *, opening: bool
+) -> tuple[PersistedState, SnapshotFallback | None]:
+    """What ``load`` returns, after the cross-checks that need the snapshot file; when opening,
+    with the snapshot fallback (``_snapfallback``) if the WAL's snapshot file is missing."""
     if not wal.segments and any(n.endswith(SNAPSHOT_SUFFIX) for n in names):
         raise StorageMismatch(f"{directory} holds snapshot files but no WAL segment")
+    if opening and wal.snapshot is not None and wal.snapshot.name not in names:
+        fallback = plan_snapshot_fallback(fs, directory, wal, names)
+        return fallback.state(), fallback
     snapshot = None if wal.snapshot is None else read_snapshot_file(fs, directory, wal.snapshot)
     entries = wal.live_entries()
     hs = wal.hard_state or HardState()
@@ -108,12 +116,20 @@ def _state(fs: FileSystem, directory: str, wal: WalState, names: list[str]) -> P
             f"{directory}: the hard state's commit index {hs.commit} is beyond the log's "
             f"last index {last}"
         )
-    return PersistedState(hard_state=hs, snapshot=snapshot, entries=entries)
+    return PersistedState(hard_state=hs, snapshot=snapshot, entries=entries), None
 
 
 def _set_aside(fs: FileSystem, directory: str, damage: Damage) -> str:
-    name = f"{os.path.basename(damage.path)}.{damage.offset:x}.broken"
-    path = os.path.join(directory, name)
+    """Keep the damaged bytes in ``<segment>.<offset>[.n].broken``; an earlier file there with
+    other bytes (a repair that was itself cut short and damaged anew) is kept too."""
+    base = f"{os.path.basename(damage.path)}.{damage.offset:x}"
+    taken = set(fs.listdir(directory))
+    for n in itertools.count():
+        path = os.path.join(directory, f"{base}.{n}.broken" if n else f"{base}.broken")
+        if os.path.basename(path) not in taken:
+            break
+        if fs.read_file(path) == damage.data:
+            return path
     tmp = path + ".tmp"
     remove_if_exists(fs, tmp)
     fd = fs.create(tmp)
@@ -125,6 +141,23 @@ def _set_aside(fs: FileSystem, directory: str, damage: Damage) -> str:
     fs.rename(tmp, path)
     fs.fsync_dir(directory)
     return path
+
+
+def _record_fallback(writer: WalWriter, fallback: SnapshotFallback) -> None:
+    """Make the snapshot fallback durable: one record, as a snapshot from a leader is saved."""
+    kept = fallback.entries
+    try:
+        writer.append(
+            RecordType.BATCH,
+            encode_batch(fallback.ref, kept, fallback.hard_state),
+            hard_state=fallback.hard_state,
+            snapshot=fallback.ref,
+            max_index=kept[-1].index if kept else 0,
+            next_index=kept[0].index if kept else fallback.ref.index + 1,
+        )
+    except BaseException:
+        writer.close()
+        raise
 
 
 class FileStorage:
@@ -209,10 +242,15 @@ class FileStorage:
         try:
             names = sorted(fs.listdir(directory))
             wal = scan_wal(fs, directory, names)
-            state = _state(fs, directory, wal, names)
+            state, fallback = _state(fs, directory, wal, names, opening=True)
             # Every check passed: from here on the directory may change.
-            cls._clean(fs, directory, names, wal.snapshot)
+            cls._clean(fs, directory, names, wal.snapshot if fallback is None else fallback.ref)
             writer = cls._make_writer(fs, directory, wal, segment_bytes, preallocate)
+            if fallback is not None:
+                _record_fallback(writer, fallback)
+                logger.warning(
+                    "%s; the repair is recorded in the WAL", fallback.describe(directory)
+                )
             return cls(
                 fs=fs,
                 directory=directory,
@@ -302,7 +340,7 @@ class FileStorage:
         wal = scan_wal(self._fs, self._dir, names)
         if wal.damage is not None:
             raise StorageMismatch(f"{wal.damage.path} changed under an open storage")
-        return _state(self._fs, self._dir, wal, names)
+        return _state(self._fs, self._dir, wal, names, opening=False)[0]
 
     async def save(
         self,

@@ -192,3 +192,22 @@ def run_model(ops: Sequence[Op]) -> list[PersistedState]:
         shadow.close()
         states.append(shadow.durable())
     return states
+
+
+async def end_with_local_snapshot(storage: Storage, *, data: bytes = b"state") -> PersistedState:
+    """Commit the whole log and take a local snapshot of it, so that the WAL's last record is
+    the ``SNAPSHOT`` record naming it (the previous snapshot file is then deleted). Returns the
+    state ``load`` must return from now on."""
+    state = await storage.load()
+    assert state.snapshot is not None, "the workload must have saved a snapshot already"
+    last = state.entries[-1] if state.entries else None
+    if last is None:  # nothing after the snapshot: append an entry to take the next one at
+        hs = state.hard_state
+        last = Entry(hs.term, state.snapshot.metadata.index + 1, EntryType.NORMAL, b"tail")
+        await storage.save(hard_state=None, entries=(last,), snapshot=None)
+    hs = HardState(state.hard_state.term, state.hard_state.vote, last.index)
+    await storage.save(hard_state=hs, entries=(), snapshot=None)
+    conf = state.snapshot.metadata.conf_state
+    snapshot = Snapshot(SnapshotMetadata(last.index, last.term, conf), data)
+    await storage.save_snapshot(snapshot)
+    return PersistedState(hs, snapshot, [])
