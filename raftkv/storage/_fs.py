@@ -76,7 +76,9 @@ if sys.platform == "darwin":
         fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
 
 else:
-    _datasync = os.fdatasync
+
+    def _datasync(fd: int) -> None:
+        os.fdatasync(fd)  # looked up at each call, so tests can watch the system call
 
 
 def remove_if_exists(fs: FileSystem, path: str) -> None:
