@@ -46,6 +46,7 @@ from ..core import Entry, HardState, Snapshot
 from ._base import PersistedState
 from ._entries import check_batch, splice
 from ._fs import FileSystem, OsFileSystem, remove_if_exists
+from ._fserrors import NamingFileSystem, describe_os_error
 from ._records import (
     RecordType,
     SegmentHeader,
@@ -56,7 +57,7 @@ from ._records import (
 from ._recovery import Damage, WalState, scan_wal
 from ._snapfallback import SnapshotFallback, plan_snapshot_fallback
 from ._snapfile import SNAPSHOT_SUFFIX, read_snapshot_file, write_snapshot_file
-from ._wal import WalWriter, create_segment
+from ._wal import WalWriter, create_segment, preallocate_if_room
 
 __all__ = ["FileStorage", "FileStorageStatistics", "ThreadIO", "open_file_storage"]
 
@@ -215,9 +216,9 @@ class FileStorage:
         """
         if segment_bytes < 4096:
             raise ValueError("segment_bytes must be at least 4096")
-        fs = fs or OsFileSystem()
+        named = NamingFileSystem(fs or OsFileSystem())
         path = os.fspath(directory)
-        opener = partial(cls._open_sync, fs, path, segment_bytes, preallocate, thread_io)
+        opener = partial(cls._open_sync, named, path, segment_bytes, preallocate, thread_io)
         try:
             if thread_io == "never":
                 await trio.lowlevel.checkpoint()
@@ -226,7 +227,7 @@ class FileStorage:
         except BlockingIOError:
             raise StorageError(f"{path} is in use by another process") from None
         except OSError as exc:
-            raise StorageFailed(f"cannot open {path}: {exc}") from exc
+            raise StorageFailed(f"cannot open {path}: {describe_os_error(exc)}") from exc
 
     @classmethod
     def _open_sync(
@@ -289,9 +290,11 @@ class FileStorage:
                         len(wal.damage.data),
                         broken,
                     )
-                grow = prealloc > 0 and fs.size(fd) < prealloc
+                size = fs.size(fd)
+                grow = prealloc > 0 and size < prealloc
                 if grow:
-                    fs.preallocate(fd, prealloc)
+                    path = os.path.join(directory, segments[-1].name)
+                    preallocate_if_room(fs, fd, prealloc, path=path, size=size)
                 if grow or wal.damage is not None:
                     fs.fdatasync(fd)
             except BaseException:
@@ -437,7 +440,8 @@ class FileStorage:
             raise trio.ClosedResourceError("the storage is closed")
         if self._failed is not None:
             raise StorageFailed(
-                f"{self._dir}: an earlier write failed ({self._failed}); refusing further calls"
+                f"{self._dir}: an earlier write failed ({describe_os_error(self._failed)}); "
+                f"refusing further calls"
             )
 
     def _check_newer(self, snapshot: Snapshot) -> None:
@@ -467,7 +471,10 @@ class FileStorage:
             return fn()
         except OSError as exc:
             self._failed = exc
-            raise StorageFailed(f"{self._dir}: {exc}; the storage refuses further calls") from exc
+            raise StorageFailed(
+                f"{self._dir}: {describe_os_error(exc)}. Nothing more is written or "
+                f"acknowledged: the storage refuses further calls"
+            ) from exc
 
     # The functions below run inline or in a worker thread, never both at once.
 

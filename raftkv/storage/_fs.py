@@ -54,6 +54,10 @@ class FileSystem(Protocol):
 
     def size(self, fd: int) -> int: ...
 
+    def links(self, fd: int) -> int:
+        """How many names the open file has: 0 once it was deleted (its directory removed)."""
+        ...
+
     def close(self, fd: int) -> None: ...
 
     def rename(self, src: str, dst: str) -> None: ...
@@ -139,6 +143,9 @@ class OsFileSystem:
 
     def size(self, fd: int) -> int:
         return os.fstat(fd).st_size
+
+    def links(self, fd: int) -> int:
+        return os.fstat(fd).st_nlink
 
     def close(self, fd: int) -> None:
         os.close(fd)
@@ -237,6 +244,10 @@ class FaultyFileSystem:
     def size(self, fd: int) -> int:
         self._call("size")
         return self.inner.size(fd)
+
+    def links(self, fd: int) -> int:
+        self._call("links")
+        return self.inner.links(fd)
 
     def close(self, fd: int) -> None:
         self._call("close")

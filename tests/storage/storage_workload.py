@@ -14,6 +14,9 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+import pytest
+
+from raftkv._errors import StorageFailed
 from raftkv.core import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMetadata
 from raftkv.storage import PersistedState, Storage
 
@@ -211,3 +214,17 @@ async def end_with_local_snapshot(storage: Storage, *, data: bytes = b"state") -
     snapshot = Snapshot(SnapshotMetadata(last.index, last.term, conf), data)
     await storage.save_snapshot(snapshot)
     return PersistedState(hs, snapshot, [])
+
+
+async def assert_refuses(storage: Storage) -> None:
+    """After a failed durable write: every call refuses, and closing still releases it."""
+    with pytest.raises(StorageFailed, match="refusing further calls"):
+        await storage.save(hard_state=HardState(9), entries=[], snapshot=None)
+    conf = ConfState.of(voters=[1])
+    with pytest.raises(StorageFailed):
+        await storage.save_snapshot(Snapshot(SnapshotMetadata(10_000, 1, conf), b"state"))
+    with pytest.raises(StorageFailed):
+        await storage.compact(1)
+    with pytest.raises(StorageFailed):
+        await storage.load()
+    await storage.aclose()
