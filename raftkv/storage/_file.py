@@ -17,7 +17,10 @@ Durability: ``save(sync=True)`` is one record, one ``pwrite`` and one ``fdatasyn
 commit: the whole batch, plus any earlier ``sync=False`` saves merged into it, pays one sync).
 ``save(sync=False)`` is held in memory until the next synced save or ``aclose``: Raft only asks
 for no sync when nothing but the commit index changed, and a lost commit index is relearned.
-Any ``OSError`` while writing raises ``StorageFailed``; from then on every call refuses.
+Any ``OSError`` while writing raises ``StorageFailed`` naming the file and what to do
+(``_fserrors``); from then on every call refuses. A segment deleted under the storage (its
+directory removed) fails the next synced save. A WAL whose lost tail named the newest snapshot
+falls back to that file (``_snapfallback``).
 
 Threads (measured, see docs/storage.md): with ``thread_io="auto"`` opening (recovery), snapshot
 files, compaction and large batches run in a worker thread; small batches run on the event loop
@@ -471,9 +474,10 @@ class FileStorage:
             return fn()
         except OSError as exc:
             self._failed = exc
+            where = "" if exc.filename else f"{self._dir}: "  # a named file says where
             raise StorageFailed(
-                f"{self._dir}: {describe_os_error(exc)}. Nothing more is written or "
-                f"acknowledged: the storage refuses further calls"
+                f"{where}{describe_os_error(exc)}. Nothing more is written or acknowledged: "
+                f"the storage refuses further calls"
             ) from exc
 
     # The functions below run inline or in a worker thread, never both at once.
