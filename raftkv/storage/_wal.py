@@ -11,7 +11,9 @@ Write ordering, which recovery relies on:
 - the previous segment is first truncated to its last record and fdatasync'd, so only the last
   segment can hold bytes that are not records;
 - every record is one ``pwrite`` followed by one ``fdatasync`` before anything else is written,
-  so at most the last record of the last segment can be damaged by a crash;
+  so at most the last record of the last segment can be damaged by a crash; after the sync the
+  segment must still have a name (a removed directory takes it away, and writes to a deleted
+  file succeed, to be lost);
 - old segments are unlinked oldest first, with a directory fsync after each, so a crash in the
   middle never leaves a hole in the sequence.
 """

@@ -151,9 +151,10 @@ async def _directory_ending_with(seed: int, last: str) -> tuple[dict[str, bytes]
         expected = PersistedState(HardState(hs.term, hs.vote, index), installed, entries)
     await storage.aclose()
     files = fs.image()
-    assert [p for p in files if p.endswith(".snap")] == [
-        f"{DIR}/snap-{expected.snapshot.metadata.term:016x}-{expected.snapshot.metadata.index:016x}.snap"  # type: ignore[union-attr]
-    ]
+    meta = expected.snapshot.metadata if expected.snapshot else None
+    assert meta is not None
+    snaps = [p for p in files if p.endswith(".snap")]
+    assert snaps == [f"{DIR}/snap-{meta.term:016x}-{meta.index:016x}.snap"], "the older is gone"
     return files, expected
 
 
