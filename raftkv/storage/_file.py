@@ -17,7 +17,10 @@ Durability: ``save(sync=True)`` is one record, one ``pwrite`` and one ``fdatasyn
 commit: the whole batch, plus any earlier ``sync=False`` saves merged into it, pays one sync).
 ``save(sync=False)`` is held in memory until the next synced save or ``aclose``: Raft only asks
 for no sync when nothing but the commit index changed, and a lost commit index is relearned.
-Any ``OSError`` while writing raises ``StorageFailed``; from then on every call refuses.
+Any ``OSError`` while writing raises ``StorageFailed`` naming the file and what to do
+(``_fserrors``); from then on every call refuses. A segment deleted under the storage (its
+directory removed) fails the next synced save. A WAL whose lost tail named the newest snapshot
+falls back to that file (``_snapfallback``).
 
 Threads (measured, see docs/storage.md): with ``thread_io="auto"`` opening (recovery), snapshot
 files, compaction and large batches run in a worker thread; small batches run on the event loop
@@ -27,6 +30,7 @@ If syncs turn slow (moving average above 1 ms) small batches move to the thread 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -45,6 +49,7 @@ from ..core import Entry, HardState, Snapshot
 from ._base import PersistedState
 from ._entries import check_batch, splice
 from ._fs import FileSystem, OsFileSystem, remove_if_exists
+from ._fserrors import NamingFileSystem, describe_os_error
 from ._records import (
     RecordType,
     SegmentHeader,
@@ -53,8 +58,9 @@ from ._records import (
     encode_snapshot_record,
 )
 from ._recovery import Damage, WalState, scan_wal
+from ._snapfallback import SnapshotFallback, plan_snapshot_fallback
 from ._snapfile import SNAPSHOT_SUFFIX, read_snapshot_file, write_snapshot_file
-from ._wal import WalWriter, create_segment
+from ._wal import WalWriter, create_segment, preallocate_if_room
 
 __all__ = ["FileStorage", "FileStorageStatistics", "ThreadIO", "open_file_storage"]
 
@@ -95,10 +101,16 @@ class FileStorageStatistics:
     pending_saves: int  # sync=False saves not yet written
 
 
-def _state(fs: FileSystem, directory: str, wal: WalState, names: list[str]) -> PersistedState:
-    """What ``load`` returns, after the cross-checks that need the snapshot file."""
+def _state(
+    fs: FileSystem, directory: str, wal: WalState, names: list[str], *, opening: bool
+) -> tuple[PersistedState, SnapshotFallback | None]:
+    """What ``load`` returns, after the cross-checks that need the snapshot file; when opening,
+    with the snapshot fallback (``_snapfallback``) if the WAL's snapshot file is missing."""
     if not wal.segments and any(n.endswith(SNAPSHOT_SUFFIX) for n in names):
         raise StorageMismatch(f"{directory} holds snapshot files but no WAL segment")
+    if opening and wal.snapshot is not None and wal.snapshot.name not in names:
+        fallback = plan_snapshot_fallback(fs, directory, wal, names)
+        return fallback.state(), fallback
     snapshot = None if wal.snapshot is None else read_snapshot_file(fs, directory, wal.snapshot)
     entries = wal.live_entries()
     hs = wal.hard_state or HardState()
@@ -108,12 +120,20 @@ def _state(fs: FileSystem, directory: str, wal: WalState, names: list[str]) -> P
             f"{directory}: the hard state's commit index {hs.commit} is beyond the log's "
             f"last index {last}"
         )
-    return PersistedState(hard_state=hs, snapshot=snapshot, entries=entries)
+    return PersistedState(hard_state=hs, snapshot=snapshot, entries=entries), None
 
 
 def _set_aside(fs: FileSystem, directory: str, damage: Damage) -> str:
-    name = f"{os.path.basename(damage.path)}.{damage.offset:x}.broken"
-    path = os.path.join(directory, name)
+    """Keep the damaged bytes in ``<segment>.<offset>[.n].broken``; an earlier file there with
+    other bytes (a repair that was itself cut short and damaged anew) is kept too."""
+    base = f"{os.path.basename(damage.path)}.{damage.offset:x}"
+    taken = set(fs.listdir(directory))
+    for n in itertools.count():
+        path = os.path.join(directory, f"{base}.{n}.broken" if n else f"{base}.broken")
+        if os.path.basename(path) not in taken:
+            break
+        if fs.read_file(path) == damage.data:
+            return path
     tmp = path + ".tmp"
     remove_if_exists(fs, tmp)
     fd = fs.create(tmp)
@@ -125,6 +145,23 @@ def _set_aside(fs: FileSystem, directory: str, damage: Damage) -> str:
     fs.rename(tmp, path)
     fs.fsync_dir(directory)
     return path
+
+
+def _record_fallback(writer: WalWriter, fallback: SnapshotFallback) -> None:
+    """Make the snapshot fallback durable: one record, as a snapshot from a leader is saved."""
+    kept = fallback.entries
+    try:
+        writer.append(
+            RecordType.BATCH,
+            encode_batch(fallback.ref, kept, fallback.hard_state),
+            hard_state=fallback.hard_state,
+            snapshot=fallback.ref,
+            max_index=kept[-1].index if kept else 0,
+            next_index=kept[0].index if kept else fallback.ref.index + 1,
+        )
+    except BaseException:
+        writer.close()
+        raise
 
 
 class FileStorage:
@@ -182,9 +219,9 @@ class FileStorage:
         """
         if segment_bytes < 4096:
             raise ValueError("segment_bytes must be at least 4096")
-        fs = fs or OsFileSystem()
+        named = NamingFileSystem(fs or OsFileSystem())
         path = os.fspath(directory)
-        opener = partial(cls._open_sync, fs, path, segment_bytes, preallocate, thread_io)
+        opener = partial(cls._open_sync, named, path, segment_bytes, preallocate, thread_io)
         try:
             if thread_io == "never":
                 await trio.lowlevel.checkpoint()
@@ -193,7 +230,7 @@ class FileStorage:
         except BlockingIOError:
             raise StorageError(f"{path} is in use by another process") from None
         except OSError as exc:
-            raise StorageFailed(f"cannot open {path}: {exc}") from exc
+            raise StorageFailed(f"cannot open {path}: {describe_os_error(exc)}") from exc
 
     @classmethod
     def _open_sync(
@@ -209,10 +246,15 @@ class FileStorage:
         try:
             names = sorted(fs.listdir(directory))
             wal = scan_wal(fs, directory, names)
-            state = _state(fs, directory, wal, names)
+            state, fallback = _state(fs, directory, wal, names, opening=True)
             # Every check passed: from here on the directory may change.
-            cls._clean(fs, directory, names, wal.snapshot)
+            cls._clean(fs, directory, names, wal.snapshot if fallback is None else fallback.ref)
             writer = cls._make_writer(fs, directory, wal, segment_bytes, preallocate)
+            if fallback is not None:
+                _record_fallback(writer, fallback)
+                logger.warning(
+                    "%s; the repair is recorded in the WAL", fallback.describe(directory)
+                )
             return cls(
                 fs=fs,
                 directory=directory,
@@ -251,9 +293,11 @@ class FileStorage:
                         len(wal.damage.data),
                         broken,
                     )
-                grow = prealloc > 0 and fs.size(fd) < prealloc
+                size = fs.size(fd)
+                grow = prealloc > 0 and size < prealloc
                 if grow:
-                    fs.preallocate(fd, prealloc)
+                    path = os.path.join(directory, segments[-1].name)
+                    preallocate_if_room(fs, fd, prealloc, path=path, size=size)
                 if grow or wal.damage is not None:
                     fs.fdatasync(fd)
             except BaseException:
@@ -302,7 +346,7 @@ class FileStorage:
         wal = scan_wal(self._fs, self._dir, names)
         if wal.damage is not None:
             raise StorageMismatch(f"{wal.damage.path} changed under an open storage")
-        return _state(self._fs, self._dir, wal, names)
+        return _state(self._fs, self._dir, wal, names, opening=False)[0]
 
     async def save(
         self,
@@ -399,7 +443,8 @@ class FileStorage:
             raise trio.ClosedResourceError("the storage is closed")
         if self._failed is not None:
             raise StorageFailed(
-                f"{self._dir}: an earlier write failed ({self._failed}); refusing further calls"
+                f"{self._dir}: an earlier write failed ({describe_os_error(self._failed)}); "
+                f"refusing further calls"
             )
 
     def _check_newer(self, snapshot: Snapshot) -> None:
@@ -429,7 +474,11 @@ class FileStorage:
             return fn()
         except OSError as exc:
             self._failed = exc
-            raise StorageFailed(f"{self._dir}: {exc}; the storage refuses further calls") from exc
+            where = "" if exc.filename else f"{self._dir}: "  # a named file says where
+            raise StorageFailed(
+                f"{where}{describe_os_error(exc)}. Nothing more is written or acknowledged: "
+                f"the storage refuses further calls"
+            ) from exc
 
     # The functions below run inline or in a worker thread, never both at once.
 

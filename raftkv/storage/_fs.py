@@ -54,6 +54,10 @@ class FileSystem(Protocol):
 
     def size(self, fd: int) -> int: ...
 
+    def links(self, fd: int) -> int:
+        """How many names the open file has: 0 once it was deleted (its directory removed)."""
+        ...
+
     def close(self, fd: int) -> None: ...
 
     def rename(self, src: str, dst: str) -> None: ...
@@ -76,7 +80,9 @@ if sys.platform == "darwin":
         fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
 
 else:
-    _datasync = os.fdatasync
+
+    def _datasync(fd: int) -> None:
+        os.fdatasync(fd)  # looked up at each call, so tests can watch the system call
 
 
 def remove_if_exists(fs: FileSystem, path: str) -> None:
@@ -137,6 +143,9 @@ class OsFileSystem:
 
     def size(self, fd: int) -> int:
         return os.fstat(fd).st_size
+
+    def links(self, fd: int) -> int:
+        return os.fstat(fd).st_nlink
 
     def close(self, fd: int) -> None:
         os.close(fd)
@@ -235,6 +244,10 @@ class FaultyFileSystem:
     def size(self, fd: int) -> int:
         self._call("size")
         return self.inner.size(fd)
+
+    def links(self, fd: int) -> int:
+        self._call("links")
+        return self.inner.links(fd)
 
     def close(self, fd: int) -> None:
         self._call("close")

@@ -59,6 +59,7 @@ __all__ = [
     "encode_snapshot_record",
     "find_frame",
     "frame",
+    "leading_frames",
     "read_frame",
 ]
 
@@ -114,6 +115,17 @@ def read_frame(buf: bytes, pos: int, view: memoryview | None = None) -> Frame | 
     if zlib.crc32(view[pos:trailer]) != _CRC.unpack_from(buf, trailer)[0]:
         return "checksum mismatch"
     return Frame(kind, pos, trailer + _CRC.size, buf[body:trailer])
+
+
+def leading_frames(buf: bytes) -> list[Frame]:
+    """The intact records from the start of ``buf`` up to the first bad one (for tools, tests)."""
+    out = []
+    pos = 0
+    view = memoryview(buf)
+    while isinstance(rec := read_frame(buf, pos, view), Frame):
+        out.append(rec)
+        pos = rec.end
+    return out
 
 
 def find_frame(buf: bytes, start: int) -> int:

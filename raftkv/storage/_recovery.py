@@ -16,7 +16,8 @@ Rules (the write ordering in ``_wal`` is what makes them sound):
   - ``CorruptLog`` if an intact record follows: that record was written after X was synced.
 - The entries must reach back to the snapshot (or to index 1), the commit index must lie
   within the log, and the snapshot the WAL names must exist (``read_snapshot_file`` checks it):
-  otherwise ``StorageMismatch``.
+  otherwise ``StorageMismatch``. (Where it is missing because the durable tail that named a
+  newer one was lost, ``_snapfallback`` may adopt that newer file instead.)
 
 Nothing here writes; ``FileStorage`` applies the repair only after every check passed.
 """

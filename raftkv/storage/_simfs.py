@@ -17,6 +17,7 @@ milestones ("save 7 returned") into the trace.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 from collections.abc import Iterable, Mapping
@@ -81,6 +82,10 @@ class Mark:
 Op = Write | Resize | Sync | Link | Rename | Unlink | SyncDir | Mark
 _DataOp = Write | Resize
 _NameOp = Link | Rename | Unlink
+
+
+def _not_found(path: str) -> FileNotFoundError:
+    return FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -235,7 +240,7 @@ class SimFileSystem:
         head, tail = _split(path)
         ino = self._names.get(head, {}).get(tail)
         if ino is None:
-            raise FileNotFoundError(path)
+            raise _not_found(path)
         return head, tail, ino
 
     def _fd(self, ino: int) -> int:
@@ -251,7 +256,7 @@ class SimFileSystem:
         try:
             return list(self._names[os.path.normpath(path)])
         except KeyError:
-            raise FileNotFoundError(path) from None
+            raise _not_found(path) from None
 
     def read_file(self, path: str) -> bytes:
         return bytes(self._data[self._ino(path)[2]])
@@ -259,7 +264,7 @@ class SimFileSystem:
     def create(self, path: str) -> int:
         head, tail = _split(path)
         if head not in self._names:
-            raise FileNotFoundError(head)
+            raise _not_found(head)
         if tail in self._names[head]:
             raise FileExistsError(path)
         ino = self._next_ino
@@ -293,6 +298,10 @@ class SimFileSystem:
     def size(self, fd: int) -> int:
         return len(self._data[self._fds[fd]])
 
+    def links(self, fd: int) -> int:
+        ino = self._fds[fd]
+        return sum(i == ino for names in self._names.values() for i in names.values())
+
     def close(self, fd: int) -> None:
         del self._fds[fd]
 
@@ -313,7 +322,7 @@ class SimFileSystem:
     def fsync_dir(self, path: str) -> None:
         path = os.path.normpath(path)
         if path not in self._names:
-            raise FileNotFoundError(path)
+            raise _not_found(path)
         self.trace.append(SyncDir(path))
 
     def lock(self, path: str) -> int:

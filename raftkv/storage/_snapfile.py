@@ -14,6 +14,7 @@ durable bytes, and only then is the WAL record naming it written.
 from __future__ import annotations
 
 import os
+import re
 import struct
 import zlib
 
@@ -25,7 +26,9 @@ from ._records import SnapshotRef
 
 __all__ = [
     "SNAPSHOT_SUFFIX",
+    "parse_snapshot_name",
     "read_snapshot_file",
+    "read_unnamed_snapshot_file",
     "snapshot_file_name",
     "write_snapshot_file",
 ]
@@ -36,6 +39,7 @@ _VERSION = 1
 _HEAD = struct.Struct("<8sIIQ")
 _CRC = struct.Struct("<I")
 _HEADER_SIZE = _HEAD.size + _CRC.size
+_NAME = re.compile(r"^snap-([0-9a-f]{16})-([0-9a-f]{16})\.snap$")
 
 
 def snapshot_file_name(meta: SnapshotMetadata) -> str:
@@ -64,15 +68,41 @@ def write_snapshot_file(fs: FileSystem, directory: str, snapshot: Snapshot) -> S
     return SnapshotRef(snapshot.metadata, name, crc, len(prefix) + len(snapshot.data))
 
 
+def parse_snapshot_name(name: str) -> tuple[int, int] | None:
+    """(index, term) of a snapshot file's name, or None if ``name`` is not one."""
+    m = _NAME.match(name)
+    return None if m is None else (int(m.group(2), 16), int(m.group(1), 16))
+
+
 def read_snapshot_file(fs: FileSystem, directory: str, ref: SnapshotRef) -> Snapshot:
     """The snapshot ``ref`` names, checked against its checksum and against ``ref``."""
     path = os.path.join(directory, ref.name)
     try:
-        buf = fs.read_file(path)
+        snapshot, crc, size = _read_verified(fs, path)
     except FileNotFoundError:
         raise StorageMismatch(
             f"snapshot file {path} (index {ref.index}) is named in the WAL but missing"
         ) from None
+    if crc != ref.crc or size != ref.size or snapshot.metadata != ref.metadata:
+        raise StorageMismatch(f"snapshot file {path} is not the one the WAL names")
+    return snapshot
+
+
+def read_unnamed_snapshot_file(
+    fs: FileSystem, directory: str, name: str
+) -> tuple[Snapshot, SnapshotRef]:
+    """A snapshot file no WAL record names, checked on its own: its checksum, and its metadata
+    against its name. Returns it with the reference a WAL record naming it would hold."""
+    path = os.path.join(directory, name)
+    snapshot, crc, size = _read_verified(fs, path)
+    if snapshot_file_name(snapshot.metadata) != name:
+        raise CorruptSnapshot(f"{path}: its metadata (index, term) does not match its name")
+    return snapshot, SnapshotRef(snapshot.metadata, name, crc, size)
+
+
+def _read_verified(fs: FileSystem, path: str) -> tuple[Snapshot, int, int]:
+    """The snapshot in ``path`` with its crc and size, once its own checks passed."""
+    buf = fs.read_file(path)
     if len(buf) < _HEADER_SIZE:
         raise CorruptSnapshot(f"{path}: truncated header")
     magic, version, meta_len, data_len = _HEAD.unpack_from(buf)
@@ -90,6 +120,4 @@ def read_snapshot_file(fs: FileSystem, directory: str, ref: SnapshotRef) -> Snap
         meta = decode_snapshot_metadata(loads(buf[_HEADER_SIZE : _HEADER_SIZE + meta_len]))
     except CodecError as exc:
         raise CorruptSnapshot(f"{path}: bad metadata: {exc}") from None
-    if crc != ref.crc or len(buf) != ref.size or meta != ref.metadata:
-        raise StorageMismatch(f"snapshot file {path} is not the one the WAL names")
-    return Snapshot(meta, buf[_HEADER_SIZE + meta_len :])
+    return Snapshot(meta, buf[_HEADER_SIZE + meta_len :]), crc, len(buf)

@@ -11,13 +11,17 @@ Write ordering, which recovery relies on:
 - the previous segment is first truncated to its last record and fdatasync'd, so only the last
   segment can hold bytes that are not records;
 - every record is one ``pwrite`` followed by one ``fdatasync`` before anything else is written,
-  so at most the last record of the last segment can be damaged by a crash;
+  so at most the last record of the last segment can be damaged by a crash; after the sync the
+  segment must still have a name (a removed directory takes it away, and writes to a deleted
+  file succeed, to be lost);
 - old segments are unlinked oldest first, with a directory fsync after each, so a crash in the
   middle never leaves a hole in the sequence.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -34,7 +38,16 @@ from ._records import (
     frame,
 )
 
-__all__ = ["Segment", "WalWriter", "create_segment", "parse_segment_name", "segment_name"]
+__all__ = [
+    "Segment",
+    "WalWriter",
+    "create_segment",
+    "parse_segment_name",
+    "preallocate_if_room",
+    "segment_name",
+]
+
+logger = logging.getLogger("raftkv.storage")
 
 SEGMENT_SUFFIX = ".wal"
 _NAME = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.wal$")
@@ -58,6 +71,24 @@ class Segment:
     max_index: int = 0
 
 
+def preallocate_if_room(fs: FileSystem, fd: int, target: int, *, path: str, size: int) -> None:
+    """Preallocate the segment open as ``fd`` (now ``size`` bytes) to ``target`` bytes, or, if
+    the disk has not that much free, leave it as it is: preallocation only makes syncs cheaper,
+    and a disk that is really full fails the writes themselves, clearly (``StorageFailed``)."""
+    try:
+        fs.preallocate(fd, target)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        fs.ftruncate(fd, size)  # give back what a partial preallocation took
+        logger.warning(
+            "%s: not enough free space to preallocate %d bytes (%s); written without",
+            path,
+            target,
+            exc.strerror,
+        )
+
+
 def create_segment(
     fs: FileSystem,
     directory: str,
@@ -77,7 +108,7 @@ def create_segment(
         data = frame(RecordType.HEADER, encode_header(header), 0)
         fs.pwrite(fd, data, 0)
         if preallocate > len(data):
-            fs.preallocate(fd, preallocate)
+            preallocate_if_room(fs, fd, preallocate, path=path, size=len(data))
         fs.fdatasync(fd)
         fs.rename(tmp, path)
         fs.fsync_dir(directory)
@@ -120,6 +151,8 @@ class WalWriter:
         self.snapshot = snapshot
         self._segment_bytes = segment_bytes
         self._preallocate = segment_bytes if preallocate else 0
+        # A file system that counts no links (a few FUSE ones) cannot tell a deleted segment.
+        self._watch_links = fs.links(fd) > 0
         self.syncs = 0
         self.bytes_written = 0
 
@@ -147,6 +180,10 @@ class WalWriter:
         data = frame(rtype, payload, self._offset)
         self._fs.pwrite(self._fd, data, self._offset)
         self._fs.fdatasync(self._fd)
+        if self._watch_links and self._fs.links(self._fd) == 0:
+            # Writing to a deleted file succeeds, and is lost: the directory was removed.
+            path = os.path.join(self._dir, self.segments[-1].name)
+            raise FileNotFoundError(errno.ENOENT, "the open WAL segment was deleted", path)
         self.syncs += 1
         self.bytes_written += len(data)
         self._offset += len(data)

@@ -14,6 +14,9 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+import pytest
+
+from raftkv._errors import StorageFailed
 from raftkv.core import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMetadata
 from raftkv.storage import PersistedState, Storage
 
@@ -192,3 +195,36 @@ def run_model(ops: Sequence[Op]) -> list[PersistedState]:
         shadow.close()
         states.append(shadow.durable())
     return states
+
+
+async def end_with_local_snapshot(storage: Storage, *, data: bytes = b"state") -> PersistedState:
+    """Commit the whole log and take a local snapshot of it, so that the WAL's last record is
+    the ``SNAPSHOT`` record naming it (the previous snapshot file is then deleted). Returns the
+    state ``load`` must return from now on."""
+    state = await storage.load()
+    assert state.snapshot is not None, "the workload must have saved a snapshot already"
+    last = state.entries[-1] if state.entries else None
+    if last is None:  # nothing after the snapshot: append an entry to take the next one at
+        hs = state.hard_state
+        last = Entry(hs.term, state.snapshot.metadata.index + 1, EntryType.NORMAL, b"tail")
+        await storage.save(hard_state=None, entries=(last,), snapshot=None)
+    hs = HardState(state.hard_state.term, state.hard_state.vote, last.index)
+    await storage.save(hard_state=hs, entries=(), snapshot=None)
+    conf = state.snapshot.metadata.conf_state
+    snapshot = Snapshot(SnapshotMetadata(last.index, last.term, conf), data)
+    await storage.save_snapshot(snapshot)
+    return PersistedState(hs, snapshot, [])
+
+
+async def assert_refuses(storage: Storage) -> None:
+    """After a failed durable write: every call refuses, and closing still releases it."""
+    with pytest.raises(StorageFailed, match="refusing further calls"):
+        await storage.save(hard_state=HardState(9), entries=[], snapshot=None)
+    conf = ConfState.of(voters=[1])
+    with pytest.raises(StorageFailed):
+        await storage.save_snapshot(Snapshot(SnapshotMetadata(10_000, 1, conf), b"state"))
+    with pytest.raises(StorageFailed):
+        await storage.compact(1)
+    with pytest.raises(StorageFailed):
+        await storage.load()
+    await storage.aclose()

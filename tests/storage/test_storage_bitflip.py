@@ -8,7 +8,9 @@ WAL segment (or of the snapshot file) is flipped and the directory opened again:
 - in the last record of the last segment: ``CorruptLog``, or a repair that drops exactly that
   record (it is indistinguishable from a write torn by a crash), with the bytes kept aside;
 - in the unused, preallocated space after it: repaired, nothing lost;
-- in the snapshot file: ``CorruptSnapshot``.
+- in the snapshot file: ``CorruptSnapshot``;
+- in a last record naming the newest snapshot, whose predecessor is deleted: recovery falls
+  back to that snapshot (``_snapfallback``) and loses nothing.
 
 Never a silently different state.
 """
@@ -20,11 +22,12 @@ import os
 import random
 
 import pytest
-from storage_workload import apply, workload
+from storage_workload import apply, end_with_local_snapshot, workload
 
-from raftkv._errors import CorruptLog, CorruptSnapshot
+from raftkv._errors import CorruptLog, CorruptSnapshot, StorageMismatch
+from raftkv.core import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
 from raftkv.storage import FileStorage, PersistedState, SimFileSystem
-from raftkv.storage._records import Frame, read_frame
+from raftkv.storage._records import RecordType, leading_frames
 
 DIR = "/data"
 SEGMENT_BYTES = 8192
@@ -47,15 +50,6 @@ async def _finished_directory(seed: int) -> dict[str, bytes]:
     return fs.image()
 
 
-def _records(buf: bytes) -> list[Frame]:
-    out = []
-    pos = 0
-    while isinstance(frame := read_frame(buf, pos), Frame):
-        out.append(frame)
-        pos = frame.end
-    return out
-
-
 @pytest.fixture(autouse=True)
 def _quiet_repairs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="raftkv.storage")
@@ -67,7 +61,7 @@ async def test_wal_bit_flips_are_repaired_at_the_tail_or_refused() -> None:
     segments = sorted(p for p in files if p.endswith(".wal"))
     assert len(segments) >= 4, "the workload must span several segments"
     last = segments[-1]
-    records = _records(files[last])
+    records = leading_frames(files[last])
     tail = records[-1]
     assert len(records) >= 2, "the last segment must hold a record after its header"
     without_tail, _ = await _open({**files, last: files[last][: tail.offset]})
@@ -118,7 +112,7 @@ async def test_a_torn_tail_is_set_aside_and_logged(caplog: pytest.LogCaptureFixt
     caplog.set_level(logging.WARNING, logger="raftkv.storage")
     files = await _finished_directory(seed=13)
     last = max(p for p in files if p.endswith(".wal"))
-    tail = _records(files[last])[-1]
+    tail = leading_frames(files[last])[-1]
     torn = files[last][: tail.end - 5]  # the record's last bytes never reached the disk
     state, fs = await _open({**files, last: torn})
     before_tail, _ = await _open({**files, last: files[last][: tail.offset]})
@@ -132,3 +126,77 @@ async def test_a_torn_tail_is_set_aside_and_logged(caplog: pytest.LogCaptureFixt
     again, _ = await _open(image)
     assert again == state
     assert "torn tail" not in caplog.text
+
+
+async def _directory_ending_with(seed: int, last: str) -> tuple[dict[str, bytes], PersistedState]:
+    """A finished directory whose last record is a ``SNAPSHOT`` record (``last="local"``) or a
+    batch installing a leader's snapshot (``"installed"``); the previous snapshot file is gone.
+    Returns the files and the state they hold."""
+    fs = SimFileSystem(dirs=[DIR])
+    storage = await FileStorage.open(DIR, segment_bytes=SEGMENT_BYTES, thread_io="never", fs=fs)
+    for op in workload(seed, 150):
+        await apply(storage, op)
+    if last == "local":
+        expected = await end_with_local_snapshot(storage)
+    else:
+        before = await storage.load()
+        hs = before.hard_state
+        index = max(hs.commit, before.entries[-1].index if before.entries else 0) + 5
+        meta = SnapshotMetadata(index, hs.term, ConfState.of(voters=[1, 2, 3]))
+        installed = Snapshot(meta, b"from the leader")
+        entries = [Entry(hs.term, index + 1, data=b"after it")]
+        await storage.save(
+            hard_state=HardState(hs.term, hs.vote, index), entries=entries, snapshot=installed
+        )
+        expected = PersistedState(HardState(hs.term, hs.vote, index), installed, entries)
+    await storage.aclose()
+    files = fs.image()
+    meta = expected.snapshot.metadata if expected.snapshot else None
+    assert meta is not None
+    snaps = [p for p in files if p.endswith(".snap")]
+    assert snaps == [f"{DIR}/snap-{meta.term:016x}-{meta.index:016x}.snap"], "the older is gone"
+    return files, expected
+
+
+async def test_every_bit_flip_in_a_snapshot_record_at_the_tail_falls_back_to_the_snapshot() -> None:
+    """The record naming the newest snapshot is the WAL's last and the older file is deleted:
+    whatever bit of it flips, recovery comes back with everything (the snapshot file holds what
+    the record named), never a state missing an acknowledged entry, never a refusal."""
+    files, expected = await _directory_ending_with(14, "local")
+    last = max(p for p in files if p.endswith(".wal"))
+    tail = leading_frames(files[last])[-1]
+    assert tail.type is RecordType.SNAPSHOT
+    for pos in range(tail.offset, tail.end):
+        for bit in range(8):
+            damaged = bytearray(files[last])
+            damaged[pos] ^= 1 << bit
+            state, fs = await _open({**files, last: bytes(damaged)})
+            assert state == expected, f"bit {bit} of byte {pos}: a different state"
+            assert any(p.endswith(".broken") for p in fs.image())
+
+
+async def test_bit_flips_in_an_installed_snapshot_at_the_tail_keep_the_snapshot() -> None:
+    """The last record installed a leader's snapshot (with an entry after it): a flip there
+    loses that record like any damaged last record, but the snapshot it named, already on
+    disk and committed, is kept, with nothing invented: the same term and vote, the commit at
+    the snapshot. Or recovery refuses, saying why."""
+    files, expected = await _directory_ending_with(15, "installed")
+    snapshot = expected.snapshot
+    assert snapshot is not None
+    last = max(p for p in files if p.endswith(".wal"))
+    tail = leading_frames(files[last])[-1]
+    rng = random.Random(7)
+    hs = expected.hard_state  # the same term and vote as before the last record
+    adopted = 0
+    for pos in range(tail.offset, tail.end):
+        damaged = bytearray(files[last])
+        damaged[pos] ^= 1 << rng.randrange(8)
+        try:
+            state, _ = await _open({**files, last: bytes(damaged)})
+        except StorageMismatch as exc:
+            assert "is named in the WAL but missing" in str(exc), exc
+            continue
+        assert state.snapshot == snapshot and state.entries == []
+        assert state.hard_state == HardState(hs.term, hs.vote, snapshot.metadata.index)
+        adopted += 1
+    assert adopted > 0

@@ -13,6 +13,9 @@ or a random subset reordered and partly written. Recovery must then
   in flight.
 
 Crashes during the repair itself are enumerated the same way for states that needed one.
+
+Damage no crash can cause is covered too: a durable last record naming the newest snapshot
+(the older file already deleted) cut anywhere; recovery falls back to that snapshot file.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from __future__ import annotations
 import random
 
 import pytest
-from storage_workload import Op, apply, is_durable, run_model, workload
+from storage_workload import Op, apply, end_with_local_snapshot, is_durable, run_model, workload
 
+from raftkv._errors import StorageMismatch
 from raftkv.storage import CrashMode, FileStorage, PersistedState, SimFileSystem
+from raftkv.storage._records import RecordType, leading_frames
 from raftkv.storage._simfs import Link, Mark, Resize, Unlink, Write
 
 DIR = "/data"
@@ -121,3 +126,56 @@ async def test_crash_state_enumeration(seed: int) -> None:
     assert checked >= 2000, checked  # each seed alone meets the bar
     assert repaired > 0
     print(f"seed {seed}: {checked} crash states, {repaired} crashes during recovery")
+
+
+async def _ending_with_a_snapshot_record(seed: int) -> tuple[dict[str, bytes], PersistedState]:
+    fs = SimFileSystem(dirs=[DIR])
+    storage = await FileStorage.open(DIR, segment_bytes=SEGMENT_BYTES, thread_io="never", fs=fs)
+    for op in workload(seed, 110):
+        await apply(storage, op)
+    expected = await end_with_local_snapshot(storage)
+    await storage.aclose()
+    return fs.image(), expected
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+async def test_a_damaged_snapshot_record_at_the_tail_is_repaired_even_across_crashes(
+    seed: int,
+) -> None:
+    """The durable last record names the newest snapshot, the older file is deleted; the
+    segment is then cut at every byte of that record, and at every 7th of the records before
+    it (whole records lost, more than any crash can do). Recovery falls back to the snapshot
+    file: nothing acknowledged is lost (nothing followed the snapshot), or, only where whole
+    records were lost, it refuses with a clear error (a lost term change: the hard state's
+    term is then older than the snapshot's). Every power cut during the repair recovers the
+    same state."""
+    files, expected = await _ending_with_a_snapshot_record(seed)
+    snapshot = expected.snapshot
+    assert snapshot is not None
+    last = max(p for p in files if p.endswith(".wal"))
+    records = leading_frames(files[last])
+    tail = records[-1]
+    assert tail.type is RecordType.SNAPSHOT
+    rng = random.Random(seed)
+    cuts = [*range(tail.offset, tail.end), *range(records[0].end, tail.offset, 7)]
+    repaired = refused = crashes = 0
+    for cut in cuts:
+        image = SimFileSystem({**files, last: files[last][:cut]}, dirs=[DIR])
+        try:
+            state = await _recover(image.crash(rng, "kept"))
+        except StorageMismatch as exc:
+            assert cut < tail.offset, f"cut at {cut}, inside the last record: refused ({exc})"
+            assert "Put the missing file back" in str(exc)
+            refused += 1
+            continue
+        repaired += 1
+        if cut >= tail.offset:
+            assert state == expected, f"cut at {cut}: a different state"
+            crashes += await _crash_during_recovery(image, expected, rng)
+        else:  # records before the snapshot's were lost too; the snapshot holds their entries
+            assert (state.snapshot, state.entries) == (snapshot, []), f"cut at {cut}"
+            assert state.hard_state.commit == snapshot.metadata.index
+            assert state.hard_state.term >= snapshot.metadata.term
+    assert repaired >= tail.end - tail.offset  # every cut inside the record, and some before
+    assert crashes > 0
+    print(f"seed {seed}: {repaired} repaired, {refused} refused, {crashes} crash states")

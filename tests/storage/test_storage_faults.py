@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from storage_workload import assert_refuses
 
 from raftkv._errors import CorruptLog, StorageError, StorageFailed, StorageMismatch
 from raftkv.core import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
@@ -17,7 +18,6 @@ from raftkv.storage import (
     MemoryStorage,
     OsFileSystem,
     SimFileSystem,
-    Storage,
 )
 from raftkv.storage._records import RecordType, SegmentHeader, encode_batch
 from raftkv.storage._wal import WalWriter, create_segment
@@ -31,18 +31,6 @@ def snap(index: int) -> Snapshot:
     return Snapshot(SnapshotMetadata(index, 1, ConfState((1,))), b"state")
 
 
-async def _assert_refuses(storage: Storage) -> None:
-    with pytest.raises(StorageFailed):
-        await storage.save(hard_state=HardState(9), entries=[], snapshot=None)
-    with pytest.raises(StorageFailed):
-        await storage.save_snapshot(snap(100))
-    with pytest.raises(StorageFailed):
-        await storage.compact(1)
-    with pytest.raises(StorageFailed):
-        await storage.load()
-    await storage.aclose()  # closing still releases what it holds
-
-
 @pytest.mark.parametrize("op", ["fdatasync", "pwrite"])
 async def test_a_failed_write_or_sync_raises_and_the_storage_refuses_from_then_on(
     tmp_path: Path, op: str
@@ -54,7 +42,7 @@ async def test_a_failed_write_or_sync_raises_and_the_storage_refuses_from_then_o
     with pytest.raises(StorageFailed) as info:
         await storage.save(hard_state=HardState(1, 1, 1), entries=[E(2)], snapshot=None)
     assert isinstance(info.value.__cause__, OSError)
-    await _assert_refuses(storage)
+    await assert_refuses(storage)
     # What was durable before the failure is still there.
     async with await FileStorage.open(tmp_path) as again:
         state = await again.load()
@@ -87,7 +75,7 @@ async def test_a_failure_while_writing_a_snapshot_file_stops_the_storage(
     fs.fail(op, after=after)
     with pytest.raises(StorageFailed):
         await storage.save_snapshot(snap(3))
-    await _assert_refuses(storage)
+    await assert_refuses(storage)
 
 
 async def test_a_failure_during_segment_rollover_stops_the_storage(tmp_path: Path) -> None:
@@ -98,7 +86,7 @@ async def test_a_failure_during_segment_rollover_stops_the_storage(tmp_path: Pat
         for i in range(1, 200):
             await storage.save(hard_state=None, entries=[E(i)], snapshot=None)
     assert storage.statistics().segments == 1
-    await _assert_refuses(storage)
+    await assert_refuses(storage)
 
 
 async def test_disk_full_is_a_failure_too(tmp_path: Path) -> None:
@@ -116,7 +104,7 @@ async def test_memory_storage_failure_injection() -> None:
     await storage.save(hard_state=HardState(1, 1, 0), entries=[E(1)], snapshot=None)
     with pytest.raises(StorageFailed):
         await storage.save(hard_state=HardState(1, 1, 1), entries=[E(2)], snapshot=None)
-    await _assert_refuses(storage)
+    await assert_refuses(storage)
     assert (await storage.crash().load()).entries == [E(1)]
 
 
