@@ -76,7 +76,9 @@ async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeO
     outcome = ServeOutcome()
     node_config = _node_config(settings)
     async with AsyncExitStack() as stack:
-        storage = await stack.enter_async_context(open_file_storage(state.path / "raft"))
+        storage = await stack.enter_async_context(
+            open_file_storage(state.path / "raft", segment_bytes=settings.wal_segment_bytes)
+        )
         transport = await stack.enter_async_context(
             _open_peer_transport(settings, state.cluster_id)
         )

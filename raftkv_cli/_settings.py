@@ -58,6 +58,7 @@ class Settings:
     snapshot_count: int
     catch_up_entries: int
     auto_compaction_retention: Retention
+    wal_segment_bytes: int
     tick_ms: int
     election_ticks: int
     heartbeat_ticks: int
@@ -348,6 +349,15 @@ _GROUPS: dict[str, list[_Option]] = {
             5_000,
             "entries kept after a snapshot for slow followers to catch up from",
             "N",
+        ),
+        _Option(
+            ("--wal-segment-size",),
+            "wal_segment_bytes",
+            _size(4096, 1 << 40),
+            64 << 20,
+            "size of each WAL segment file, preallocated when the disk has room",
+            "SIZE",
+            shown="64MiB",
         ),
         _Option(
             ("--auto-compaction-retention",),

@@ -36,6 +36,7 @@ def test_defaults_are_a_single_node_on_loopback() -> None:
         snapshot_count=10_000,
         catch_up_entries=5_000,
         auto_compaction_retention=Retention(10_000),
+        wal_segment_bytes=64 << 20,
         tick_ms=100,
         election_ticks=10,
         heartbeat_ticks=1,

@@ -163,11 +163,6 @@ def test_a_node_on_a_full_disk_stops_clearly_and_keeps_what_it_acknowledged(
                 assert (r.status_code, r.content) == (200, bytes([k]) * (1 << 20)), k
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="raftkvd has no --wal-segment-size yet: the integrator wires it to "
-    "open_file_storage(segment_bytes=...)",
-)
 def test_the_wal_segment_size_flag_sets_the_segment_size(cluster_factory) -> None:
     c: Cluster = cluster_factory(1)
     d = c.daemons[1]

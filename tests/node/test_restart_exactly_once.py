@@ -30,7 +30,7 @@ import trio
 import trio.testing
 
 import raftkv
-from raftkv._kv import KVStateMachine, encode_put
+from raftkv.kv import KVStateMachine, encode_put
 from raftkv.storage import MemoryStorage, Storage, open_file_storage
 from raftkv.transport import MemoryNetwork
 
@@ -230,7 +230,7 @@ def _reached(kv: CountingKV, revision: int) -> bool:
 
 
 async def _wait_snapshot(g: Group, i: int, *, at_least: int) -> None:
-    await g.wait_until(lambda: g.replicas[i].n.statistics.snapshots_taken >= at_least)
+    await g.wait_until(lambda: g.replicas[i].n.statistics().snapshots_taken >= at_least)
 
 
 def _directory(kind: str, tmp_path: Path) -> Path | None:
@@ -271,14 +271,14 @@ async def test_one_node_restarted_from_a_snapshot_applies_each_command_once(
                     assert sm.restored_count == total
                 # Exactly the commands after the snapshot were applied, each once.
                 assert sm.applied_here == total - sm.restored_count
-                assert r.n.statistics.applied_entries >= sm.applied_here
+                assert r.n.statistics().applied_entries >= sm.applied_here
 
 
 def _snapshot_saved_of(r: Replica, count: int) -> bool:
     """Whether node ``r`` saved a snapshot holding commands up to ``count``: its machine was
     last captured at ``count`` and every capture has been saved."""
     sm = _counting(r)
-    return sm.captured == count and r.n.statistics.snapshots_taken == sm.captures
+    return sm.captured == count and r.n.statistics().snapshots_taken == sm.captures
 
 
 @pytest.mark.parametrize("kind", ["memory", "file"])
@@ -370,11 +370,11 @@ async def test_a_follower_restored_from_the_leaders_snapshot_applies_each_comman
             await _propose_numbers(g, 1, 5)
             await g.stop(lagger)
             await _propose_numbers(g, 6, 60)  # the leader compacts far past the lagger's log
-            assert g.replicas[leader].n.statistics.snapshots_taken >= 4
+            assert g.replicas[leader].n.statistics().snapshots_taken >= 4
             r = await g.start(lagger)
             sm = _counting(r)
             await g.wait_until(lambda: sm.count == 60)
-            assert r.n.statistics.snapshots_restored >= 1, "it was not sent the snapshot"
+            assert r.n.statistics().snapshots_restored >= 1, "it was not sent the snapshot"
             assert sm.restored_count > 5  # the leader's snapshot, not its own log
             assert sm.applied_here == 60 - sm.restored_count
             # Restarted, it starts from the snapshot it received (or a later one of its own).

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from raftkv._errors import StorageFailed
+from raftkv import StorageFailed
 from raftkv.core import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMetadata
 from raftkv.storage import PersistedState, Storage
 

@@ -24,7 +24,7 @@ import random
 import pytest
 from storage_workload import apply, end_with_local_snapshot, workload
 
-from raftkv._errors import CorruptLog, CorruptSnapshot, StorageMismatch
+from raftkv import CorruptLog, CorruptSnapshot, StorageMismatch
 from raftkv.core import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
 from raftkv.storage import FileStorage, PersistedState, SimFileSystem
 from raftkv.storage._records import RecordType, leading_frames

@@ -25,7 +25,7 @@ import random
 import pytest
 from storage_workload import Op, apply, end_with_local_snapshot, is_durable, run_model, workload
 
-from raftkv._errors import StorageMismatch
+from raftkv import StorageMismatch
 from raftkv.storage import CrashMode, FileStorage, PersistedState, SimFileSystem
 from raftkv.storage._records import RecordType, leading_frames
 from raftkv.storage._simfs import Link, Mark, Resize, Unlink, Write

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from storage_workload import apply, assert_refuses, is_durable, run_model, workload
 
-from raftkv._errors import StorageFailed
+from raftkv import StorageFailed
 from raftkv.core import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
 from raftkv.storage import (
     FaultyFileSystem,

@@ -10,7 +10,7 @@ import pytest
 import trio
 from storage_workload import assert_refuses
 
-from raftkv._errors import CorruptLog, StorageError, StorageFailed, StorageMismatch
+from raftkv import CorruptLog, StorageError, StorageFailed, StorageMismatch
 from raftkv.core import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
 from raftkv.storage import (
     FaultyFileSystem,

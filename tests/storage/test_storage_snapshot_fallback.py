@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from storage_workload import end_with_local_snapshot
 
-from raftkv._errors import StorageMismatch
+from raftkv import StorageMismatch
 from raftkv.core import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
 from raftkv.storage import FileStorage, OsFileSystem, PersistedState
 from raftkv.storage._records import Frame, RecordType, leading_frames
