@@ -12,6 +12,7 @@
     ├── WatchLost                a watch ended early (slow consumer, node stopping); resume_revision
     ├── ReadyContractError (RuntimeError)   the runtime misused RawNode
     ├── NodeClosed               the node stopped before the request finished
+    │   └── NodeFailed           ... because it failed (a full disk, a failed fsync); carries error
     ├── OutcomeUnknown           proposed, but we cannot tell if it applied (timeout, leader lost)
     ├── StorageError
     │   ├── CorruptLog           damage before the tail of the WAL; names file and offset
@@ -43,6 +44,7 @@ __all__ = [
     "InvalidConfig",
     "InvalidKey",
     "NodeClosed",
+    "NodeFailed",
     "NotLeader",
     "OutcomeUnknown",
     "ProposalDropped",
@@ -104,6 +106,14 @@ class NodeClosed(RaftError):
     """The node shut down (or was removed) before this request completed."""
 
 
+class NodeFailed(NodeClosed):
+    """The node stopped because of an error (its storage failed, say): ``error``."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(f"the node failed: {error}")
+        self.error = error
+
+
 class OutcomeUnknown(RaftError):
     """The request was proposed but its fate is unknown: it may or may not have been applied."""
 
@@ -136,3 +146,10 @@ class StorageFailed(StorageError):
 
 class TransportError(RaftError):
     """A peer connection broke its protocol."""
+
+
+def innermost(exc: BaseException) -> BaseException:
+    """The first exception inside the exception groups that nurseries wrap around it."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import trio
 
 from ._applier import Applier
-from ._errors import NodeClosed, OutcomeUnknown, ProposalDropped
+from ._errors import NodeClosed, NodeFailed, OutcomeUnknown, ProposalDropped, innermost
 from ._inbox import (
     ConfChangeRequest,
     Inbox,
@@ -126,7 +126,7 @@ class Node:
         self._status_changed = trio.Event()
         self._status_waiters = 0
         self._closed = False
-        self._close_reason = "the node is shut down"
+        self._close_error = NodeClosed("the node is shut down")
         self._tasks: trio.Nursery | None = None
         self._leader: int | None = None
 
@@ -155,17 +155,7 @@ class Node:
     def status(self) -> NodeStatus:
         """The node's state right now."""
         s = self._raw.status()
-        return NodeStatus(
-            id=s.id,
-            role=s.role,
-            term=s.term,
-            leader=s.leader,
-            commit=s.commit,
-            applied=s.applied,
-            last_index=s.last_index,
-            members=self._membership.statuses(s),
-            removed=s.removed or self.removed,
-        )
+        return NodeStatus.of(s, self._membership.statuses(s), removed=s.removed or self.removed)
 
     async def wait_status(self, predicate: Callable[[NodeStatus], bool]) -> NodeStatus:
         """Wait until ``predicate(status)`` holds (use with a Trio deadline)."""
@@ -173,7 +163,7 @@ class Node:
         try:
             while not predicate(status := self.status()):
                 if self._closed:
-                    raise NodeClosed(self._close_reason)
+                    raise self._closed_error()
                 await self._status_changed.wait()
             return status
         finally:
@@ -261,7 +251,7 @@ class Node:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise NodeClosed(self._close_reason)
+            raise self._closed_error()
 
     async def _conf_change(self, change: ConfChange, *, timeout: float | None) -> dict[int, str]:
         self._check_open()
@@ -279,10 +269,15 @@ class Node:
     # -- internals: the raft loop ----------------------------------------------------------------
 
     async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as tasks:
-            self._tasks = tasks
-            await self._loop(task_status)
-            tasks.cancel_scope.cancel()  # a snapshot still being built is of no use now
+        try:
+            async with trio.open_nursery() as tasks:
+                self._tasks = tasks
+                await self._loop(task_status)
+                tasks.cancel_scope.cancel()  # a snapshot still being built is of no use now
+        except Exception as exc:  # the loop failed (storage, state machine): not a loop here
+            error = NodeFailed(innermost(exc))
+            self._shutdown(str(error), error)
+            raise
 
     async def _loop(self, task_status: trio.TaskStatus[None]) -> None:
         interval = self.config.tick_interval
@@ -384,11 +379,16 @@ class Node:
         if leader is not None:
             self._waiters.leader_is(leader)
 
-    def _shutdown(self, reason: str) -> None:
+    def _closed_error(self) -> NodeClosed:
+        """A new exception saying why the node stopped (one per raise)."""
+        error = self._close_error
+        return NodeFailed(error.error) if isinstance(error, NodeFailed) else NodeClosed(str(error))
+
+    def _shutdown(self, reason: str, error: NodeClosed | None = None) -> None:
         """Wake every waiter: nothing more will be applied by this node."""
         if self._closed:
             return
         self._closed = True
-        self._close_reason = reason
-        self._waiters.fail_all(NodeClosed(reason))
+        self._close_error = error or NodeClosed(reason)
+        self._waiters.fail_all(self._close_error)
         self._status_changed.set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ._stats import LatencyHistogram
-from .core import Config, Role
+from .core import Config, Role, Status
 
 __all__ = ["MemberStatus", "NodeConfig", "NodeStatistics", "NodeStatus"]
 
@@ -83,6 +83,21 @@ class NodeStatus:
     last_index: int
     members: tuple[MemberStatus, ...]
     removed: bool
+
+    @classmethod
+    def of(cls, s: Status, members: tuple[MemberStatus, ...], *, removed: bool) -> NodeStatus:
+        """The runtime's status from the core's, with the member table beside it."""
+        return cls(
+            id=s.id,
+            role=s.role,
+            term=s.term,
+            leader=s.leader,
+            commit=s.commit,
+            applied=s.applied,
+            last_index=s.last_index,
+            members=members,
+            removed=removed,
+        )
 
 
 @dataclass(slots=True)

@@ -55,9 +55,8 @@ class Waiter:
         try:
             return await self.wait()
         except NodeClosed as exc:
-            raise OutcomeUnknown(
-                f"{exc} before the outcome was known; it may have applied"
-            ) from None
+            detail = f"{exc} before the outcome was known; it may have applied"
+            raise OutcomeUnknown(detail) from exc  # the cause tells why the node stopped
 
 
 @dataclass(slots=True)

@@ -74,6 +74,15 @@ def error_for_exception(exc: BaseException) -> HTTPError | None:
         return HTTPError(503, "no leader", detail, {"Retry-After": "1"})
     if isinstance(exc, raftkv.ProposalDropped):
         return HTTPError(503, "unavailable", str(exc), {"Retry-After": "1"})
+    if isinstance(exc, raftkv.OutcomeUnknown) and isinstance(exc.__cause__, raftkv.NodeFailed):
+        return HTTPError(
+            507,
+            "storage failed",
+            f"{exc.__cause__}. The request may or may not have been applied; read it back "
+            "from another member before retrying.",
+        )
+    if isinstance(exc, raftkv.NodeFailed):
+        return HTTPError(503, "node failed", str(exc), {"Retry-After": "1"})
     if isinstance(exc, raftkv.OutcomeUnknown):
         return HTTPError(
             504,

@@ -67,14 +67,17 @@ def _client_url(settings: Settings) -> str:
 
 
 async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeOutcome:
-    """Run the node until stopped (``stop`` set, or a signal) or removed from the cluster."""
+    """Run the node until stopped (``stop`` set, or a signal) or removed from the cluster.
+
+    The HTTP server lives outside the node's scope: when the node fails (its disk is full, say),
+    the requests in flight are answered (their outcome is unknown: 507) before the daemon
+    exits, instead of being cut off with the node."""
     state = check_data_dir(settings)
     init_data_dir(state)
     if state.existing:
         log.info("data directory %s holds data: it wins over --cluster/--join", state.path)
     stop = stop or trio.Event()
     outcome = ServeOutcome()
-    node_config = _node_config(settings)
     async with AsyncExitStack() as stack:
         storage = await stack.enter_async_context(
             open_file_storage(state.path / "raft", segment_bytes=settings.wal_segment_bytes)
@@ -82,54 +85,89 @@ async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeO
         transport = await stack.enter_async_context(
             _open_peer_transport(settings, state.cluster_id)
         )
-        kv = KVStateMachine()
-        node = await stack.enter_async_context(
-            raftkv.open_node(
-                node_config,
-                storage=storage,
-                transport=transport,
-                state_machine=kv,
-                peers=settings.peers,
-                join=settings.join,
-            )
-        )
         forward_client = await stack.enter_async_context(
             httpx.AsyncClient(timeout=settings.request_timeout + 1)
         )
-        limits = Limits(
-            max_key_bytes=settings.max_key_bytes, max_value_bytes=settings.max_value_bytes
-        )
-        service = KVService(node, kv, limits)
-        app = create_app(
-            service,
-            forward_client=forward_client,
-            peer_stats=lambda: _peer_counters(transport),
-        )
-
-        async def shutdown_trigger() -> None:
-            await stop.wait()
-            service.close()  # watch streams end now, with the revision to resume from
-
-        config = hypercorn_config(settings.host, settings.port)
-        log.info(
-            "node %d serving clients on %s, peers on %s",
-            settings.node_id,
-            node_config.client_url,
-            settings.peer_url,
-        )
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_watch_signals, stop, outcome)
-            nursery.start_soon(_watch_removal, node, stop, outcome)
-            retention = settings.auto_compaction_retention
-            await nursery.start(AutoCompaction(service, retention).run)
+        http = _ClientServer(hypercorn_config(settings.host, settings.port))
+        async with trio.open_nursery() as outer:
+            outer.start_soon(_watch_signals, stop, outcome)
             try:
-                await serve_http(app, config, shutdown_trigger=shutdown_trigger)
-            except* OSError as group:
-                reason = _first_reason(group)
-                raise OSError(f"cannot serve clients on {config.bind[0]}: {reason}") from None
-            nursery.cancel_scope.cancel()
+                async with raftkv.open_node(
+                    _node_config(settings),
+                    storage=storage,
+                    transport=transport,
+                    state_machine=(kv := KVStateMachine()),
+                    peers=settings.peers,
+                    join=settings.join,
+                ) as node:
+                    service = KVService(node, kv, _limits(settings))
+                    app = create_app(
+                        service,
+                        forward_client=forward_client,
+                        peer_stats=lambda: _peer_counters(transport),
+                    )
+                    await outer.start(http.run, app, service)
+                    log.info(
+                        "node %d serving clients on %s, peers on %s",
+                        settings.node_id,
+                        node.config.client_url,
+                        settings.peer_url,
+                    )
+                    await _run_node(settings, service, stop, outcome)
+                    await http.stop()  # in-flight requests are answered while the node runs
+            finally:
+                await http.stop()  # after a failure: answer what the node could not finish
+            outer.cancel_scope.cancel()
     log.info("node %d stopped: %s", settings.node_id, outcome.reason)
     return outcome
+
+
+async def _run_node(
+    settings: Settings, service: KVService, stop: trio.Event, outcome: ServeOutcome
+) -> None:
+    """The node's own tasks, until ``stop`` is set (by a signal, or by the node's removal)."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_watch_removal, service.node, stop, outcome)
+        await nursery.start(AutoCompaction(service, settings.auto_compaction_retention).run)
+        await stop.wait()
+        nursery.cancel_scope.cancel()
+
+
+class _ClientServer:
+    """Hypercorn serving the client API, stopped gracefully: in-flight requests are answered,
+    watch streams end with the revision to resume from."""
+
+    def __init__(self, config: HypercornConfig) -> None:
+        self.config = config
+        self._service: KVService | None = None
+        self._shutdown = trio.Event()
+        self._done = trio.Event()
+
+    async def run(
+        self, app: ASGIApp, service: KVService, *, task_status: trio.TaskStatus[list[str]]
+    ) -> None:
+        self._service = service
+        try:
+            await serve_http(
+                app, self.config, shutdown_trigger=self._shutdown.wait, task_status=task_status
+            )
+        except* OSError as group:
+            reason = _first_reason(group)
+            raise OSError(f"cannot serve clients on {self.config.bind[0]}: {reason}") from None
+        finally:
+            self._done.set()
+
+    async def stop(self) -> None:
+        if self._service is None:
+            return  # never started
+        if not self._shutdown.is_set():
+            self._service.close()
+        self._shutdown.set()
+        await self._done.wait()
+
+
+def _limits(settings: Settings) -> Limits:
+    return Limits(max_key_bytes=settings.max_key_bytes, max_value_bytes=settings.max_value_bytes)
 
 
 def _node_config(settings: Settings) -> raftkv.NodeConfig:

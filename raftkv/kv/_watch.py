@@ -186,6 +186,8 @@ class WatchHub:
 
     def close(self, reason: str = "the node is stopping") -> None:
         """End every watch (they resume elsewhere) and refuse new ones; stop observing."""
+        if self._closed is not None:
+            return
         self._closed = reason
         for watcher in list(self._watchers):
             if watcher._lost is None:

@@ -176,3 +176,31 @@ def test_the_wal_segment_size_flag_sets_the_segment_size(cluster_factory) -> Non
     sizes = [p.stat().st_size for p in sorted((c.workdir / "raftkv-1" / "raft").glob("*.wal"))]
     assert len(sizes) >= 2 and all(s <= 64 << 10 for s in sizes), sizes
     assert sizes[-1] == 64 << 10  # the newest is preallocated to the segment size
+
+
+def test_the_write_that_fills_the_disk_is_answered_507_not_cut_off(cluster_factory) -> None:
+    """The write in flight when the disk fills gets a JSON 507 (its outcome is unknown), and
+    every later one an answer or a refused connection, never one cut off mid-request."""
+    c: Cluster = cluster_factory(1)
+    d = c.daemons[1]
+    with _tmpfs(c.workdir / "disk", "8m") as disk:
+        d.args += ["--data-dir", str(disk / "node")]
+        c.start_all()
+        _wait_serving(d)
+        answers = []
+        fresh = httpx.Limits(max_keepalive_connections=0)  # refused, once it exits, not cut
+        with httpx.Client(base_url=d.url, timeout=15, limits=fresh) as http:
+            for k in range(20):
+                try:
+                    r = http.put(f"/big-{k}", content=bytes([k]) * (1 << 20))
+                except httpx.ConnectError:
+                    break  # the node has exited
+                answers.append(r)
+                if r.status_code != 204:
+                    break
+        assert d.proc is not None and d.proc.wait(30) == 1
+        failed = answers[-1]
+        assert failed.status_code == 507, [r.status_code for r in answers]
+        assert failed.headers["content-type"] == "application/json"
+        assert failed.json()["error"] == "storage failed"
+        assert "No space left on device" in failed.json()["detail"]
