@@ -10,6 +10,8 @@
     ├── Compacted                a revision below the compaction point; carries compact_revision
     ├── FutureRevision (ValueError)   a revision the store has not reached yet
     ├── WatchLost                a watch ended early (slow consumer, node stopping); resume_revision
+    ├── UnknownLease             no such lease (never granted, revoked or expired); carries lease
+    ├── LeaseIdTaken             a grant of a lease id that exists
     ├── ReadyContractError (RuntimeError)   the runtime misused RawNode
     ├── NodeClosed               the node stopped before the request finished
     │   └── NodeFailed           ... because it failed (a full disk, a failed fsync); carries error
@@ -43,6 +45,7 @@ __all__ = [
     "FutureRevision",
     "InvalidConfig",
     "InvalidKey",
+    "LeaseIdTaken",
     "NodeClosed",
     "NodeFailed",
     "NotLeader",
@@ -54,6 +57,7 @@ __all__ = [
     "StorageFailed",
     "StorageMismatch",
     "TransportError",
+    "UnknownLease",
     "ValueTooLarge",
     "WatchLost",
 ]
@@ -100,6 +104,22 @@ class WatchLost(RaftError):
         super().__init__(f"{reason}; resume at revision {resume_revision}")
         self.reason = reason
         self.resume_revision = resume_revision
+
+
+class UnknownLease(RaftError):
+    """No lease with this id: it was never granted, or it was revoked or expired (HTTP 404)."""
+
+    def __init__(self, lease: int) -> None:
+        super().__init__(f"lease {lease} does not exist (never granted, revoked or expired)")
+        self.lease = lease
+
+
+class LeaseIdTaken(RaftError):
+    """A grant asked for a lease id that is in use (HTTP 409)."""
+
+    def __init__(self, lease: int) -> None:
+        super().__init__(f"lease {lease} exists already")
+        self.lease = lease
 
 
 class NodeClosed(RaftError):

@@ -84,12 +84,15 @@ class Inbox:
         self._events = events  # peers' messages, read straight from the transport
         self._events_open = True
         self._waiting: trio.CancelScope | None = None
+        self._closed: BaseException | None = None  # why no request is taken any more
 
     def offer(self, item: InboxItem) -> bool:
         """Queue ``item`` if there is room, and wake the loop; else False.
 
         No checkpoint: the caller's next step is to wait for the answer, and one scheduling
         pass fewer is a measurable part of a lone write."""
+        if self._closed is not None:
+            raise self._closed
         try:
             self._send.send_nowait(item)
         except trio.WouldBlock:
@@ -100,7 +103,11 @@ class Inbox:
     async def submit(self, item: InboxItem) -> None:
         """Queue ``item``, waiting while the inbox is full."""
         if not self.offer(item):
-            await self._send.send(item)
+            try:
+                await self._send.send(item)
+            except trio.ClosedResourceError:
+                assert self._closed is not None
+                raise self._closed from None
             self._wake()
 
     async def enqueue(self, item: InboxItem, deadline: float) -> None:
@@ -115,6 +122,18 @@ class Inbox:
     def _wake(self) -> None:
         if self._waiting is not None:
             self._waiting.cancel()
+
+    def close(self, error: BaseException) -> list[InboxItem]:
+        """Take no more requests (``error`` for whoever offers one); the requests still queued,
+        which the raft loop will never take, for their waiters to be told."""
+        self._closed = error
+        self._send.close()
+        left = []
+        while True:
+            try:
+                left.append(self._recv.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return left
 
     def drain(self, handle: Callable[[InboxItem], None]) -> bool:
         """Handle what is already waiting (local requests, then peers' events), at most

@@ -390,5 +390,9 @@ class Node:
             return
         self._closed = True
         self._close_error = error or NodeClosed(reason)
+        for item in self._inbox.close(self._closed_error()):
+            waiter = getattr(item, "waiter", None)  # the loop never took it: certainly refused
+            if waiter is not None:
+                waiter.fail(ProposalDropped(f"{self._close_error}; the request was not taken"))
         self._waiters.fail_all(self._close_error)
         self._status_changed.set()

@@ -16,7 +16,15 @@
         assert (await kv.get(b"greeting")).value == b"hello"
 """
 
-from .._errors import Compacted, FutureRevision, InvalidKey, ValueTooLarge, WatchLost
+from .._errors import (
+    Compacted,
+    FutureRevision,
+    InvalidKey,
+    LeaseIdTaken,
+    UnknownLease,
+    ValueTooLarge,
+    WatchLost,
+)
 from ._commands import (
     COMMAND_VERSION,
     Command,
@@ -43,6 +51,7 @@ from ._commands import (
 )
 from ._compactor import DEFAULT_KEEP_REVISIONS, AutoCompaction, Retention, parse_retention
 from ._leases import LeaseInfo
+from ._lessor import LeaseLimits, LeaseStatus, Lessor
 from ._limits import (
     DEFAULT_MAX_KEY_BYTES,
     DEFAULT_MAX_VALUE_BYTES,
@@ -122,12 +131,16 @@ __all__ = [
     "LeaseExists",
     "LeaseGrantCommand",
     "LeaseGranted",
+    "LeaseIdTaken",
     "LeaseInfo",
+    "LeaseLimits",
     "LeaseNotFound",
     "LeaseResult",
     "LeaseRevokeCommand",
     "LeaseRevoked",
+    "LeaseStatus",
     "LeasesCheckpointed",
+    "Lessor",
     "Limits",
     "PutCommand",
     "PutResult",
@@ -138,6 +151,7 @@ __all__ = [
     "TxnOp",
     "TxnResponse",
     "TxnResult",
+    "UnknownLease",
     "ValueTooLarge",
     "WatchBatch",
     "WatchEvent",

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
-from .._errors import Compacted, FutureRevision
+from .._errors import Compacted, FutureRevision, UnknownLease
 from .._node import Node
 from ._commands import (
     CompactCommand,
@@ -24,6 +24,7 @@ from ._commands import (
     encode_delete,
     encode_put,
 )
+from ._lessor import LeaseLimits, Lessor
 from ._limits import Limits, check_prefix
 from ._results import (
     CompactRefused,
@@ -33,6 +34,7 @@ from ._results import (
     DeleteResult,
     InvalidCommand,
     KeyValue,
+    LeaseNotFound,
     PutResult,
     RangeResult,
     TxnResult,
@@ -51,11 +53,15 @@ class KVService:
         limits: Limits | None = None,
         *,
         watch_buffer: int = DEFAULT_BUFFER,
+        lease_limits: LeaseLimits | None = None,
     ) -> None:
         self.node = node
         self.store = store
         self.limits = limits or Limits()
         self.watches = WatchHub(store, buffer=watch_buffer)
+        config = node.config
+        timeout = config.election_ticks * config.tick_interval
+        self.leases = Lessor(self, lease_limits or LeaseLimits.for_election_timeout(timeout))
 
     def close(self, reason: str = "the node is stopping") -> None:
         """End every watch (their callers resume on another member)."""
@@ -75,6 +81,8 @@ class KVService:
             max_value_bytes=self.limits.max_value_bytes,
         )
         result = await self.node.propose(command)
+        if isinstance(result, LeaseNotFound):
+            raise UnknownLease(result.lease)
         return _expect(result, PutResult, CompareFailed)
 
     async def delete(
@@ -96,6 +104,8 @@ class KVService:
         """Evaluate the compares and apply one branch, atomically, at one revision."""
         check_txn(txn, self.limits)
         result = await self.node.propose(encode_command(txn))
+        if isinstance(result, LeaseNotFound):
+            raise UnknownLease(result.lease)  # the transaction failed whole
         return _expect(result, TxnResult, TxnResult)
 
     async def compact(self, revision: int) -> CompactResult:
