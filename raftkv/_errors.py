@@ -28,6 +28,9 @@ Storage and transport refusals of remote input are counted and logged, never rai
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from .core import (
     ConfChangeRefused,
     InvalidConfig,
@@ -166,6 +169,18 @@ class StorageFailed(StorageError):
 
 class TransportError(RaftError):
     """A peer connection broke its protocol."""
+
+
+@contextmanager
+def one_error_unwrapped() -> Iterator[None]:
+    """Around a nursery in a context manager: what stopped the block (the body's error, or a
+    task's failure) comes out as itself, not wrapped in the nursery's exception group."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
 
 
 def innermost(exc: BaseException) -> BaseException:

@@ -33,20 +33,24 @@ from typing import Any, TypeVar
 import trio
 
 from ._applier import Applier
-from ._errors import NodeClosed, NodeFailed, OutcomeUnknown, ProposalDropped, innermost
+from ._errors import (
+    NodeClosed,
+    NodeFailed,
+    ProposalDropped,
+    innermost,
+)
 from ._inbox import (
-    ConfChangeRequest,
     Inbox,
-    ProposeRequest,
-    ReadRequest,
-    TransferRequest,
 )
 from ._intake import Intake
 from ._membership import Membership
 from ._node_config import NodeConfig, NodeStatistics, NodeStatus
+from ._persister import Persister
+from ._requests import Requests, leader_ready
 from ._snapshotter import Snapshotter
 from ._statemachine import StateMachine
-from ._waiters import Waiter, Waiters
+from ._status import StatusBoard
+from ._waiters import Waiters
 from .core import (
     ConfChange,
     ConfChangeType,
@@ -81,11 +85,10 @@ class Node:
     ) -> None:
         self.config = config
         self.id = config.id
-        self._storage = storage
         self._transport = transport
         self._sm = state_machine
-        self._log_store = log_store
         self._stats = NodeStatistics()
+        self._persister = Persister(storage, log_store, self._stats)
         self._membership = Membership(config.id, transport)
         self._snapshotter = Snapshotter(
             config,
@@ -122,13 +125,18 @@ class Node:
         self._inbox = Inbox(config.inbox_size, transport.events)
         self._ticks = 0
         self._removed_event = trio.Event()
-        # Woken after every loop iteration while someone waits in wait_status().
-        self._status_changed = trio.Event()
-        self._status_waiters = 0
-        self._closed = False
-        self._close_error = NodeClosed("the node is shut down")
+        self._status_board = StatusBoard(self.status)
+        self._requests = Requests(
+            self._inbox,
+            self._waiters,
+            self._status_board,
+            check_open=self._check_open,
+            takes_conf_changes=leader_ready(lambda: self._ready_at),
+        )
+        self._close_error: NodeClosed | None = None  # why the node stopped, once it has
         self._tasks: trio.Nursery | None = None
         self._leader: int | None = None
+        self._ready_at = 0  # as leader: the index of its term's first entry (the no-op)
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -159,15 +167,7 @@ class Node:
 
     async def wait_status(self, predicate: Callable[[NodeStatus], bool]) -> NodeStatus:
         """Wait until ``predicate(status)`` holds (use with a Trio deadline)."""
-        self._status_waiters += 1
-        try:
-            while not predicate(status := self.status()):
-                if self._closed:
-                    raise self._closed_error()
-                await self._status_changed.wait()
-            return status
-        finally:
-            self._status_waiters -= 1
+        return await self._status_board.wait(predicate)
 
     async def wait_leader(self) -> int:
         """Wait until this node knows a leader; return its id."""
@@ -177,39 +177,20 @@ class Node:
 
     async def propose(self, command: bytes, *, timeout: float | None = None) -> object:
         """Replicate ``command``; return the state machine's result once it is committed and
-        applied on this node.
+        applied on this node. While an election is under way it waits for a leader, within
+        ``timeout``.
 
         Raises ``ProposalDropped`` (``NotLeader`` when no leader is known) if it certainly did not
         enter the log, ``OutcomeUnknown`` if we stopped waiting without knowing (a timeout, or the
         node stopping meanwhile), ``NodeClosed`` if the node was stopped before the call.
         """
-        self._check_open()
-        seq, waiter = self._waiters.new_proposal()
-        deadline = trio.current_time() + (timeout or self.config.request_timeout)
-        try:
-            await self._inbox.enqueue(ProposeRequest(seq, command, waiter), deadline)
-            with trio.move_on_at(deadline):
-                return await waiter.outcome()
-            raise OutcomeUnknown(
-                "the write was proposed but not applied in time; it may still apply"
-            )
-        finally:
-            self._waiters.proposals.pop(seq, None)
+        return await self._requests.propose(command, self._deadline(timeout))
 
     async def read_barrier(self, *, timeout: float | None = None) -> int:
         """Wait until this node has applied everything committed when the call began
-        (ReadIndex); return the read index. Reads made right after it are linearizable."""
-        self._check_open()
-        waiter = Waiter()
-        try:
-            with trio.fail_after(timeout or self.config.request_timeout):
-                await self._inbox.submit(ReadRequest(waiter))
-                index: int = await waiter.wait()
-                return index
-        except trio.TooSlowError:
-            raise ProposalDropped(
-                "no quorum confirmed the read in time; it is safe to retry"
-            ) from None
+        (ReadIndex); return the read index. Reads made right after it are linearizable. While
+        an election is under way it waits for a leader, within ``timeout``."""
+        return await self._requests.read_barrier(self._deadline(timeout))
 
     async def read(self, query: Callable[[Any], T], *, timeout: float | None = None) -> T:
         """A linearizable read: ``query(state_machine)`` after a ReadIndex barrier."""
@@ -226,45 +207,24 @@ class Node:
         """Add a member (as a learner by default: promoted automatically once caught up).
         Leader only; returns the member table once the change is applied here."""
         kind = ConfChangeType.ADD_LEARNER if learner else ConfChangeType.ADD_VOTER
-        return await self._conf_change(
-            ConfChange(kind, node_id, peer_url.encode()), timeout=timeout
-        )
+        change = ConfChange(kind, node_id, peer_url.encode())
+        return await self._requests.conf_change(change, self._deadline(timeout))
 
     async def remove_member(self, node_id: int, *, timeout: float | None = None) -> dict[int, str]:
         """Remove a member (leader only); returns the member table once applied here."""
-        return await self._conf_change(
-            ConfChange(ConfChangeType.REMOVE_NODE, node_id), timeout=timeout
-        )
+        change = ConfChange(ConfChangeType.REMOVE_NODE, node_id)
+        return await self._requests.conf_change(change, self._deadline(timeout))
 
     async def transfer_leadership(self, to: int, *, timeout: float | None = None) -> None:
         """Hand leadership to ``to``; returns once this node sees ``to`` as the leader."""
-        self._check_open()
-        waiter = Waiter()
-        try:
-            with trio.fail_after(timeout or self.config.request_timeout):
-                await self._inbox.submit(TransferRequest(to, waiter))
-                await waiter.wait()
-        except trio.TooSlowError:
-            raise ProposalDropped(f"leadership did not move to {to} in time") from None
+        await self._requests.transfer_leadership(to, self._deadline(timeout))
 
-    # -- internals: requests ---------------------------------------------------------------------
+    def _deadline(self, timeout: float | None) -> float:
+        return trio.current_time() + (timeout or self.config.request_timeout)
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self._close_error is not None:
             raise self._closed_error()
-
-    async def _conf_change(self, change: ConfChange, *, timeout: float | None) -> dict[int, str]:
-        self._check_open()
-        waiter = Waiter()
-        try:
-            with trio.fail_after(timeout or self.config.request_timeout):
-                await self._inbox.submit(ConfChangeRequest(change, waiter))
-                members: dict[int, str] = await waiter.outcome()
-                return members
-        except trio.TooSlowError:
-            raise OutcomeUnknown(
-                "the membership change was proposed but not applied in time"
-            ) from None
 
     # -- internals: the raft loop ----------------------------------------------------------------
 
@@ -309,14 +269,15 @@ class Node:
         )
 
     async def _after_readies(self) -> None:
+        raw = self._raw
+        if raw.leader is None and raw.conf_state.voters == (self.id,):
+            raw.campaign()  # the only voter: no need to wait out an election timeout
         await self._snapshotter.save_built()
         assert self._tasks is not None
         self._snapshotter.maybe_start(
             self._raw.applied, self._raw.conf_state, self._tasks, self._inbox.submit
         )
-        if self._status_waiters:
-            self._status_changed.set()
-            self._status_changed = trio.Event()
+        self._status_board.changed()
         if self._raw.removed:
             log.info("node %d applied its own removal; stopping", self.id)
             self._removed_event.set()
@@ -332,7 +293,7 @@ class Node:
             self._applier.apply_ready(rd)
             self._raw.advance(rd)
             if rd.hard_state is not None:
-                await self._persist(rd)
+                await self._persister.save(rd)
         else:
             # A leader's appends may travel while its own disk write is in flight (§10.2.1);
             # votes and acknowledgements wait until what they promise is durable.
@@ -341,7 +302,7 @@ class Node:
                 self._transport.send(early)
                 # Let the transport put them on the wire before a (blocking) fsync starts.
                 await trio.lowlevel.cancel_shielded_checkpoint()
-            await self._persist(rd)
+            await self._persister.save(rd)
             if late:
                 self._transport.send(late)
             self._applier.apply_ready(rd)
@@ -350,25 +311,9 @@ class Node:
             self._on_soft_state(rd.soft_state.leader, rd.soft_state.role)
         self._waiters.release_reads(self._raw.applied)
 
-    async def _persist(self, rd: Ready) -> None:
-        if rd.snapshot is None and not rd.entries and rd.hard_state is None:
-            return
-        started = trio.current_time()
-        await self._storage.save(
-            hard_state=rd.hard_state,
-            entries=rd.entries,
-            snapshot=rd.snapshot,
-            sync=rd.must_sync,
-        )
-        self._stats.persist_latency.observe(trio.current_time() - started)
-        store = self._log_store
-        if rd.snapshot is not None:
-            store.apply_snapshot(rd.snapshot)
-        store.append(rd.entries)
-        if rd.hard_state is not None:
-            store.set_hard_state(rd.hard_state)
-
     def _on_soft_state(self, leader: int | None, role: Role) -> None:
+        if role is Role.LEADER and leader != self._leader:
+            self._ready_at = self._raw.last_index
         if leader != self._leader:
             self._leader = leader
             self._membership.leader_changed()
@@ -382,17 +327,17 @@ class Node:
     def _closed_error(self) -> NodeClosed:
         """A new exception saying why the node stopped (one per raise)."""
         error = self._close_error
+        assert error is not None
         return NodeFailed(error.error) if isinstance(error, NodeFailed) else NodeClosed(str(error))
 
     def _shutdown(self, reason: str, error: NodeClosed | None = None) -> None:
         """Wake every waiter: nothing more will be applied by this node."""
-        if self._closed:
+        if self._close_error is not None:
             return
-        self._closed = True
         self._close_error = error or NodeClosed(reason)
         for item in self._inbox.close(self._closed_error()):
             waiter = getattr(item, "waiter", None)  # the loop never took it: certainly refused
             if waiter is not None:
                 waiter.fail(ProposalDropped(f"{self._close_error}; the request was not taken"))
         self._waiters.fail_all(self._close_error)
-        self._status_changed.set()
+        self._status_board.close(self._closed_error)

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import trio
 
+from ._errors import one_error_unwrapped
 from ._node import Node
 from ._node_config import NodeConfig
 from ._statemachine import StateMachine
@@ -61,11 +62,12 @@ async def open_node(
         log_store=store,
     )
     try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(node._run)
-            try:
-                yield node
-            finally:
-                nursery.cancel_scope.cancel()
+        with one_error_unwrapped():
+            async with trio.open_nursery() as nursery:
+                await nursery.start(node._run)
+                try:
+                    yield node
+                finally:
+                    nursery.cancel_scope.cancel()
     finally:
         node._shutdown("the node is shut down")

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import trio
 
+from .._errors import one_error_unwrapped
 from ..core import InstallSnapshot, Message
 from ._base import (
     Inbound,
@@ -115,17 +116,18 @@ class MemoryNetwork:
             raise ValueError(f"node ids are >= 1, got {node_id}")
         if node_id in self._transports:
             raise ValueError(f"node {node_id} is already attached to this network")
-        async with trio.open_nursery() as nursery:
-            transport = MemoryTransport(self, node_id, peers, nursery)
-            nursery.start_soon(transport._sink.run)
-            self._transports[node_id] = transport
-            try:
-                yield transport
-            finally:
-                del self._transports[node_id]
-                transport._closed = True
-                transport._sink.close()
-                nursery.cancel_scope.cancel()
+        with one_error_unwrapped():
+            async with trio.open_nursery() as nursery:
+                transport = MemoryTransport(self, node_id, peers, nursery)
+                nursery.start_soon(transport._sink.run)
+                self._transports[node_id] = transport
+                try:
+                    yield transport
+                finally:
+                    del self._transports[node_id]
+                    transport._closed = True
+                    transport._sink.close()
+                    nursery.cancel_scope.cancel()
 
     @property
     def nodes(self) -> tuple[int, ...]:

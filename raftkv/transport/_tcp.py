@@ -21,6 +21,7 @@ from functools import partial
 
 import trio
 
+from .._errors import one_error_unwrapped
 from ..core import InstallSnapshot, Message
 from ._base import (
     Inbound,
@@ -116,35 +117,36 @@ async def open_tcp_transport(
     options = options or TcpOptions()
     listeners = await trio.open_tcp_listeners(listen_port, host=listen_host or None)
     port: int = listeners[0].socket.getsockname()[1]
-    async with trio.open_nursery() as nursery:
-        transport = TcpTransport(
-            node_id,
-            cluster_id,
-            options=options,
-            ssl_server_context=ssl_server_context,
-            ssl_client_context=ssl_client_context,
-            listen_host=listen_host,
-            listen_port=port,
-            rng=rng or random.Random(),
-            nursery=nursery,
-        )
-        nursery.start_soon(transport._sink.run)
-        # serve_listeners owns (and closes) the listeners from here on.
-        await nursery.start(
-            partial(
-                trio.serve_listeners,
-                transport._serve_connection,
-                listeners,
-                handler_nursery=nursery,
+    with one_error_unwrapped():
+        async with trio.open_nursery() as nursery:
+            transport = TcpTransport(
+                node_id,
+                cluster_id,
+                options=options,
+                ssl_server_context=ssl_server_context,
+                ssl_client_context=ssl_client_context,
+                listen_host=listen_host,
+                listen_port=port,
+                rng=rng or random.Random(),
+                nursery=nursery,
             )
-        )
-        for peer_id, url in peers.items():
-            transport.add_peer(peer_id, url)
-        try:
-            yield transport
-        finally:
-            transport._close()
-            nursery.cancel_scope.cancel()
+            nursery.start_soon(transport._sink.run)
+            # serve_listeners owns (and closes) the listeners from here on.
+            await nursery.start(
+                partial(
+                    trio.serve_listeners,
+                    transport._serve_connection,
+                    listeners,
+                    handler_nursery=nursery,
+                )
+            )
+            for peer_id, url in peers.items():
+                transport.add_peer(peer_id, url)
+            try:
+                yield transport
+            finally:
+                transport._close()
+                nursery.cancel_scope.cancel()
 
 
 class TcpTransport:

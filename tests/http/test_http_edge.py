@@ -34,7 +34,7 @@ async def server() -> AsyncIterator[str]:
         trio.open_nursery() as nursery,
     ):
         with trio.fail_after(5):
-            await node.wait_leader()
+            await node.wait_status(lambda s: s.leader == 1 and s.applied == s.last_index)
         config = hypercorn_config("127.0.0.1", 0)
         stop = trio.Event()
         binds = await nursery.start(

@@ -27,7 +27,7 @@ async def _service() -> AsyncIterator[KVService]:
             peers={1: "http://127.0.0.1:1"},
         ) as node,
     ):
-        await node.wait_leader()
+        await node.wait_status(lambda s: s.leader == 1 and s.applied == s.last_index)
         yield KVService(node, store)
 
 
