@@ -23,7 +23,7 @@ from ._inbox import (
 from ._node_config import NodeStatistics
 from ._snapshotter import Snapshotter
 from ._waiters import Waiters
-from .core import RawNode
+from .core import ConfChange, RawNode
 from .transport import Inbound, Removed, SnapshotStatus, Unreachable
 
 __all__ = ["Intake"]
@@ -60,8 +60,10 @@ class Intake:
                 try:
                     entry_id = raw.propose_conf_change(change)
                 except ProposalDropped as exc:
+                    log.info("node %d refused %s: %s", self.id, _describe(change), exc)
                     waiter.fail(exc)
                     return
+                log.info("node %d proposed %s at %d", self.id, _describe(change), entry_id.index)
                 self._waiters.appended(entry_id.index, entry_id.term, waiter, conf_change=True)
             case TransferRequest(to=to, waiter=waiter):
                 if raw.leader == to:
@@ -76,6 +78,8 @@ class Intake:
             case Unreachable(peer=peer):
                 raw.report_unreachable(peer)
             case SnapshotStatus(peer=peer, ok=ok):
+                outcome = "was delivered" if ok else "failed; it will be sent again"
+                log.info("node %d: the snapshot sent to %d %s", self.id, peer, outcome)
                 raw.report_snapshot(peer, ok)
             case Removed(by=by):
                 log.info("node %d: peer %d says this node was removed", self.id, by)
@@ -110,3 +114,7 @@ class Intake:
             return
         self._stats.reads += len(waiters)
         self._waiters.reads_sent(ctx, waiters)
+
+
+def _describe(change: ConfChange) -> str:
+    return f"{change.type.name} of {change.node_id}"

@@ -156,6 +156,10 @@ class Node:
         """Return once this node learned that it was removed from the cluster."""
         await self._removed_event.wait()
 
+    @property
+    def role(self) -> Role:
+        return self._raw.role
+
     def raft_position(self) -> tuple[int, int]:
         """(applied index, term) right now: what a response from this node reflects."""
         return self._raw.applied, self._raw.term
@@ -312,8 +316,16 @@ class Node:
         self._waiters.release_reads(self._raw.applied)
 
     def _on_soft_state(self, leader: int | None, role: Role) -> None:
+        term = self._raw.term
+        if role is Role.CANDIDATE:
+            log.info("node %d started an election at term %d", self.id, term)
         if role is Role.LEADER and leader != self._leader:
             self._ready_at = self._raw.last_index
+            log.info("node %d won the election: leader at term %d", self.id, term)
+        elif leader != self._leader and leader is not None:
+            log.info("node %d follows leader %d at term %d", self.id, leader, term)
+        elif leader != self._leader:
+            log.info("node %d lost leader %s at term %d", self.id, self._leader, term)
         if leader != self._leader:
             self._leader = leader
             self._membership.leader_changed()

@@ -58,8 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if explained is None:
             raise
         code, message = explained
-        log.critical("%s", message)
-        print(message, file=sys.stderr)
+        if settings.log_format == "json":
+            log.critical("%s", message)  # every line on stderr stays JSON
+        else:
+            print(message, file=sys.stderr)  # once, as the last line
         return code
     return 0
 

@@ -29,6 +29,7 @@ from raftkv.transport import TcpOptions, TcpTransport, open_tcp_transport
 from ._app import create_app
 from ._datadir import check_data_dir, init_data_dir
 from ._edge import ASGIApp
+from ._logging import bind_node
 from ._protocol import json_protocol_errors
 from ._settings import Settings
 
@@ -100,6 +101,7 @@ async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeO
                     peers=settings.peers,
                     join=settings.join,
                 ) as node:
+                    bind_node(lambda: _log_fields(node))
                     service = KVService(node, kv, _limits(settings))
                     app = create_app(
                         service,
@@ -164,6 +166,11 @@ class _ClientServer:
             self._service.close()
         self._shutdown.set()
         await self._done.wait()
+
+
+def _log_fields(node: raftkv.Node) -> dict[str, object]:
+    position = node.raft_position()
+    return {"node": node.id, "term": position[1], "role": node.role.value}
 
 
 def _limits(settings: Settings) -> Limits:

@@ -142,27 +142,31 @@ class PeerLink:
 
     async def _loop(self) -> None:
         failures = 0
+        me, peer = self._ctx.node_id, self.peer_id
         while True:
             await self._wait_for_work()
             self._state = _State.CONNECTING
             try:
                 stream, reader = await self._dial()
             except HandshakeRefused as exc:
-                log.warning("node %d: %s refused us: %s", self._ctx.node_id, self.url, exc)
+                log.warning("node %d: %s refused us: %s", me, self.url, exc)
                 if exc.reason == Refusal.REMOVED:
-                    self._ctx.told_removed(self.peer_id)
+                    self._ctx.told_removed(peer)
                 failures += 1
             except (*_CONNECTION_ERRORS, trio.TooSlowError) as exc:
-                log.debug("node %d: cannot reach %s: %r", self._ctx.node_id, self.url, exc)
+                # Said once per outage at INFO; the retries every backoff only at DEBUG.
+                level = logging.INFO if failures == 0 else logging.DEBUG
+                log.log(level, "node %d: cannot reach %d at %s: %r", me, peer, self.url, exc)
                 failures += 1
             else:
                 failures = 0
                 self._state = _State.UP
-                log.debug("node %d: connected to %d", self._ctx.node_id, self.peer_id)
+                log.info("node %d: connected to %d at %s", me, peer, self.url)
                 try:
                     await self._serve(stream, reader)
                 finally:
                     await trio.aclose_forcefully(stream)
+                log.info("node %d: lost the connection to %d", me, peer)
             self._fail_pending()
             self._state = _State.BACKOFF
             await trio.sleep(self._backoff(failures))
