@@ -30,6 +30,7 @@ from ._errors import (
     UnknownLease,
     ValueTooLarge,
     WatchLost,
+    innermost,
 )
 from ._node import Node
 from ._node_config import MemberStatus, NodeConfig, NodeStatistics, NodeStatus
@@ -72,5 +73,6 @@ __all__ = [
     "UnknownLease",
     "ValueTooLarge",
     "WatchLost",
+    "innermost",
     "open_node",
 ]

@@ -7,6 +7,7 @@ was removed from the cluster (exit code 0 in both cases).
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import ssl
@@ -22,6 +23,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 import raftkv
+from raftkv import innermost
 from raftkv.kv import AutoCompaction, KVService, KVStateMachine, Limits
 from raftkv.storage import open_file_storage
 from raftkv.transport import TcpOptions, TcpTransport, open_tcp_transport
@@ -89,7 +91,7 @@ async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeO
         forward_client = await stack.enter_async_context(
             httpx.AsyncClient(timeout=settings.request_timeout + 1)
         )
-        http = _ClientServer(hypercorn_config(settings.host, settings.port))
+        http = _ClientServer(hypercorn_config(settings.host, settings.port), settings.bind_retry)
         async with trio.open_nursery() as outer:
             outer.start_soon(_watch_signals, stop, outcome)
             try:
@@ -139,8 +141,9 @@ class _ClientServer:
     """Hypercorn serving the client API, stopped gracefully: in-flight requests are answered,
     watch streams end with the revision to resume from."""
 
-    def __init__(self, config: HypercornConfig) -> None:
+    def __init__(self, config: HypercornConfig, bind_retry: float) -> None:
         self.config = config
+        self.bind_retry = bind_retry
         self._service: KVService | None = None
         self._shutdown = trio.Event()
         self._done = trio.Event()
@@ -149,13 +152,17 @@ class _ClientServer:
         self, app: ASGIApp, service: KVService, *, task_status: trio.TaskStatus[list[str]]
     ) -> None:
         self._service = service
+        where = self.config.bind[0]
         try:
-            await serve_http(
-                app, self.config, shutdown_trigger=self._shutdown.wait, task_status=task_status
+            await _retry_busy(
+                f"client port {where}",
+                self.bind_retry,
+                lambda: serve_http(
+                    app, self.config, shutdown_trigger=self._shutdown.wait, task_status=task_status
+                ),
             )
         except* OSError as group:
-            reason = _first_reason(group)
-            raise OSError(f"cannot serve clients on {self.config.bind[0]}: {reason}") from None
+            raise OSError(f"cannot serve clients on {where}: {_first_reason(group)}") from None
         finally:
             self._done.set()
 
@@ -190,14 +197,14 @@ def _node_config(settings: Settings) -> raftkv.NodeConfig:
     )
 
 
-def _open_peer_transport(
-    settings: Settings, cluster_id: str
-) -> AbstractAsyncContextManager[TcpTransport]:
+@asynccontextmanager
+async def _open_peer_transport(settings: Settings, cluster_id: str) -> AsyncIterator[TcpTransport]:
     peer = urlsplit(settings.peer_url)
     host, port = peer.hostname or "127.0.0.1", peer.port or 80
     server_tls, client_tls = _tls_contexts(settings)
-    return _explained(
-        open_tcp_transport(
+
+    def opening() -> AbstractAsyncContextManager[TcpTransport]:
+        return open_tcp_transport(
             settings.node_id,
             cluster_id,
             settings.peers,
@@ -206,21 +213,38 @@ def _open_peer_transport(
             ssl_server_context=server_tls,
             ssl_client_context=client_tls,
             options=TcpOptions(),
-        ),
-        f"cannot listen for peers on {host}:{port}",
-    )
+        )
+
+    async with AsyncExitStack() as stack:
+        try:
+            transport = await _retry_busy(
+                f"peer port {host}:{port}",
+                settings.bind_retry,
+                lambda: stack.enter_async_context(opening()),
+            )
+        except OSError as exc:
+            raise OSError(
+                f"cannot listen for peers on {host}:{port}: {exc.strerror or exc}"
+            ) from None
+        yield transport
 
 
-@asynccontextmanager
-async def _explained(cm: AbstractAsyncContextManager[T], what: str) -> AsyncIterator[T]:
-    """Enter ``cm``, turning an OSError on entry into one that says what we were doing."""
-    stack = AsyncExitStack()
-    try:
-        value = await stack.enter_async_context(cm)
-    except OSError as exc:
-        raise OSError(f"{what}: {exc.strerror or exc}") from None
-    async with stack:
-        yield value
+async def _retry_busy(what: str, window: float, attempt: Callable[[], Awaitable[T]]) -> T:
+    """``attempt()``, tried again every second for ``window`` seconds while it fails because
+    its port is in use (a connection closed a moment ago can hold one for a minute)."""
+    deadline = trio.current_time() + window
+    while True:
+        try:
+            return await attempt()
+        except (OSError, BaseExceptionGroup) as exc:
+            busy = innermost(exc)
+            if not isinstance(busy, OSError) or busy.errno != errno.EADDRINUSE:
+                raise
+            left = deadline - trio.current_time()
+            if left <= 0:
+                raise busy from None
+            log.warning("%s busy, retrying for up to %.0f s more", what, left)
+        await trio.sleep(1.0)
 
 
 def hypercorn_config(host: str, port: int) -> HypercornConfig:

@@ -65,6 +65,7 @@ class Settings:
     max_key_bytes: int
     max_value_bytes: int
     request_timeout: float  # seconds
+    bind_retry: float  # seconds to keep retrying a busy listening port
     log_level: str  # one of LOG_LEVELS
     log_format: Literal["text", "json"]
     cluster_token: str | None  # given explicitly; see `cluster_id`
@@ -151,6 +152,10 @@ def _duration(text: str) -> float:
     if not 0 < value <= 24 * 3600:
         raise SettingsError(f"must be more than 0 and at most a day, got {text!r}")
     return value
+
+
+def _duration_or_zero(text: str) -> float:
+    return 0.0 if text.strip() in ("0", "0s", "0ms") else _duration(text)
 
 
 def _bool(text: str) -> bool:
@@ -321,6 +326,15 @@ _GROUPS: dict[str, list[_Option]] = {
             5.0,
             "how long a request waits for commit or a read barrier before answering 504 "
             "(write: outcome unknown) or 503",
+            "SECONDS",
+        ),
+        _Option(
+            ("--bind-retry",),
+            "bind_retry",
+            _duration_or_zero,
+            60.0,
+            "how long to keep retrying a client or peer port that is busy at start (a closed "
+            "connection may hold it for a minute); 0 to fail at once",
             "SECONDS",
         ),
     ],

@@ -43,6 +43,7 @@ def test_defaults_are_a_single_node_on_loopback() -> None:
         max_key_bytes=1024,
         max_value_bytes=1536 * 1024,
         request_timeout=5.0,
+        bind_retry=60.0,
         log_level="INFO",
         log_format="text",
         cluster_token=None,

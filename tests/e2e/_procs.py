@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 RAFTKVD = str(Path(sys.executable).with_name("raftkvd"))
-FAST = ["--tick-ms", "20", "--election-ticks", "10", "--request-timeout", "3"]
+FAST = ["--tick-ms", "20", "--election-ticks", "10", "--request-timeout", "3", "--bind-retry", "2s"]
 
 
 def free_ports(n: int) -> list[int]:

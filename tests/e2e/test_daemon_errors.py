@@ -105,3 +105,29 @@ def test_a_corrupt_wal_refuses_to_start_with_a_clear_error(cluster_factory) -> N
     last = log.strip().splitlines()[-1]
     assert last.startswith("raftkvd: error: storage:") and "corrupt" in last.lower(), last
     assert segment.name in last
+
+
+def test_a_busy_port_is_retried_until_it_frees(cluster_factory) -> None:
+    """A port held a moment longer (a connection closed a moment ago, another process
+    stopping) is retried with a clear line, and served once it is free."""
+    import socket
+    import time
+
+    c: Cluster = cluster_factory(1)
+    d = c.daemons[1]
+    d.args[d.args.index("--bind-retry") + 1] = "20s"
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", d.client_port))
+    holder.listen()
+    try:
+        d.start()
+        deadline = time.monotonic() + 15
+        while "busy, retrying" not in d.log_text():
+            assert time.monotonic() < deadline, d.log_text()
+            time.sleep(0.05)
+    finally:
+        holder.close()
+    c.wait_leader()
+    assert d.put("/k", "v").status_code == 204
+    assert f"client port 127.0.0.1:{d.client_port} busy" in d.log_text()
