@@ -96,4 +96,4 @@ class Applier:
         kind, node = change.type.name, change.node_id
         log.info("node %d applied %s of %d at %d", self.id, kind, node, e.index)
         if waiter is not None:
-            waiter.set(self._membership.tables()[0])
+            waiter.set(self._membership.peer_urls())

@@ -8,19 +8,22 @@ Sequence number 0 is the runtime's own: a member publishing its client URL (CBOR
 ``{"client_url": url}``), so that every member can tell clients where the others serve.
 
 A snapshot carries the member tables beside the application's bytes, so that a node restored
-from a snapshot knows where its peers are: CBOR ``[version, {id: peer_url}, app_bytes,
-{id: client_url}]``.
+from a snapshot knows where its peers are, and which ids were removed (never to be reused):
+CBOR ``[2, {id: peer_url}, app_bytes, {id: client_url}, [removed id, ...]]``. Version 1 had no
+removed ids: ``[1, {id: peer_url}, app_bytes, {id: client_url}]``; it still reads.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from ._codec import CodecError, dumps, loads
 
 __all__ = [
     "ATTRIBUTES_SEQ",
+    "MemberTables",
     "decode_attributes",
     "decode_proposal",
     "decode_snapshot",
@@ -32,7 +35,7 @@ __all__ = [
 ATTRIBUTES_SEQ = 0
 
 _HEADER = struct.Struct(">QQ")
-_SNAPSHOT_VERSION = 1
+_SNAPSHOT_VERSION = 2
 
 
 def encode_proposal(origin: int, seq: int, command: bytes) -> bytes:
@@ -63,14 +66,22 @@ def decode_attributes(data: bytes) -> str | None:
     return url
 
 
-def encode_snapshot(
-    members: dict[int, str], app_parts: Sequence[bytes], client_urls: dict[int, str]
-) -> bytes:
+@dataclass(frozen=True, slots=True)
+class MemberTables:
+    """What a snapshot says of the members beside the application's state."""
+
+    peer_urls: dict[int, str]
+    client_urls: dict[int, str]
+    removed: frozenset[int] = frozenset()
+
+
+def encode_snapshot(tables: MemberTables, app_parts: Sequence[bytes]) -> bytes:
     """The snapshot of the application bytes ``b"".join(app_parts)``, copying them once (the
-    same bytes as ``dumps([version, members, app, client_urls])``)."""
+    same bytes as ``dumps([2, peer_urls, app, client_urls, sorted(removed)])``)."""
     size = sum(len(p) for p in app_parts)
-    head = b"\x84" + dumps(_SNAPSHOT_VERSION) + dumps(members) + _byte_string_head(size)
-    return b"".join([head, *app_parts, dumps(client_urls)])
+    head = b"\x85" + dumps(_SNAPSHOT_VERSION) + dumps(tables.peer_urls) + _byte_string_head(size)
+    tail = dumps(tables.client_urls) + dumps(sorted(tables.removed))
+    return b"".join([head, *app_parts, tail])
 
 
 def _byte_string_head(size: int) -> bytes:
@@ -89,14 +100,19 @@ def _url_table(v: object) -> dict[int, str]:
     return dict(v)
 
 
-def decode_snapshot(data: bytes) -> tuple[dict[int, str], bytes, dict[int, str]]:
-    """(peer URLs, application bytes, client URLs)."""
+def _ids(v: object) -> frozenset[int]:
+    if type(v) is not list or not all(type(i) is int and i >= 1 for i in v):
+        raise CodecError("bad removed-member list in snapshot")
+    return frozenset(v)
+
+
+def decode_snapshot(data: bytes) -> tuple[MemberTables, bytes]:
+    """(member tables, application bytes)."""
     value = loads(data)
-    if (
-        type(value) is not list
-        or len(value) != 4
-        or value[0] != _SNAPSHOT_VERSION
-        or type(value[2]) is not bytes
-    ):
+    if type(value) is not list or not value or type(value[2 if len(value) > 2 else 0]) is not bytes:
         raise CodecError("not a raftkv snapshot")
-    return _url_table(value[1]), value[2], _url_table(value[3])
+    if value[0] == 1 and len(value) == 4:
+        return MemberTables(_url_table(value[1]), _url_table(value[3])), value[2]
+    if value[0] == _SNAPSHOT_VERSION and len(value) == 5:
+        return MemberTables(_url_table(value[1]), _url_table(value[3]), _ids(value[4])), value[2]
+    raise CodecError("not a raftkv snapshot")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from ._envelope import ATTRIBUTES_SEQ, encode_attributes, encode_proposal
+from ._envelope import ATTRIBUTES_SEQ, MemberTables, encode_attributes, encode_proposal
 from ._errors import ProposalDropped
 from ._node_config import MemberStatus
 from .core import ConfChange, ConfChangeType, ProgressState, RawNode, Role, Status
@@ -29,17 +29,27 @@ class Membership:
         self._transport = transport
         self._peer_urls: dict[int, str] = {}
         self._client_urls: dict[int, str] = {}
+        self._removed: set[int] = set()  # ids removed from the cluster: never reused
         self._publish_due = 0  # tick count at which to (re)publish our client URL
 
-    def tables(self) -> tuple[dict[int, str], dict[int, str]]:
-        """Copies of (peer URLs, client URLs), for a snapshot or a caller."""
-        return dict(self._peer_urls), dict(self._client_urls)
+    def tables(self) -> MemberTables:
+        """Copies of the tables, for a snapshot."""
+        return MemberTables(
+            dict(self._peer_urls), dict(self._client_urls), frozenset(self._removed)
+        )
+
+    def peer_urls(self) -> dict[int, str]:
+        return dict(self._peer_urls)
+
+    def was_removed(self, node: int) -> bool:
+        return node in self._removed
 
     def peer_url(self, node: int) -> str:
         return self._peer_urls.get(node, "")
 
-    def restore(self, peer_urls: dict[int, str], client_urls: dict[int, str]) -> None:
-        """Replace both tables (from a snapshot)."""
+    def restore(self, tables: MemberTables) -> None:
+        """Replace the tables (from a snapshot)."""
+        peer_urls = tables.peer_urls
         for node in set(self._peer_urls) - set(peer_urls):
             if node != self.node_id:
                 self._transport.remove_peer(node)
@@ -47,12 +57,14 @@ class Membership:
             if node != self.node_id:
                 self._transport.add_peer(node, url)
         self._peer_urls = dict(peer_urls)
-        self._client_urls = dict(client_urls)
+        self._client_urls = dict(tables.client_urls)
+        self._removed = set(tables.removed)
 
     def apply_change(self, change: ConfChange) -> None:
         """A membership change the core applied."""
         node = change.node_id
         if change.type is ConfChangeType.REMOVE_NODE:
+            self._removed.add(node)
             self._peer_urls.pop(node, None)
             self._client_urls.pop(node, None)
             if node != self.node_id:

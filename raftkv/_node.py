@@ -34,6 +34,7 @@ import trio
 
 from ._applier import Applier
 from ._errors import (
+    ConfChangeRefused,
     NodeClosed,
     NodeFailed,
     ProposalDropped,
@@ -210,6 +211,8 @@ class Node:
     ) -> dict[int, str]:
         """Add a member (as a learner by default: promoted automatically once caught up).
         Leader only; returns the member table once the change is applied here."""
+        if self._membership.was_removed(node_id):
+            raise ConfChangeRefused(f"node {node_id} was removed: an id is never used again")
         kind = ConfChangeType.ADD_LEARNER if learner else ConfChangeType.ADD_VOTER
         change = ConfChange(kind, node_id, peer_url.encode())
         return await self._requests.conf_change(change, self._deadline(timeout))

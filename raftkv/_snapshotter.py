@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import trio
 
-from ._envelope import decode_snapshot, encode_snapshot
+from ._envelope import MemberTables, decode_snapshot, encode_snapshot
 from ._inbox import InboxItem, SnapshotBuilt
 from ._membership import Membership
 from ._node_config import NodeConfig, NodeStatistics
@@ -51,9 +51,9 @@ class Snapshotter:
 
     def restore(self, data: bytes, index: int) -> None:
         """Replace the state machine and the member tables with a snapshot's."""
-        members, app, client_urls = decode_snapshot(data)
+        tables, app = decode_snapshot(data)
         self._sm.restore(app)
-        self._membership.restore(members, client_urls)
+        self._membership.restore(tables)
         self.index = index
 
     def maybe_start(
@@ -67,16 +67,10 @@ class Snapshotter:
         if self._building or applied - self.index < self._config.snapshot_count:
             return
         self._building = True
-        members, client_urls = self._membership.tables()
+        tables = self._membership.tables()
         chunks = self._state_chunks()
-        tasks.start_soon(
-            self._build,
-            SnapshotBuilt(applied, conf_state, b""),
-            members,
-            client_urls,
-            chunks,
-            submit,
-        )
+        at = SnapshotBuilt(applied, conf_state, b"")
+        tasks.start_soon(self._build, at, tables, chunks, submit)
 
     def _state_chunks(self) -> Iterator[bytes]:
         """The state machine's state as of now, as chunks to serialize later."""
@@ -88,8 +82,7 @@ class Snapshotter:
     async def _build(
         self,
         at: SnapshotBuilt,
-        members: dict[int, str],
-        client_urls: dict[int, str],
+        tables: MemberTables,
         chunks: Iterator[bytes],
         submit: Callable[[InboxItem], Awaitable[None]],
     ) -> None:
@@ -99,7 +92,7 @@ class Snapshotter:
         for chunk in chunks:
             parts.append(chunk)
             await trio.lowlevel.checkpoint()
-        data = encode_snapshot(members, parts, client_urls)
+        data = encode_snapshot(tables, parts)
         del parts
         await submit(SnapshotBuilt(at.index, at.conf_state, data))
 

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -19,7 +26,7 @@ from prometheus_client.core import (
 import raftkv
 from raftkv.kv import KVService
 
-__all__ = ["PeerStats", "render_metrics"]
+__all__ = ["PeerStats", "metrics_registry", "render_metrics"]
 
 # Where peer-transport counters come from (event name -> count).
 PeerStats = Callable[[], Mapping[str, int]]
@@ -98,9 +105,17 @@ class _NodeCollector:
             yield family
 
 
-def render_metrics(
+def metrics_registry(
     node: raftkv.Node, service: KVService, peer_stats: PeerStats | None = None
-) -> tuple[bytes, str]:
+) -> CollectorRegistry:
+    """raftkv's own metrics beside the standard process, platform and garbage-collector ones."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_NodeCollector(node, service, peer_stats))
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+def render_metrics(registry: CollectorRegistry) -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_LATEST

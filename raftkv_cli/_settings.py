@@ -286,8 +286,8 @@ _GROUPS: dict[str, list[_Option]] = {
             "cluster_token",
             _token,
             None,
-            "the cluster's name, checked when peers connect and against --data-dir "
-            "(default: derived from --cluster; a joining node learns it from the cluster)",
+            "the cluster's name, checked when peers connect and against --data-dir; give every "
+            f"cluster its own (default: {DEFAULT_CLUSTER_TOKEN}, the same on every member)",
             "TOKEN",
         ),
     ],

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from raftkv._codec import CodecError, dumps
-from raftkv._envelope import decode_proposal, decode_snapshot, encode_proposal, encode_snapshot
+from raftkv._envelope import (
+    MemberTables,
+    decode_proposal,
+    decode_snapshot,
+    encode_proposal,
+    encode_snapshot,
+)
 
 
 def test_a_proposal_keeps_its_origin_and_sequence() -> None:
@@ -18,10 +24,17 @@ def test_a_proposal_keeps_its_origin_and_sequence() -> None:
 def test_a_snapshot_built_from_parts_is_the_plain_cbor_of_the_whole(size: int) -> None:
     app = bytes(range(256)) * (size // 256) + bytes(size % 256)
     members, urls = {1: "http://a:1", 2: "http://b:2"}, {1: "http://a:3"}
+    tables = MemberTables(members, urls, frozenset({5, 3}))
     parts = [app[: size // 3], b"", app[size // 3 :]]
-    data = encode_snapshot(members, parts, urls)
-    assert data == dumps([1, members, app, urls])  # version 1, as ever: old data still reads
-    assert decode_snapshot(data) == (members, app, urls)
+    data = encode_snapshot(tables, parts)
+    assert data == dumps([2, members, app, urls, [3, 5]])
+    assert decode_snapshot(data) == (tables, app)
+
+
+def test_a_version_1_snapshot_still_reads() -> None:
+    members, urls = {1: "http://a:1"}, {1: "http://a:3"}
+    data = dumps([1, members, b"app", urls])  # before removed ids were kept
+    assert decode_snapshot(data) == (MemberTables(members, urls), b"app")
 
 
 def test_a_snapshot_that_is_not_ours_is_refused() -> None:

@@ -52,7 +52,11 @@ class Members:
             url = normalize_peer_url(peer_url)
         except ValueError as exc:
             raise HTTPError(400, "invalid peer url", str(exc)) from None
-        if any(m.id == node_id for m in self.node.status().members):
+        status = self.node.status()
+        if status.leader != self.node.id:
+            # Only the leader's configuration is known to be current: it answers.
+            return await self.forwarder.forward(raftkv.NotLeader(status.leader, "membership"))
+        if any(m.id == node_id for m in status.members):
             raise HTTPError(409, "member exists", f"node {node_id} is already a member")
         try:
             await self.node.add_member(node_id, url, learner=learner)
@@ -63,6 +67,10 @@ class Members:
     async def remove(self, node_id: int) -> Response:
         node = self.node
         status = node.status()
+        if status.leader != node.id:
+            # A joiner that has not heard from the leader knows no member: never answer 404
+            # from a configuration that may be stale; the leader answers.
+            return await self.forwarder.forward(raftkv.NotLeader(status.leader, "membership"))
         if not any(m.id == node_id for m in status.members):
             raise HTTPError(404, "no such member", f"node {node_id} is not a member")
         if node_id == node.id == status.leader:

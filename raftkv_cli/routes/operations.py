@@ -10,7 +10,7 @@ import raftkv
 from raftkv.kv import KVService
 
 from .._http import json_reply
-from .._metrics import PeerStats, render_metrics
+from .._metrics import PeerStats, metrics_registry, render_metrics
 from .._quart import as_response
 from .members import members_json
 
@@ -25,6 +25,7 @@ def register_operations(
     app: QuartTrio, service: KVService, peer_stats: PeerStats | None = None
 ) -> None:
     node = service.node
+    registry = metrics_registry(node, service, peer_stats)
 
     @app.route("/-/health", methods=["GET"])
     async def health() -> Response:
@@ -51,7 +52,7 @@ def register_operations(
 
     @app.route("/-/metrics", methods=["GET"])
     async def metrics() -> Response:
-        body, content_type = render_metrics(node, service, peer_stats)
+        body, content_type = render_metrics(registry)
         return Response(body, 200, content_type=content_type)
 
 

@@ -230,6 +230,8 @@ async def test_operational_endpoints(api) -> None:
     await client.put("/m", content=b"x")
     text = (await client.get("/-/metrics")).text
     assert "raftkv_proposals_total" in text and "raftkv_fsync_seconds_bucket" in text
+    for standard in ("process_resident_memory_bytes", "python_info", "python_gc_collections"):
+        assert standard in text, standard
     r = await client.get("/-/nothing")
     assert r.status_code == 404 and r.json()["error"]
     r = await client.get("/")

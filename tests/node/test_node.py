@@ -283,7 +283,7 @@ async def test_snapshots_are_built_while_the_node_keeps_applying(autojump_clock)
     # ... and the saved snapshot holds exactly the state at its own index.
     state = await storage.load()
     assert state.snapshot is not None
-    _, app, _ = decode_snapshot(state.snapshot.data)
+    _, app = decode_snapshot(state.snapshot.data)
     restored = RecordingMachine()
     restored.restore(app)
     assert len(restored.applied) >= 20

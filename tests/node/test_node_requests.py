@@ -101,3 +101,22 @@ async def test_the_body_error_comes_out_unwrapped() -> None:
             ),
         ):
             raise KeyError("from the body")
+
+
+async def test_a_removed_id_is_never_used_again(autojump_clock) -> None:
+    async with open_cluster(3, snapshot_count=5, catch_up_entries=0) as c:
+        leader = c.members[await c.wait_leader()].n
+        await leader.add_member(4, url(4))
+        await leader.remove_member(4)
+        with pytest.raises(raftkv.ConfChangeRefused, match="never used again"):
+            await leader.add_member(4, url(4))
+        for i in range(12):  # snapshots now carry the removed ids
+            await leader.propose(b"x%d" % i)
+        follower = next(i for i in (1, 2, 3) if i != leader.id)
+        await c.crash(follower)
+        await c.restart(follower)
+        await c.wait_until(lambda: c.members[follower].n.status().leader is not None)
+        restarted = c.members[follower].n
+        assert restarted.statistics().snapshots_restored == 0  # its own snapshot, from disk
+        with pytest.raises(raftkv.ConfChangeRefused, match="never used again"):
+            await restarted.add_member(4, url(4))
