@@ -1,0 +1,130 @@
+"""The nemesis: faults drawn at random (seeded) from the enabled families, one at a time.
+
+Each fault is an async function of ``(nemesis, rng)`` in ``_faults.FAMILIES``: it injects,
+opens a ``Window`` in the history, holds, heals, and lets ``recover`` measure how long until
+the cluster serves a write again. While a window names a ``minority``, ``probe_minority``
+sends serializable reads to those nodes (they must still answer).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httpx
+import trio
+
+from jepsen._client import open_http, send
+from jepsen._history import OK, Window
+from jepsen._workloads import REGISTER_KEYS, Ctx, get_register
+
+if TYPE_CHECKING:
+    from jepsen._cluster import Node
+    from jepsen._netns import Lab
+
+FaultFn = Callable[["Nemesis", random.Random], Awaitable[None]]
+RECOVERY_BOUND = 5  # election timeouts: how long after a heal the cluster must serve again
+
+
+@dataclass
+class Nemesis:
+    ctx: Ctx
+    lab: Lab
+    families: dict[str, list[FaultFn]]
+    http: httpx.AsyncClient
+    probes: int = 0
+
+    @property
+    def et(self) -> float:
+        return self.ctx.timing.election_timeout
+
+    @property
+    def history(self):  # type: ignore[no-untyped-def]
+        return self.ctx.history
+
+    async def status(self, node: Node) -> dict | None:
+        try:
+            r = await self.http.get(node.url + "/-/status", timeout=0.5)
+        except httpx.HTTPError:
+            return None
+        return r.json() if r.status_code == 200 else None
+
+    async def leader(self, among: list[Node] | None = None, timeout: float | None = None) -> int:
+        """A node that says it leads and that the others it can be asked agree on; 0: none."""
+        nodes = among if among is not None else [n for n in self.ctx.cluster.members if n.alive()]
+        with trio.move_on_after(timeout if timeout is not None else 4 * self.et):
+            while True:
+                for n in nodes:
+                    s = await self.status(n)
+                    if s and s.get("role") == "leader" and s.get("id") == n.id:
+                        return n.id
+                await trio.sleep(0.05)
+        return 0
+
+    async def wait_new_leader(self, old: int, among: list[Node]) -> int:
+        """Bounded wait until one of ``among`` (not ``old``) leads; 0 if none did."""
+        with trio.move_on_after(10 * self.et):
+            while True:
+                found = await self.leader([n for n in among if n.id != old], timeout=self.et)
+                if found:
+                    return found
+        return 0
+
+    async def hold(self, window: Window, low: float, high: float, rng: random.Random) -> None:
+        """Keep the fault for low..high election timeouts, probing the minority meanwhile."""
+        with trio.move_on_after(rng.uniform(low, high) * self.et):
+            await self.probe_minority(window)
+
+    async def probe_minority(self, window: Window) -> None:
+        nodes = [self.ctx.cluster.nodes[i] for i in window.minority]
+        for k in range(100_000):
+            for n in nodes:
+                await get_register(
+                    self.ctx,
+                    self.http,
+                    "nemesis",
+                    n,
+                    key=REGISTER_KEYS[k % len(REGISTER_KEYS)],
+                    serializable=True,
+                )
+            await trio.sleep(0.2)
+
+    def close(self, window: Window) -> None:
+        window.end = self.history.now()
+
+    async def recover(self, window: Window) -> None:
+        """Time from now until a write is acknowledged by any member (bounded)."""
+        healed = self.history.now()
+        bound = RECOVERY_BOUND * self.et
+        with trio.move_on_after(bound + 10 * self.et):
+            for k in range(100_000):
+                for n in self.ctx.cluster.members:
+                    if not n.alive():
+                        continue
+                    self.probes += 1
+                    key = f"probe/{self.probes}"
+                    call = self.history.begin("nemesis", "probe", key, str(k), n.id)
+                    a = await send(self.http, "PUT", f"{n.url}/{key}", content=str(k))
+                    self.history.record(call, a.outcome, a.status, a.index)
+                    if a.outcome == OK:
+                        window.recovered_after = self.history.now() - healed
+                        return
+                await trio.sleep(0.05)
+
+    async def run(self, rng: random.Random) -> None:
+        """Faults until the clients' deadline, each healed before the next, then a quiet end."""
+        names = sorted(self.families)
+        margin = 6 * self.et
+        for _ in range(10_000):
+            await trio.sleep(rng.uniform(1.0, 2.5) * self.et)
+            if trio.current_time() > self.ctx.deadline - margin:
+                return
+            family = rng.choice(names)
+            fault = rng.choice(self.families[family])
+            await fault(self, rng)
+
+
+async def open_nemesis_http(timeout: float) -> httpx.AsyncClient:
+    return open_http(timeout)
