@@ -29,17 +29,42 @@ def linearizable(history: History) -> list[str]:
     try:
         check_linearizable(history.register_ops())
     except LinearizabilityViolation as exc:
-        return [_shorten(str(exc), exc.ops)]
+        return [_explain(history, exc.key)]
     except RuntimeError as exc:  # the search gave up: nothing is proven either way
         return [f"linearizability undecided: {exc}"]
     return []
 
 
-def _shorten(message: str, ops: Iterable[object], keep: int = 60) -> str:
-    lines = message.splitlines()
-    if len(lines) <= keep + 1:
-        return message
-    return "\n".join([*lines[:1], *lines[1 : keep // 2 + 1], "  ...", *lines[-keep // 2 :]])
+def _explain(history: History, key: str) -> str:
+    """The violation in words: the first read that saw an overwritten value, with its context.
+
+    (The search proves there is no order; a stale read is the usual reason, and the operations
+    around it are what a person needs to see.)
+    """
+    ops = [op for op in history.ops if op.key == key and op.f in ("write", "read")]
+    writes = {op.value: op for op in ops if op.f == "write"}
+    acked = [op for op in ops if op.f == "write" and op.outcome == OK]
+    head = f"history of register {key!r} is not linearizable"
+    for read in sorted(
+        (op for op in ops if op.f == "read" and op.outcome == OK), key=lambda o: o.invoke
+    ):
+        source = writes.get(read.value)
+        newer = [
+            w
+            for w in acked
+            if w.complete < read.invoke and (source is None or w.invoke > source.complete)
+        ]
+        if newer:
+            w = max(newer, key=lambda o: o.complete)
+            around = [op for op in ops if abs(op.invoke - read.invoke) < 0.3][:25]
+            lines = "\n  ".join(_op(op) for op in around)
+            seen = "nothing" if source is None else _op(source)
+            return (
+                f"{head}: stale read {_op(read)} returned {seen}, but {_op(w)} was "
+                f"acknowledged before the read began. Around it:\n  {lines}"
+            )
+    lines = "\n  ".join(_op(op) for op in ops[:40])
+    return f"{head} (no single stale read explains it); first operations:\n  {lines}"
 
 
 def failed_writes_unseen(history: History) -> list[str]:

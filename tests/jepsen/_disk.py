@@ -127,4 +127,5 @@ async def fill_and_free(nem: Nemesis, rng: random.Random) -> None:
                 f"disk was full ({tail[0]})"
             )
             n.start()
+            await nem.wait_started(w, nem.history.now())
     await nem.recover(w)

@@ -209,6 +209,7 @@ async def kill_one(nem: Nemesis, rng: random.Random) -> None:
     await nem.hold(w, 1, 3, rng)
     node.start()
     nem.close(w)
+    await nem.wait_started(w, nem.history.now())
     await nem.recover(w)
 
 
@@ -232,6 +233,7 @@ async def kill_all(nem: Nemesis, rng: random.Random, power_loss: bool = False) -
     for n in nodes:
         n.start()
     nem.close(w)
+    await nem.wait_started(w, nem.history.now())
     await nem.recover(w)
 
 
@@ -333,3 +335,23 @@ FAMILIES: dict[str, list[FaultFn]] = {
     "churn": [churn],
     "disk": [disk_full],
 }
+
+
+def fault_name(fn: FaultFn) -> str:
+    return fn.__name__.replace("_", "-")
+
+
+def select(spec: list[str]) -> dict[str, list[FaultFn]]:
+    """Families (``kill``) or single faults (``kill:power-loss``) -> the faults to draw from."""
+    chosen: dict[str, list[FaultFn]] = {}
+    for item in spec:
+        family, _, fault = item.partition(":")
+        if family not in FAMILIES:
+            raise ValueError(f"unknown nemesis family {family!r}; known: {', '.join(FAMILIES)}")
+        fns = [f for f in FAMILIES[family] if not fault or fault_name(f) == fault]
+        if not fns:
+            names = ", ".join(fault_name(f) for f in FAMILIES[family])
+            raise ValueError(f"{family} has no fault {fault!r}; it has: {names}")
+        chosen.setdefault(family, [])
+        chosen[family] += [f for f in fns if f not in chosen[family]]
+    return chosen

@@ -28,7 +28,7 @@ from jepsen import _checks, _disk, _faults
 from jepsen._client import open_http
 from jepsen._cluster import Cluster, Timing
 from jepsen._history import OK, History
-from jepsen._nemesis import RECOVERY_BOUND, Nemesis
+from jepsen._nemesis import RECOVERY_BOUND, FaultFn, Nemesis
 from jepsen._netns import Lab, open_lab
 from jepsen._plot import latency_plot
 from jepsen._workloads import WORKLOADS, Ctx
@@ -36,6 +36,7 @@ from jepsen._workloads import WORKLOADS, Ctx
 ALL_FAMILIES = list(_faults.FAMILIES)
 # Product bugs the suite has found and that are being fixed elsewhere: (problem prefix, bug).
 # A run lists them apart (``RunResult.known``); tests/jepsen keeps an xfail case for each.
+SUMMARIES: list[str] = []  # every run's summary line, for the session's closing report
 KNOWN_BUGS = {
     "disk-full: node": "a full disk stops the node (exit 1) instead of refusing writes",
 }
@@ -43,7 +44,7 @@ KNOWN_BUGS = {
 
 @dataclass
 class RunConfig:
-    families: list[str]
+    families: list[str]  # family names, or family:fault for one fault (see _faults.select)
     seconds: float
     seed: int
     results: Path
@@ -54,13 +55,10 @@ class RunConfig:
     timing: Timing = field(default_factory=Timing)
     max_ops: int = 200_000
     extra_flags: list[str] = field(default_factory=list)
+    faults: dict[str, list[FaultFn]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        unknown = set(self.families) - set(_faults.FAMILIES)
-        if unknown:
-            raise ValueError(
-                f"unknown nemesis families {sorted(unknown)}; known: {', '.join(_faults.FAMILIES)}"
-            )
+        self.faults = _faults.select(self.families)
 
     def rerun(self) -> str:
         return (
@@ -106,8 +104,8 @@ def run_once(config: RunConfig) -> RunResult:
                 size=config.nodes,
                 timing=config.timing,
                 extra_flags=_flags(config),
-                sync_journal="kill" in config.families,
-                tmpfs="disk" in config.families,
+                sync_journal="kill" in config.faults,
+                tmpfs="disk" in config.faults,
             )
             try:
                 ctx = _drive(config, lab, cluster, history)
@@ -129,6 +127,7 @@ def run_once(config: RunConfig) -> RunResult:
         f"seed {config.seed}, nemesis {','.join(config.families)}: "
         f"{stats['ops']} ops, {len(problems)} problems",
     )
+    SUMMARIES.append(result.summary())
     (directory / "summary.json").write_text(
         json.dumps(
             {
@@ -147,7 +146,7 @@ def run_once(config: RunConfig) -> RunResult:
 
 def _flags(config: RunConfig) -> list[str]:
     flags = list(config.extra_flags)
-    if "disk" in config.families:
+    if "disk" in config.faults:
         flags += ["--snapshot-count", str(_disk.SNAPSHOT_COUNT), "--catch-up-entries", "100"]
     return flags
 
@@ -167,9 +166,8 @@ def _drive(config: RunConfig, lab: Lab, cluster: Cluster, history: History) -> C
             config.max_ops,
             rng,
         )
-        families = {f: _faults.FAMILIES[f] for f in config.families}
         async with open_http(config.timing.request_timeout + 1.5) as http:
-            nemesis = Nemesis(ctx, lab, families, http)
+            nemesis = Nemesis(ctx, lab, config.faults, http)
             with trio.fail_after(config.seconds + 120):
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(nemesis.run, random.Random(rng.random()))

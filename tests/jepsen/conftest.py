@@ -75,6 +75,16 @@ def netns_session() -> Iterator[None]:
         _netns.remove_stale(own_pid=os.getpid())
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line per fault-suite run: verdict, seed, results directory, how to rerun it."""
+    from jepsen._runner import SUMMARIES
+
+    if SUMMARIES:
+        terminalreporter.section("raftkv fault suite")
+        for line in SUMMARIES:
+            terminalreporter.write_line(line)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Also after Ctrl-C: nothing of this process's runs survives it."""
     if os.geteuid() == 0:

@@ -37,7 +37,7 @@ def _families(config: pytest.Config) -> list[str] | None:
     if not raw:
         return None
     families = ALL_FAMILIES if raw == "all" else [f.strip() for f in str(raw).split(",") if f]
-    unknown = set(families) - set(ALL_FAMILIES)
+    unknown = {f.partition(":")[0] for f in families} - set(ALL_FAMILIES)
     if unknown:
         raise pytest.UsageError(
             f"--nemesis: unknown families {sorted(unknown)}; known: {','.join(ALL_FAMILIES)}"
