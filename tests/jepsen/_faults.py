@@ -39,10 +39,7 @@ async def _partition(
         minority=minority,
         mechanism=nem.lab.partition_mechanism,
     )
-    await nem.hold(w, 3, 6, rng)
-    nem.lab.heal_links()
-    nem.close(w)
-    await nem.recover(w)
+    await nem.hold_then_heal(w, (3, 6), rng, nem.lab.heal_links)
 
 
 async def isolate_leader(nem: Nemesis, rng: random.Random) -> None:
@@ -79,10 +76,7 @@ async def bridge(nem: Nemesis, rng: random.Random) -> None:
         nodes=[middle],
         mechanism=nem.lab.partition_mechanism,
     )
-    await nem.hold(w, 3, 6, rng)
-    nem.lab.heal_links()
-    nem.close(w)
-    await nem.recover(w)
+    await nem.hold_then_heal(w, (3, 6), rng, nem.lab.heal_links)
 
 
 async def oneway(nem: Nemesis, rng: random.Random) -> None:
@@ -105,10 +99,7 @@ async def oneway(nem: Nemesis, rng: random.Random) -> None:
         minority=[victim],
         mechanism=nem.lab.partition_mechanism,
     )
-    await nem.hold(w, 3, 6, rng)
-    nem.lab.heal_links()
-    nem.close(w)
-    await nem.recover(w)
+    await nem.hold_then_heal(w, (3, 6), rng, nem.lab.heal_links)
 
 
 async def chaos(nem: Nemesis, rng: random.Random) -> None:
@@ -129,10 +120,7 @@ async def chaos(nem: Nemesis, rng: random.Random) -> None:
     w = nem.history.open_window(
         "netem", kind, f"{done[0]} on {victims}", nodes=victims, mechanism=done[0]
     )
-    await nem.hold(w, 3, 8, rng)
-    nem.lab.calm()
-    nem.close(w)
-    await nem.recover(w)
+    await nem.hold_then_heal(w, (3, 8), rng, nem.lab.calm)
 
 
 async def pause_leader(nem: Nemesis, rng: random.Random) -> None:
@@ -144,10 +132,7 @@ async def pause_leader(nem: Nemesis, rng: random.Random) -> None:
     w = nem.history.open_window(
         "pause", "pause", f"SIGSTOP node {node.id}", nodes=[node.id], mechanism="SIGSTOP/SIGCONT"
     )
-    await nem.hold(w, 2, 4, rng)
-    node.signal(signal.SIGCONT)
-    nem.close(w)
-    await nem.recover(w)
+    await nem.hold_then_heal(w, (2, 4), rng, lambda: node.signal(signal.SIGCONT))
 
 
 async def resume_and_read(nem: Nemesis, rng: random.Random) -> None:
@@ -192,10 +177,7 @@ async def resume_and_read(nem: Nemesis, rng: random.Random) -> None:
     w.notes.append(f"new leader {new}; read {key} from {leader} at once")
     for _ in range(3):
         await get_register(nem.ctx, nem.http, "nemesis", old, key=key)
-    await nem.hold(w, 1, 2, rng)
-    nem.lab.heal_links()
-    nem.close(w)
-    await nem.recover(w)
+    await nem.hold_then_heal(w, (1, 2), rng, nem.lab.heal_links)
 
 
 async def kill_one(nem: Nemesis, rng: random.Random) -> None:
@@ -206,11 +188,7 @@ async def kill_one(nem: Nemesis, rng: random.Random) -> None:
     w = nem.history.open_window(
         "kill", "kill", f"kill -9 node {node.id}", nodes=[node.id], mechanism="SIGKILL"
     )
-    await nem.hold(w, 1, 3, rng)
-    node.start()
-    nem.close(w)
-    await nem.wait_started(w, nem.history.now())
-    await nem.recover(w)
+    await nem.hold_then_heal(w, (1, 3), rng, node.start, restarted=True)
 
 
 async def kill_all(nem: Nemesis, rng: random.Random, power_loss: bool = False) -> None:
@@ -229,12 +207,7 @@ async def kill_all(nem: Nemesis, rng: random.Random, power_loss: bool = False) -
         for n in nodes:
             undone = _powerloss.roll_back(n.data_dir, nem.ctx.cluster.journal(n.id))
             w.notes.append(f"node {n.id}: {undone}")
-    await nem.hold(w, 0.5, 1.5, rng)
-    for n in nodes:
-        n.start()
-    nem.close(w)
-    await nem.wait_started(w, nem.history.now())
-    await nem.recover(w)
+    await nem.hold_then_heal(w, (0.5, 1.5), rng, lambda: [n.start() for n in nodes], restarted=True)
 
 
 async def power_loss(nem: Nemesis, rng: random.Random) -> None:

@@ -77,6 +77,23 @@ class Nemesis:
         with trio.move_on_after(rng.uniform(low, high) * self.et):
             await self.probe_minority(window)
 
+    async def hold_then_heal(
+        self,
+        window: Window,
+        hold: tuple[float, float],
+        rng: random.Random,
+        heal: Callable[[], object],
+        restarted: bool = False,
+    ) -> None:
+        """The common end of a fault: hold it, heal it, close the window, time the recovery
+        (after a restart, from when the processes answer again)."""
+        await self.hold(window, *hold, rng)
+        heal()
+        self.close(window)
+        if restarted:
+            await self.wait_started(window, self.history.now())
+        await self.recover(window)
+
     async def probe_minority(self, window: Window) -> None:
         nodes = [self.ctx.cluster.nodes[i] for i in window.minority]
         for k in range(100_000):

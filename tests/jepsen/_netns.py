@@ -56,6 +56,15 @@ def run(*args: str, check: bool = True, timeout: float = 10) -> subprocess.Compl
     return proc
 
 
+def sh(line: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``run`` of a command written as one line (words split on spaces), plus extra words."""
+    return run(*line.split(), *extra, check=check)
+
+
+def works(line: str, *extra: str) -> bool:
+    return sh(line, *extra, check=False).returncode == 0
+
+
 def why_unusable() -> str | None:
     """Why this machine cannot build the network (None: it can)."""
     if os.geteuid() != 0:
@@ -202,255 +211,74 @@ class Lab:
 
     def build(self) -> None:
         br = self.bridge_ns
-        run("ip", "netns", "add", br)
-        run("ip", "-n", br, "link", "set", "lo", "up")
-        run("ip", "-n", br, "link", "add", "br0", "type", "bridge")
-        run("ip", "-n", br, "link", "set", "br0", "up")
-        run("ip", "link", "add", self.name, "type", "veth", "peer", "name", "client", "netns", br)
-        run("ip", "-n", br, "link", "set", "client", "master", "br0", "up")
-        run("ip", "addr", "add", f"{self.client_address}/{self.subnet.prefixlen}", "dev", self.name)
-        run("ip", "link", "set", self.name, "up")
+        sh(f"ip netns add {br}")
+        sh(f"ip -n {br} link set lo up")
+        sh(f"ip -n {br} link add br0 type bridge")
+        sh(f"ip -n {br} link set br0 up")
+        sh(f"ip link add {self.name} type veth peer name client netns {br}")
+        sh(f"ip -n {br} link set client master br0 up")
+        sh(f"ip addr add {self.client_address}/{self.subnet.prefixlen} dev {self.name}")
+        sh(f"ip link set {self.name} up")
         self.caps = self._probe()
 
     def add_node(self, node: int) -> str:
         """The namespace of a new node, on the bridge, with its address and fault classes."""
-        ns = f"{self.name}-n{node}"
-        self.address(node)
-        run("ip", "netns", "add", ns)
+        ns, br, address = f"{self.name}-n{node}", self.bridge_ns, self.address(node)
+        sh(f"ip netns add {ns}")
         self.nodes[node] = ns
-        run("ip", "-n", ns, "link", "set", "lo", "up")
-        run(
-            "ip",
-            "-n",
-            self.bridge_ns,
-            "link",
-            "add",
-            f"n{node}",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            ns,
-        )
-        run("ip", "-n", self.bridge_ns, "link", "set", f"n{node}", "master", "br0", "up")
-        run(
-            "ip",
-            "-n",
-            ns,
-            "addr",
-            "add",
-            f"{self.address(node)}/{self.subnet.prefixlen}",
-            "dev",
-            "eth0",
-        )
-        run("ip", "-n", ns, "link", "set", "eth0", "up")
+        sh(f"ip -n {ns} link set lo up")
+        sh(f"ip -n {br} link add n{node} type veth peer name eth0 netns {ns}")
+        sh(f"ip -n {br} link set n{node} master br0 up")
+        sh(f"ip -n {ns} addr add {address}/{self.subnet.prefixlen} dev eth0")
+        sh(f"ip -n {ns} link set eth0 up")
         if self.caps.htb_u32:
             self._fault_classes(ns)
         return ns
 
     def _fault_classes(self, ns: str) -> None:
-        tc = ("tc", "-n", ns)
-        run(
-            *tc,
-            "qdisc",
-            "add",
-            "dev",
-            "eth0",
-            "root",
-            "handle",
-            "1:",
-            "htb",
-            "default",
-            str(_HANDLE_FAST),
-            "r2q",
-            "100000",
-        )
+        """htb root: 1:1 everything (default), 1:2 drop (zero-length queue), 1:3 slow."""
+        tc = f"tc -n {ns}"
+        sh(f"{tc} qdisc add dev eth0 root handle 1: htb default {_HANDLE_FAST} r2q 100000")
         for handle, rate in (
             (_HANDLE_FAST, "10gbit"),
             (_HANDLE_DROP, "10gbit"),
             (_HANDLE_SLOW, "400kbit"),
         ):
-            run(
-                *tc,
-                "class",
-                "add",
-                "dev",
-                "eth0",
-                "parent",
-                "1:",
-                "classid",
-                f"1:{handle}",
-                "htb",
-                "rate",
-                rate,
-                "ceil",
-                rate,
-            )
-        run(
-            *tc,
-            "qdisc",
-            "add",
-            "dev",
-            "eth0",
-            "parent",
-            f"1:{_HANDLE_DROP}",
-            "handle",
-            f"{_HANDLE_DROP}:",
-            "pfifo",
-            "limit",
-            "0",
-        )
-        run(
-            *tc,
-            "qdisc",
-            "add",
-            "dev",
-            "eth0",
-            "parent",
-            f"1:{_HANDLE_SLOW}",
-            "handle",
-            f"{_HANDLE_SLOW}:",
-            "bfifo",
-            "limit",
-            "200000",
+            sh(f"{tc} class add dev eth0 parent 1: classid 1:{handle} htb rate {rate} ceil {rate}")
+        sh(f"{tc} qdisc add dev eth0 parent 1:{_HANDLE_DROP} handle {_HANDLE_DROP}: pfifo limit 0")
+        sh(
+            f"{tc} qdisc add dev eth0 parent 1:{_HANDLE_SLOW} handle {_HANDLE_SLOW}: "
+            "bfifo limit 200000"
         )
         if self.caps.netem:
-            run(
-                *tc,
-                "class",
-                "add",
-                "dev",
-                "eth0",
-                "parent",
-                "1:",
-                "classid",
-                f"1:{_HANDLE_NETEM}",
-                "htb",
-                "rate",
-                "10gbit",
-            )
-            run(
-                *tc,
-                "qdisc",
-                "add",
-                "dev",
-                "eth0",
-                "parent",
-                f"1:{_HANDLE_NETEM}",
-                "handle",
-                f"{_HANDLE_NETEM}:",
-                "netem",
-                "delay",
-                "30ms",
-                "20ms",
-                "loss",
-                "5%",
-                "duplicate",
-                "5%",
-                "reorder",
-                "10%",
+            sh(f"{tc} class add dev eth0 parent 1: classid 1:{_HANDLE_NETEM} htb rate 10gbit")
+            sh(
+                f"{tc} qdisc add dev eth0 parent 1:{_HANDLE_NETEM} handle {_HANDLE_NETEM}: netem "
+                "delay 30ms 20ms loss 5% duplicate 5% reorder 10%"
             )
 
     def _probe(self) -> Capabilities:
         """Try each mechanism on a scratch veth in the bridge namespace."""
         br, missing = self.bridge_ns, []
-        run("ip", "-n", br, "link", "add", "probe0", "type", "veth", "peer", "name", "probe1")
+        sh(f"ip -n {br} link add probe0 type veth peer name probe1")
+        tc = f"tc -n {br}"
         try:
-            tc = ("tc", "-n", br)
-            htb = (
-                run(
-                    *tc, "qdisc", "add", "dev", "probe0", "root", "handle", "1:", "htb", check=False
-                ).returncode
-                == 0
+            htb = works(f"{tc} qdisc add dev probe0 root handle 1: htb") and works(
+                f"{tc} class add dev probe0 parent 1: classid 1:2 htb rate 1gbit"
             )
-            htb = (
-                htb
-                and run(
-                    *tc,
-                    "class",
-                    "add",
-                    "dev",
-                    "probe0",
-                    "parent",
-                    "1:",
-                    "classid",
-                    "1:2",
-                    "htb",
-                    "rate",
-                    "1gbit",
-                    check=False,
-                ).returncode
-                == 0
+            u32 = htb and works(
+                f"{tc} filter add dev probe0 parent 1: protocol ip prio 1 u32 "
+                "match ip dst 10.77.0.1/32 flowid 1:2"
             )
-            u32 = (
-                htb
-                and run(
-                    *tc,
-                    "filter",
-                    "add",
-                    "dev",
-                    "probe0",
-                    "parent",
-                    "1:",
-                    "protocol",
-                    "ip",
-                    "prio",
-                    "1",
-                    "u32",
-                    "match",
-                    "ip",
-                    "dst",
-                    "10.77.0.1/32",
-                    "flowid",
-                    "1:2",
-                    check=False,
-                ).returncode
-                == 0
+            bpf = htb and works(
+                f"{tc} filter add dev probe0 parent 1: protocol all prio 2 bpf bytecode",
+                _loss_program(10, self.client_address),
+                "flowid",
+                "1:2",
             )
-            bpf = (
-                htb
-                and run(
-                    *tc,
-                    "filter",
-                    "add",
-                    "dev",
-                    "probe0",
-                    "parent",
-                    "1:",
-                    "protocol",
-                    "all",
-                    "prio",
-                    "2",
-                    "bpf",
-                    "bytecode",
-                    _loss_program(10, self.client_address),
-                    "flowid",
-                    "1:2",
-                    check=False,
-                ).returncode
-                == 0
-            )
-            netem = (
-                htb
-                and run(
-                    *tc,
-                    "qdisc",
-                    "add",
-                    "dev",
-                    "probe0",
-                    "parent",
-                    "1:2",
-                    "netem",
-                    "delay",
-                    "1ms",
-                    check=False,
-                ).returncode
-                == 0
-            )
+            netem = htb and works(f"{tc} qdisc add dev probe0 parent 1:2 netem delay 1ms")
         finally:
-            run("ip", "-n", br, "link", "delete", "probe0", check=False)
+            sh(f"ip -n {br} link delete probe0", check=False)
         if not (htb and u32):
             missing.append("htb/u32 (partitions fall back to blackhole routes)")
         if not bpf:
@@ -469,32 +297,12 @@ class Lab:
         """From now on src's packets to dst are lost (src's egress)."""
         if (src, dst) in self.blocked:
             return
-        ns, addr = self.nodes[src], self.address(dst)
+        addr = self.address(dst)
         if self.caps.htb_u32:
-            run(
-                "tc",
-                "-n",
-                ns,
-                "filter",
-                "add",
-                "dev",
-                "eth0",
-                "parent",
-                "1:",
-                "protocol",
-                "ip",
-                "prio",
-                str(_PRIO_PARTITION),
-                "u32",
-                "match",
-                "ip",
-                "dst",
-                f"{addr}/32",
-                "flowid",
-                f"1:{_HANDLE_DROP}",
-            )
+            match = ["u32", "match", "ip", "dst", f"{addr}/32"]
+            self._filter(src, _PRIO_PARTITION, match, _HANDLE_DROP)
         else:
-            run("ip", "-n", ns, "route", "add", "blackhole", f"{addr}/32")
+            run("ip", "-n", self.nodes[src], "route", "add", "blackhole", f"{addr}/32")
         self.blocked.add((src, dst))
 
     def drop_between(self, side_a: Iterable[int], side_b: Iterable[int]) -> None:
@@ -511,114 +319,42 @@ class Lab:
             if ns is None:
                 continue
             if self.caps.htb_u32:
-                run(
-                    "tc",
-                    "-n",
-                    ns,
-                    "filter",
-                    "del",
-                    "dev",
-                    "eth0",
-                    "parent",
-                    "1:",
-                    "prio",
-                    str(_PRIO_PARTITION),
-                    check=False,
-                )
+                sh(f"tc -n {ns} filter del dev eth0 parent 1: prio {_PRIO_PARTITION}", check=False)
             else:
                 for s, d in self.blocked:
                     if s == src:
-                        run(
-                            "ip",
-                            "-n",
-                            ns,
-                            "route",
-                            "del",
-                            "blackhole",
-                            f"{self.address(d)}/32",
-                            check=False,
-                        )
+                        sh(f"ip -n {ns} route del blackhole {self.address(d)}/32", check=False)
         self.blocked.clear()
+
+    def _filter(self, node: int, prio: int, match: list[str], handle: int) -> None:
+        """``tc filter add``: packets ``match`` selects go to class 1:``handle``."""
+        protocol = "all" if match[0] == "bpf" else "ip"
+        sh(
+            f"tc -n {self.nodes[node]} filter add dev eth0 parent 1: protocol {protocol} "
+            f"prio {prio}",
+            *match,
+            "flowid",
+            f"1:{handle}",
+        )
 
     def chaos(self, node: int, kind: str, percent: float = 0) -> str:
         """Start one kind of packet chaos on node's egress to its peers; say what was done."""
-        ns = self.nodes[node]
-        tc = ("tc", "-n", ns, "filter", "add", "dev", "eth0", "parent", "1:")
-        client = str(self.client_address)
+        peers = ["u32", "match", "ip", "dst", str(self.subnet)]
+        random_share = ["bpf", "bytecode", _loss_program(percent, self.client_address)]
         if kind == "netem" and self.caps.netem:
-            run(
-                *tc,
-                "protocol",
-                "ip",
-                "prio",
-                str(_PRIO_SLOW),
-                "u32",
-                "match",
-                "ip",
-                "dst",
-                str(self.subnet),
-                "flowid",
-                f"1:{_HANDLE_NETEM}",
-            )
+            self._filter(node, _PRIO_SLOW, peers, _HANDLE_NETEM)
             done = "netem delay 30ms±20ms loss 5% duplicate 5% reorder 10%"
         elif kind == "loss" and self.caps.bpf_random:
-            run(
-                *tc,
-                "protocol",
-                "all",
-                "prio",
-                str(_PRIO_LOSS),
-                "bpf",
-                "bytecode",
-                _loss_program(percent, self.client_address),
-                "flowid",
-                f"1:{_HANDLE_DROP}",
-            )
+            self._filter(node, _PRIO_LOSS, random_share, _HANDLE_DROP)
             done = f"loss {percent:.0f}% (bpf random -> zero-length queue)"
         elif kind == "reorder" and self.caps.bpf_random:
-            run(
-                *tc,
-                "protocol",
-                "all",
-                "prio",
-                str(_PRIO_SLOW),
-                "bpf",
-                "bytecode",
-                _loss_program(percent, self.client_address),
-                "flowid",
-                f"1:{_HANDLE_SLOW}",
-            )
+            self._filter(node, _PRIO_SLOW, random_share, _HANDLE_SLOW)
             done = f"reorder {percent:.0f}% (bpf random -> 400kbit class)"
         elif kind == "delay" and self.caps.htb_u32:
-            # Everything to peers but the client through the slow class: queueing delay.
-            run(
-                *tc,
-                "protocol",
-                "ip",
-                "prio",
-                str(_PRIO_SLOW - 1),
-                "u32",
-                "match",
-                "ip",
-                "dst",
-                f"{client}/32",
-                "flowid",
-                f"1:{_HANDLE_FAST}",
-            )
-            run(
-                *tc,
-                "protocol",
-                "ip",
-                "prio",
-                str(_PRIO_SLOW),
-                "u32",
-                "match",
-                "ip",
-                "dst",
-                str(self.subnet),
-                "flowid",
-                f"1:{_HANDLE_SLOW}",
-            )
+            # Everything to peers through the slow class (the client's replies past it).
+            client = ["u32", "match", "ip", "dst", f"{self.client_address}/32"]
+            self._filter(node, _PRIO_SLOW - 1, client, _HANDLE_FAST)
+            self._filter(node, _PRIO_SLOW, peers, _HANDLE_SLOW)
             done = "delay by shaping (400kbit, 200 kB queue)"
         else:
             return ""
@@ -630,20 +366,7 @@ class Lab:
             ns = self.nodes.get(node)
             for prio in (_PRIO_LOSS, _PRIO_SLOW - 1, _PRIO_SLOW):
                 if ns is not None:
-                    run(
-                        "tc",
-                        "-n",
-                        ns,
-                        "filter",
-                        "del",
-                        "dev",
-                        "eth0",
-                        "parent",
-                        "1:",
-                        "prio",
-                        str(prio),
-                        check=False,
-                    )
+                    sh(f"tc -n {ns} filter del dev eth0 parent 1: prio {prio}", check=False)
         self.chaotic.clear()
 
     def heal(self) -> None:

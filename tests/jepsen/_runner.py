@@ -37,6 +37,7 @@ ALL_FAMILIES = list(_faults.FAMILIES)
 # Product bugs the suite has found and that are being fixed elsewhere: (problem prefix, bug).
 # A run lists them apart (``RunResult.known``); tests/jepsen keeps an xfail case for each.
 SUMMARIES: list[str] = []  # every run's summary line, for the session's closing report
+RESULT_ROOTS: set[Path] = set()
 KNOWN_BUGS = {
     "disk-full: node": "a full disk stops the node (exit 1) instead of refusing writes",
 }
@@ -128,6 +129,7 @@ def run_once(config: RunConfig) -> RunResult:
         f"{stats['ops']} ops, {len(problems)} problems",
     )
     SUMMARIES.append(result.summary())
+    RESULT_ROOTS.add(config.results)
     (directory / "summary.json").write_text(
         json.dumps(
             {

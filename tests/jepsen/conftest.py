@@ -77,12 +77,17 @@ def netns_session() -> Iterator[None]:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """One line per fault-suite run: verdict, seed, results directory, how to rerun it."""
-    from jepsen._runner import SUMMARIES
+    from jepsen._report import campaign
+    from jepsen._runner import RESULT_ROOTS, SUMMARIES
 
     if SUMMARIES:
         terminalreporter.section("raftkv fault suite")
         for line in SUMMARIES:
             terminalreporter.write_line(line)
+        for root in sorted(RESULT_ROOTS):
+            terminalreporter.write_line(f"figures of {root}:")
+            for key, value in campaign(root).items():
+                terminalreporter.write_line(f"  {key}: {value}")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

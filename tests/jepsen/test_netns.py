@@ -3,6 +3,7 @@ the fault suite found, each kept as a seeded real-process case that fails until 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -57,6 +58,11 @@ def test_a_lab_is_built_cut_healed_and_removed(netns_session: None) -> None:
                 pass  # the test's side reaches a node through the client veth
             lab.drop(1, 2)
             assert _connect_from(lab, 1, lab.address(2), 7000) in ("TimeoutError", "timeout")
+            lab.heal()
+            assert _connect_from(lab, 1, lab.address(2), 7000) == "ok"
+            lab.caps = dataclasses.replace(lab.caps, htb_u32=False)  # the route fallback
+            lab.drop(1, 2)
+            assert _connect_from(lab, 1, lab.address(2), 7000) != "ok"
             lab.heal()
             assert _connect_from(lab, 1, lab.address(2), 7000) == "ok"
         finally:
