@@ -117,15 +117,15 @@ async def fill_and_free(nem: Nemesis, rng: random.Random) -> None:
     for n in targets:
         free(cluster.data_roots[n.id])
     nem.close(w)
-    for n in targets:
-        if not n.alive() and not n.removed:
-            code = n.proc.returncode if n.proc is not None else None
-            tail = n.log_tail(400).strip().splitlines()[-1:] or [""]
-            w.notes.append(f"node {n.id} exited ({code}) on a full disk: {tail[0]}")
-            nem.ctx.problems.append(
-                f"disk-full: node {n.id} exited with code {code} while its "
-                f"disk was full ({tail[0]})"
-            )
-            n.start()
-            await nem.wait_started(w, nem.history.now())
+    dead = [n for n in targets if not n.alive() and not n.removed]
+    for n in dead:
+        code = n.proc.returncode if n.proc is not None else None
+        tail = n.log_tail(400).strip().splitlines()[-1:] or [""]
+        w.notes.append(f"node {n.id} exited ({code}) on a full disk: {tail[0]}")
+        nem.ctx.problems.append(
+            f"disk-full: node {n.id} exited with code {code} while its disk was full ({tail[0]})"
+        )
+        n.start()
+    if dead:  # started all at once: wait_started waits for a majority of them
+        await nem.wait_started(w, nem.history.now())
     await nem.recover(w)

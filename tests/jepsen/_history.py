@@ -134,6 +134,17 @@ class History:
             out.append(Op(op.id, kind, op.key, op.value, int(op.invoke * 1e9), ret))
         return out
 
+    @classmethod
+    def load(cls, directory: Path) -> History:
+        """A run's history read back from its results directory (to check or plot it again)."""
+        history = cls()
+        with (directory / "history.jsonl").open() as f:
+            history.ops = [Operation(**json.loads(line)) for line in f]
+        with (directory / "nemesis.jsonl").open() as f:
+            history.windows = [Window(**json.loads(line)) for line in f]
+        history.t0 = time.monotonic() - max([op.complete for op in history.ops] or [0.0])
+        return history
+
     def dump(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         with (directory / "history.jsonl").open("w") as f:

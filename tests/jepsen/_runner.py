@@ -126,7 +126,8 @@ def run_once(config: RunConfig) -> RunResult:
         history,
         directory / "latency.png",
         f"seed {config.seed}, nemesis {','.join(config.families)}: "
-        f"{stats['ops']} ops, {len(problems)} problems",
+        f"{stats['ops']} ops, {len(result.problems)} problems"
+        + (f", {len(result.known)} known-bug findings" if result.known else ""),
     )
     SUMMARIES.append(result.summary())
     RESULT_ROOTS.add(config.results)

@@ -167,3 +167,18 @@ os.pwrite(fd, b"tail", 64)
     content = (data / "wal").read_bytes()
     assert content == b"synced" + bytes(58), said
     assert not journal.exists()
+
+
+def test_a_history_reads_back_and_plots(tmp_path: Path) -> None:
+    from jepsen._plot import latency_plot
+
+    h = History()
+    _op(h, "write", "r0", "a", node=1, span=(0.1, 0.2))
+    _op(h, "read", "r0", None, node=2, span=(0.3, 0.5), outcome=UNKNOWN, status="ReadTimeout")
+    w = h.open_window("partition", "split", "[1] | [2, 3]", nodes=[1], minority=[1])
+    w.end, w.recovered_after = 0.4, 0.05
+    h.dump(tmp_path)
+    again = History.load(tmp_path)
+    assert again.ops == h.ops and again.windows == h.windows
+    latency_plot(again, tmp_path / "latency.png", "a title")
+    assert (tmp_path / "latency.png").read_bytes()[:4] == b"\x89PNG"
