@@ -13,6 +13,7 @@ nox.options.reuse_existing_virtualenvs = True
 
 PACKAGES = ["raftkv", "raftkv_cli"]
 SOURCES = ["raftkv", "raftkv_cli", "tests", "bench", "noxfile.py"]
+JEPSEN_DEFAULT_CAMPAIGN = ["--nemesis", "all", "--seconds", "300", "--runs", "10"]
 
 
 def _install(session: nox.Session) -> None:
@@ -67,10 +68,18 @@ def e2e(session: nox.Session) -> None:
 
 @nox.session
 def jepsen(session: nox.Session) -> None:
-    """Real processes under kill -9 / SIGSTOP / restarts; the history is checked (5 minutes)."""
+    """The fault suite (as root): raftkvd in network namespaces under every nemesis family.
+
+    ``nox -s jepsen -- --nemesis partition,bridge,oneway,netem,pause,kill,churn,disk
+    --seconds 300 --runs N --seed S [--results-dir DIR]``; without arguments,
+    JEPSEN_DEFAULT_CAMPAIGN. Each run's summary line names its seed and results directory.
+    """
     _install(session)
-    seconds = session.env.get("RAFTKV_JEPSEN_SECONDS", "300")
-    session.run("pytest", "tests/jepsen", *session.posargs, env={"RAFTKV_JEPSEN_SECONDS": seconds})
+    session.run(
+        "pytest",
+        "tests/jepsen",
+        *(session.posargs or JEPSEN_DEFAULT_CAMPAIGN),
+    )
 
 
 @nox.session

@@ -6,8 +6,10 @@ them gracefully. Every operation's invocation and completion time is recorded; a
 answer was lost (timeout, connection reset, 504) is an open "maybe" operation. At the end the
 whole history must be linearizable per key, and every node must agree on every register.
 
-Short in CI (``RAFTKV_JEPSEN_SECONDS``, default 12 s); ``nox -s jepsen`` runs minutes. Loopback
-only; every loop is bounded in time and count; every process is ended by its PID.
+This is the loopback variant, which needs no root; the fault suite (``test_faults.py``, network
+namespaces, every nemesis family) is the full one. ``RAFTKV_JEPSEN_SECONDS`` sets the length
+(default 12 s). Loopback only; every loop is bounded in time and count; every process is ended
+by its PID.
 """
 
 from __future__ import annotations
