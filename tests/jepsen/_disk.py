@@ -119,12 +119,17 @@ async def fill_and_free(nem: Nemesis, rng: random.Random) -> None:
     nem.close(w)
     dead = [n for n in targets if not n.alive() and not n.removed]
     for n in dead:
+        # A node whose disk is full stops, as one whose fsync failed must (what it wrote last
+        # is in doubt): exit 1 with one line naming the full disk. Anything else is a problem;
+        # so is losing what it acknowledged, which the checks after the heal look for.
         code = n.proc.returncode if n.proc is not None else None
         tail = n.log_tail(400).strip().splitlines()[-1:] or [""]
         w.notes.append(f"node {n.id} exited ({code}) on a full disk: {tail[0]}")
-        nem.ctx.problems.append(
-            f"disk-full: node {n.id} exited with code {code} while its disk was full ({tail[0]})"
-        )
+        clear = tail[0].startswith("raftkvd: error: storage:") and "No space left" in tail[0]
+        if code != 1 or not clear:
+            nem.ctx.problems.append(
+                f"disk-full: node {n.id} exited with code {code}, not a clear error: {tail[0]}"
+            )
         n.start()
     if dead:  # started all at once: wait_started waits for a majority of them
         await nem.wait_started(w, nem.history.now())

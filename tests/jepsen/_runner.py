@@ -38,9 +38,7 @@ ALL_FAMILIES = list(_faults.FAMILIES)
 # A run lists them apart (``RunResult.known``); tests/jepsen keeps an xfail case for each.
 SUMMARIES: list[str] = []  # every run's summary line, for the session's closing report
 RESULT_ROOTS: set[Path] = set()
-KNOWN_BUGS = {
-    "disk-full: node": "a full disk stops the node (exit 1) instead of refusing writes",
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jepsen._runner import KNOWN_BUGS, RunConfig, RunResult, run_once
+from jepsen._runner import RunConfig, RunResult, run_once
 from jepsen.conftest import option
 
 SHORT_SECONDS = 10.0
@@ -69,13 +69,7 @@ def _assert_clean(result: RunResult, known_too: bool = False) -> None:
     assert not found, result.summary() + "\n" + "\n".join(found)
 
 
-FULL_DISK_BUG = KNOWN_BUGS["disk-full: node"]
-FAMILY_PARAMS = [
-    pytest.param(f, marks=pytest.mark.xfail(strict=True, reason=FULL_DISK_BUG))
-    if f == "disk"
-    else f
-    for f in sorted(CI_SEEDS)
-]
+FAMILY_PARAMS = sorted(CI_SEEDS)
 
 
 @pytest.mark.parametrize("family", FAMILY_PARAMS)

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from jepsen import _netns
 from jepsen._cluster import Cluster, Timing
@@ -85,11 +84,6 @@ def test_a_crashed_runs_namespaces_are_removed_next_time(netns_session: None) ->
         _netns.run("ip", "netns", "delete", name, check=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a node that joined but has applied nothing answers DELETE /<id> with 404 "
-    "'not a member' (a certain refusal it cannot know) instead of 503 or forwarding",
-)
 def test_a_joiner_that_knows_nothing_does_not_deny_a_member(
     netns_session: None, tmp_path: Path
 ) -> None:
