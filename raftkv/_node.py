@@ -106,7 +106,7 @@ class Node:
         raw = self._raw = RawNode(
             config.raft_config(), log_store, random.Random(seed), applied=snapshot.metadata.index
         )
-        self._waiters = Waiters()
+        self._waiters = Waiters(config.id)
         self._intake = Intake(
             config.id,
             raw=raw,

@@ -7,6 +7,7 @@
 * ``run_scenario`` / ``replay``: data-driven scenario files (``cmd args`` / ``----`` / output).
 * ``check_linearizable`` / ``check_stale_reads``: client histories against a register model.
 * ``RandomSchedule``: random fault schedules over a ``Cluster``, for sweeps and Hypothesis.
+* ``open_local_cluster``: real nodes in one process on a memory network, for tests and examples.
 
 See ``docs/testing.md``.
 """
@@ -23,6 +24,7 @@ from ._lincheck import (
     check_stale_reads,
     find_linearization,
 )
+from ._local import open_local_cluster
 from ._scenario import ScenarioRunner, replay, run_scenario
 from ._schedule import SWEEP_CONFIGS, RandomSchedule, sweep_cluster
 from ._statemachine import KVStateMachine
@@ -49,6 +51,7 @@ __all__ = [
     "check_linearizable",
     "check_stale_reads",
     "find_linearization",
+    "open_local_cluster",
     "parse_file",
     "parse_text",
     "replay",
