@@ -82,7 +82,8 @@ def error_for_exception(exc: BaseException) -> HTTPError | None:
         extra: dict[str, object] = {"compact_revision": exc.compact_revision}
         return HTTPError(410, "revision compacted", str(exc), extra=extra)
     if isinstance(exc, raftkv.FutureRevision):
-        return HTTPError(400, "future revision", str(exc))
+        extra = {"current_revision": exc.current}
+        return HTTPError(400, "future revision", str(exc), extra=extra)
     if isinstance(exc, InvalidTxn):
         return HTTPError(400, "invalid transaction", str(exc))
     if isinstance(exc, raftkv.ValueTooLarge):

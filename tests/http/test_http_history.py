@@ -77,6 +77,7 @@ async def test_a_future_revision_is_400(api: Api) -> None:
         assert r.json() == {
             "error": "future revision",
             "detail": "revision 5 is in the future: the store is at 4",
+            "current_revision": 4,
         }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import httpx
 import trio
-from _nodes import Event, open_api, parse_events, serve
+from _nodes import Event, open_api, open_cluster, parse_events, serve
 
 from raftkv.kv import Limits
 
@@ -131,3 +131,28 @@ async def test_a_stopping_node_ends_its_streams_cleanly() -> None:
             rest = [line async for line in lines]  # the body ends properly
         assert error == Event(1, "error", {"error": "the node is stopping", "resume_revision": 2})
         assert rest == []
+
+
+async def test_the_client_resumes_on_another_member_when_one_stops() -> None:
+    from contextlib import AsyncExitStack
+
+    from raftkv.client import AsyncClient
+
+    async with open_cluster(3) as apis, AsyncExitStack() as stack:
+        urls = [await stack.enter_async_context(serve(api)) for api in apis]
+        seen: list[int] = []
+        async with AsyncClient(urls) as client, client.watch(prefix="k", start_revision=1) as w:
+            for i in range(10):
+                if i == 5:
+                    apis[0].close()  # node 1 stops serving watches: its stream ends
+                await client.put(f"k{i}", str(i))
+                seen.append((await anext(w)).revision)
+            assert client.endpoints.urls[client.endpoints.preferred] != urls[0]
+            # Leaving while a stream is open releases its watcher and leaves nothing behind.
+        import gc
+
+        gc.collect()
+        await trio.sleep(0.05)
+        assert seen == list(range(1, 11))
+        for api in apis:
+            await _wait(lambda api=api: api.service.watches.stats.open == 0, "released")
