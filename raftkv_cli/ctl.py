@@ -169,9 +169,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     delete = commands.add_parser(
         "del", help="delete a key, or every key under a prefix (prints how many)"
     )
-    target = delete.add_mutually_exclusive_group(required=True)
-    target.add_argument("key", nargs="?")
-    target.add_argument("--prefix", metavar="P", help="every key under P ('' : every key)")
+    _key_or_prefix(delete)
     delete.add_argument(
         "--if-revision", type=_revision, metavar="REV", help="only if the key's mod revision is REV"
     )
@@ -189,9 +187,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     watch = commands.add_parser(
         "watch", help="print changes as they happen (resumes across failures; Ctrl-C ends it)"
     )
-    watched = watch.add_mutually_exclusive_group(required=True)
-    watched.add_argument("key", nargs="?")
-    watched.add_argument("--prefix", metavar="P", help="every key under P ('' : every key)")
+    _key_or_prefix(watch)
     watch.add_argument(
         "--rev", type=_positive, metavar="N", help="from revision N (default: from now on)"
     )
@@ -218,6 +214,13 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
 
     commands.add_parser("status", help="print the answering node's status as JSON")
     return parser
+
+
+def _key_or_prefix(parser: argparse.ArgumentParser) -> None:
+    """KEY, or --prefix P: exactly one of them."""
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("key", nargs="?")
+    target.add_argument("--prefix", metavar="P", help="every key under P ('' : every key)")
 
 
 def _write_out(parser: argparse.ArgumentParser, help_text: str) -> None:
