@@ -18,6 +18,7 @@ from .routes.kv import KVRoutes
 from .routes.members import Members, register_members
 from .routes.operations import register_operations
 from .routes.seed import register_seed_members
+from .routes.watch import DEFAULT_PROGRESS_INTERVAL
 
 __all__ = ["create_app"]
 
@@ -27,12 +28,19 @@ def create_app(
     *,
     forward_client: httpx.AsyncClient | None = None,
     peer_stats: PeerStats | None = None,
+    watch_progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
 ) -> ASGIApp:
-    """The daemon's ASGI app: key routes on the raw path, the rest in Quart."""
+    """The daemon's ASGI app: key routes on the raw path, the rest in Quart.
+    ``watch_progress_interval``: the longest a watch stream stays silent (seconds)."""
     node = service.node
     app = new_quart_app(service.limits.max_value_bytes)
     members = Members(node, LeaderForwarder(node, forward_client))
     register_seed_members(app, members)
     register_members(app, members)
     register_operations(app, service, peer_stats)
-    return Edge(node, KVRoutes(service), app)  # type: ignore[arg-type]  # Quart types its ASGI args
+    return Edge(
+        node,
+        KVRoutes(service),
+        app,  # type: ignore[arg-type]  # Quart types its ASGI args
+        watch_progress_interval=watch_progress_interval,
+    )

@@ -1,17 +1,20 @@
-"""``raftkv``: the command-line client (get, put, del, ls, members, status).
+"""``raftkv``: the command-line client (get, put, del, ls, watch, txn, compact, members,
+status).
 
-Exit status: 0 done; 1 not found, precondition failed or change refused; 2 bad usage (including
-a request the server calls bad, 400/413); 3 cluster unavailable, outcome unknown or other
-failure.
+Exit status: 0 done; 1 not found, precondition failed, change refused or revision compacted;
+2 bad usage (including a request the server calls bad, 400/413); 3 cluster unavailable,
+outcome unknown or other failure; 130 interrupted (Ctrl-C, the way ``raftkv watch`` ends).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import IO, NoReturn
 
 import raftkv
@@ -19,21 +22,40 @@ from raftkv.client import (
     BadRequest,
     Client,
     ClientError,
+    Compacted,
     Conflict,
+    KeyValue,
     Member,
     NotFound,
     OutcomeUnknown,
     PreconditionFailed,
+    TxnDeleteResult,
+    TxnPutResult,
+    TxnRangeResult,
+    TxnResponse,
+    WatchBatch,
 )
 from raftkv.kv import bytes_field, key_value_to_json
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "ClientFactory", "main"]
+from ._txn import TxnFormatError, parse_txn
+from .routes.watch import batch_json
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
+    "ClientFactory",
+    "main",
+]
 
 PROG = "raftkv"
 EXIT_OK = 0
-EXIT_FAILED = 1  # not found, precondition failed, membership change refused
+EXIT_FAILED = 1  # not found, precondition failed, membership change refused, compacted
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 DEFAULT_ENDPOINTS = "http://127.0.0.1:12380"
 _PAGE = 1000  # keys per request when ls walks a whole prefix
 
@@ -46,6 +68,11 @@ examples:
   raftkv get my-key
   echo -n 2 | raftkv put counter --if-revision 7      # compare-and-swap
   raftkv ls app/ --values
+  raftkv get my-key --rev 3                          # as of revision 3
+  raftkv watch --prefix app/ --rev 1                 # every change since revision 1
+  raftkv txn txn.json                                # a transaction (JSON, as POST /v1/txn)
+  raftkv del --prefix app/
+  raftkv compact 100
   raftkv members add 4 http://127.0.0.1:42379
   raftkv --endpoints http://127.0.0.1:12380,http://127.0.0.1:22380 status
 
@@ -53,8 +80,8 @@ environment:
   RAFTKV_ENDPOINTS   default for --endpoints (comma-separated client URLs)
 
 exit status:
-  0 done, 1 not found / precondition failed / change refused, 2 bad usage,
-  3 cluster unavailable or outcome unknown"""
+  0 done, 1 not found / precondition failed / change refused / revision compacted,
+  2 bad usage, 3 cluster unavailable or outcome unknown, 130 interrupted (Ctrl-C)"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -113,6 +140,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
 
     get = commands.add_parser("get", help="print a key's value")
     get.add_argument("key")
+    get.add_argument("--rev", type=_positive, metavar="N", help="as of revision N")
     get.add_argument(
         "--serializable",
         action="store_true",
@@ -138,8 +166,10 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "--create-only", action="store_true", help="only if the key does not exist"
     )
 
-    delete = commands.add_parser("del", help="delete a key")
-    delete.add_argument("key")
+    delete = commands.add_parser(
+        "del", help="delete a key, or every key under a prefix (prints how many)"
+    )
+    _key_or_prefix(delete)
     delete.add_argument(
         "--if-revision", type=_revision, metavar="REV", help="only if the key's mod revision is REV"
     )
@@ -152,6 +182,26 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the keys as JSON objects, one a line"
     )
     ls.add_argument("--serializable", action="store_true", help="as for get")
+    ls.add_argument("--rev", type=_positive, metavar="N", help="as of revision N")
+
+    watch = commands.add_parser(
+        "watch", help="print changes as they happen (resumes across failures; Ctrl-C ends it)"
+    )
+    _key_or_prefix(watch)
+    watch.add_argument(
+        "--rev", type=_positive, metavar="N", help="from revision N (default: from now on)"
+    )
+    watch.add_argument("--prev-kv", action="store_true", help="print the value replaced too")
+    _write_out(watch, "simple: type, key, value lines (as etcdctl); json: a line per revision")
+
+    txn = commands.add_parser(
+        "txn", help="run a transaction read as JSON (the body of POST /v1/txn)"
+    )
+    txn.add_argument("file", nargs="?", default="-", help="the JSON (default: standard input)")
+    _write_out(txn, "simple: SUCCESS or FAILURE, then each response (as etcdctl); json")
+
+    compact = commands.add_parser("compact", help="forget the history before a revision")
+    compact.add_argument("revision", type=_positive, metavar="REV")
 
     members = commands.add_parser("members", help="list, add or remove cluster members")
     actions = members.add_subparsers(title="actions", dest="action", metavar="ACTION")
@@ -164,6 +214,19 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
 
     commands.add_parser("status", help="print the answering node's status as JSON")
     return parser
+
+
+def _key_or_prefix(parser: argparse.ArgumentParser) -> None:
+    """KEY, or --prefix P: exactly one of them."""
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("key", nargs="?")
+    target.add_argument("--prefix", metavar="P", help="every key under P ('' : every key)")
+
+
+def _write_out(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(
+        "-w", "--write-out", choices=("simple", "json"), default="simple", help=help_text
+    )
 
 
 def _arg_bytes(text: str) -> bytes:
@@ -184,7 +247,9 @@ def _write_members(out: IO[bytes], members: Sequence[Member]) -> None:
 def _run(args: argparse.Namespace, client: Client, stdin: IO[bytes], out: IO[bytes]) -> None:
     match args.command:
         case "get":
-            value = client.get(_arg_bytes(args.key), serializable=args.serializable)
+            value = client.get(
+                _arg_bytes(args.key), serializable=args.serializable, revision=args.rev
+            )
             if args.json:
                 obj: dict[str, object] = {
                     **bytes_field("key", value.key),
@@ -201,8 +266,19 @@ def _run(args: argparse.Namespace, client: Client, stdin: IO[bytes], out: IO[byt
             if_revision = 0 if args.create_only else args.if_revision
             result = client.put(_arg_bytes(args.key), data, if_revision=if_revision)
             out.write(f"{result.revision if result.revision is not None else 'OK'}\n".encode())
+        case "del" if args.prefix is not None:
+            if args.if_revision is not None:
+                raise ValueError("a prefix delete takes no --if-revision: use a transaction")
+            out.write(b"%d\n" % client.delete(prefix=_arg_bytes(args.prefix)).deleted)
         case "del":
             client.delete(_arg_bytes(args.key), if_revision=args.if_revision)
+        case "watch":
+            _watch(args, client, out)
+        case "txn":
+            _txn(args, client, stdin, out)
+        case "compact":
+            done = client.compact(args.revision)
+            out.write(f"compacted revision {done.compact_revision}\n".encode())
         case "ls":
             _list(args, client, out)
         case "members":
@@ -223,7 +299,11 @@ def _list(args: argparse.Namespace, client: Client, out: IO[bytes]) -> None:
     while remaining is None or remaining > 0:
         page_size = _PAGE if remaining is None else min(remaining, _PAGE)
         page = client.get_prefix(
-            _arg_bytes(args.prefix), limit=page_size, after=after, serializable=args.serializable
+            _arg_bytes(args.prefix),
+            limit=page_size,
+            after=after,
+            serializable=args.serializable,
+            revision=args.rev,
         )
         for kv in page.kvs:
             if args.json:
@@ -239,8 +319,85 @@ def _list(args: argparse.Namespace, client: Client, out: IO[bytes]) -> None:
         after = page.kvs[-1].key
 
 
+def _watch(args: argparse.Namespace, client: Client, out: IO[bytes]) -> None:
+    key = None if args.key is None else _arg_bytes(args.key)
+    prefix = None if args.prefix is None else _arg_bytes(args.prefix)
+    with client.watch(key, prefix=prefix, start_revision=args.rev, prev_kv=args.prev_kv) as w:
+        for batch in w:
+            _write_batch(out, batch, json_lines=args.write_out == "json")
+            out.flush()  # as it happens, also into a pipe
+
+
+def _write_batch(out: IO[bytes], batch: WatchBatch, *, json_lines: bool) -> None:
+    if json_lines:
+        out.write(json.dumps(batch_json(batch)).encode() + b"\n")
+        return
+    for event in batch.events:
+        out.write(event.type.upper().encode() + b"\n")
+        if event.prev_kv is not None:
+            _write_kv(out, event.prev_kv)
+        _write_kv(out, event.kv)
+
+
+def _write_kv(out: IO[bytes], kv: KeyValue) -> None:
+    out.write(kv.key + b"\n" + kv.value + b"\n")
+
+
+def _txn(args: argparse.Namespace, client: Client, stdin: IO[bytes], out: IO[bytes]) -> None:
+    source = "standard input" if args.file == "-" else args.file
+    try:
+        data = stdin.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read {source}: {exc.strerror or exc}") from None
+    try:
+        command = parse_txn(json.loads(data))
+    except (ValueError, RecursionError) as exc:  # TxnFormatError and JSONDecodeError too
+        what = "bad transaction" if isinstance(exc, TxnFormatError) else "not JSON"
+        raise ValueError(f"{what} in {source}: {exc}") from None
+    result = (
+        client.txn()
+        .compare(*command.compares)
+        .then(*command.success)
+        .otherwise(*command.failure)
+        .commit()
+    )
+    if args.write_out == "json":
+        out.write(json.dumps(_txn_json(result)).encode() + b"\n")
+        return
+    out.write(b"SUCCESS\n" if result.succeeded else b"FAILURE\n")
+    for response in result.responses:
+        out.write(b"\n")
+        match response:
+            case TxnPutResult():
+                out.write(b"OK\n")
+            case TxnDeleteResult(deleted):
+                out.write(b"%d\n" % deleted)
+            case _:
+                for kv in response.kvs:
+                    _write_kv(out, kv)
+
+
+def _txn_json(result: TxnResponse) -> dict[str, object]:
+    """The answer as ``POST /v1/txn`` gives it."""
+    responses: list[dict[str, object]] = []
+    for r in result.responses:
+        match r:
+            case TxnPutResult(revision, prev):
+                put: dict[str, object] = {"revision": revision}
+                if prev is not None:
+                    put["prev_kv"] = key_value_to_json(prev)
+                responses.append({"put": put})
+            case TxnDeleteResult(deleted):
+                responses.append({"delete": {"deleted": deleted}})
+            case TxnRangeResult(kvs, more):
+                responses.append({"range": {"kvs": [*map(key_value_to_json, kvs)], "more": more}})
+            case _:
+                responses.append({"get": {"kvs": [*map(key_value_to_json, r.kvs)]}})
+    return {"succeeded": result.succeeded, "revision": result.revision, "responses": responses}
+
+
 def _exit_code(exc: ClientError) -> int:
-    if isinstance(exc, NotFound | PreconditionFailed | Conflict):
+    if isinstance(exc, NotFound | PreconditionFailed | Conflict | Compacted):
         return EXIT_FAILED
     if isinstance(exc, BadRequest):
         return EXIT_USAGE
@@ -270,9 +427,23 @@ def main(
         return _fail(exc, _exit_code(exc))
     except ValueError as exc:  # a bad endpoint or argument, found before anything was sent
         return _fail(exc, EXIT_USAGE)
+    except KeyboardInterrupt:  # Ctrl-C: how a watch ends; no traceback
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (raftkv watch ... | head): we are done
+        if stdout is None:
+            _discard_stdout()
+        return EXIT_OK
     finally:
-        out.flush()
+        with contextlib.suppress(BrokenPipeError):
+            out.flush()
     return EXIT_OK
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _fail(exc: Exception, code: int) -> int:

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 
 from ..kv import (
+    TxnCommand,
     WireFormatError,
     encode_etag,
     encode_key_path,
@@ -24,7 +25,9 @@ from ..kv import (
 )
 from ._errors import (
     BadRequest,
+    Compacted,
     Conflict,
+    FutureRevision,
     KeyNotFound,
     NotFound,
     OutcomeUnknown,
@@ -33,14 +36,33 @@ from ._errors import (
     ServerError,
     Unavailable,
 )
-from ._models import DeleteResponse, Member, PutResponse, RangeResponse, Value
+from ._models import (
+    CompactResponse,
+    DeleteResponse,
+    Member,
+    PutResponse,
+    RangeResponse,
+    TxnResponse,
+    Value,
+)
 from ._retry import error_message
-from ._wire import members_from_json, parse_position, parse_retry_after
+from ._txn import is_read_only, txn_responses_from_json, txn_to_json
+from ._wire import (
+    Key,
+    key_bytes,
+    members_from_json,
+    parse_error_field,
+    parse_position,
+    parse_retry_after,
+    to_bytes,
+)
 
 __all__ = [
     "Call",
     "Key",
     "add_member",
+    "check_revision",
+    "compact",
     "delete",
     "get",
     "get_prefix",
@@ -51,27 +73,19 @@ __all__ = [
     "status",
     "to_bytes",
     "transfer_leadership",
+    "txn",
 ]
 
 T = TypeVar("T")
-Key = str | bytes  # str is encoded as UTF-8
 
 _JSON = {"content-type": "application/json"}
 
 
-def to_bytes(data: Key, what: str = "key") -> bytes:
-    if isinstance(data, str):
-        return data.encode("utf-8")
-    if isinstance(data, bytes):
-        return data
-    raise TypeError(f"a {what} must be str or bytes, not {type(data).__name__}")
-
-
-def _key(key: Key) -> bytes:
-    data = to_bytes(key)
-    if not data:
-        raise ValueError("a key must not be empty")
-    return data
+def check_revision(revision: int | None, what: str = "revision") -> int | None:
+    """``revision`` if it is None or an integer >= 1; ``ValueError`` otherwise."""
+    if revision is not None and (type(revision) is not int or revision < 1):
+        raise ValueError(f"{what} must be an integer >= 1, not {revision!r}")
+    return revision
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +127,14 @@ def raise_for_status(
         raise exc
     if status == 413:
         raise PayloadTooLarge(message, **kwargs)
+    if status == 410:
+        compacted = Compacted(message, **kwargs)
+        compacted.compact_revision = parse_error_field(response.content, "compact_revision") or 0
+        raise compacted
+    if status == 400 and error == "future revision":
+        future = FutureRevision(message, **kwargs)
+        future.current = parse_error_field(response.content, "current_revision") or 0
+        raise future
     if status in (400, 405, 411, 414, 415, 422, 431):
         raise BadRequest(message, **kwargs)
     if status == 409:
@@ -144,8 +166,21 @@ def _malformed(response: httpx.Response, endpoint: str, exc: Exception) -> Serve
 # -- keys ---------------------------------------------------------------------------------------
 
 
-def get(key: Key, *, serializable: bool = False) -> Call[Value]:
-    raw = _key(key)
+def _query(pairs: list[tuple[str, str]]) -> str:
+    return "?" + "&".join(f"{name}={value}" for name, value in pairs) if pairs else ""
+
+
+def _read_options(serializable: bool, revision: int | None) -> list[tuple[str, str]]:
+    pairs = []
+    if check_revision(revision) is not None:
+        pairs.append(("revision", str(revision)))
+    if serializable:
+        pairs.append(("consistency", "serializable"))
+    return pairs
+
+
+def get(key: Key, *, serializable: bool = False, revision: int | None = None) -> Call[Value]:
+    raw = key_bytes(key)
 
     def finish(response: httpx.Response, endpoint: str) -> Value:
         raise_for_status(response, endpoint, idempotent=True, not_found=KeyNotFound)
@@ -156,7 +191,7 @@ def get(key: Key, *, serializable: bool = False) -> Call[Value]:
             parse_position(response.headers),
         )
 
-    query = "?consistency=serializable" if serializable else ""
+    query = _query(_read_options(serializable, revision))
     return Call("GET", f"/v1/kv/{encode_key_path(raw)}{query}", finish, idempotent=True)
 
 
@@ -171,7 +206,7 @@ def _condition(if_revision: int | None) -> dict[str, str]:
 
 
 def put(key: Key, value: Key, *, if_revision: int | None = None) -> Call[PutResponse]:
-    raw = _key(key)
+    raw = key_bytes(key)
 
     def finish(response: httpx.Response, endpoint: str) -> PutResponse:
         raise_for_status(response, endpoint, idempotent=False)
@@ -189,25 +224,34 @@ def put(key: Key, value: Key, *, if_revision: int | None = None) -> Call[PutResp
     )
 
 
-def delete(key: Key, *, if_revision: int | None = None) -> Call[DeleteResponse]:
-    raw = _key(key)
+def delete(
+    key: Key | None = None, *, prefix: Key | None = None, if_revision: int | None = None
+) -> Call[DeleteResponse]:
+    """A key (``KeyNotFound`` if absent), or every key under ``prefix`` (any number of them)."""
+    if (key is None) == (prefix is None):
+        raise ValueError("delete a key or a prefix: give exactly one of them")
+    if prefix is not None:
+        if if_revision is not None:
+            raise ValueError("a prefix delete takes no if_revision: use a transaction")
+        target = "/v1/kv?prefix=" + encode_query_bytes(to_bytes(prefix, "prefix"))
+    else:
+        assert key is not None
+        target = f"/v1/kv/{encode_key_path(key_bytes(key))}"
 
     def finish(response: httpx.Response, endpoint: str) -> DeleteResponse:
         raise_for_status(response, endpoint, idempotent=False, not_found=KeyNotFound)
-        revision = None
-        if response.content:
-            body = _json_body(response, endpoint)
-            if isinstance(body, dict) and type(body.get("revision")) is int:
-                revision = body["revision"]
-        return DeleteResponse(revision, parse_position(response.headers))
+        body = _json_body(response, endpoint) if response.content else None
+        if not isinstance(body, dict):
+            body = {}
+        # A key's delete deleted one key; a prefix delete says how many.
+        revision, deleted = body.get("revision"), body.get("deleted", 1 if key else None)
+        if type(revision) is not int or type(deleted) is not int:
+            if prefix is not None:
+                raise _malformed(response, endpoint, WireFormatError("expected revision, deleted"))
+            revision, deleted = None, 1
+        return DeleteResponse(revision, parse_position(response.headers), deleted)
 
-    return Call(
-        "DELETE",
-        f"/v1/kv/{encode_key_path(raw)}",
-        finish,
-        idempotent=False,
-        headers=_condition(if_revision),
-    )
+    return Call("DELETE", target, finish, idempotent=False, headers=_condition(if_revision))
 
 
 def get_prefix(
@@ -216,6 +260,7 @@ def get_prefix(
     limit: int | None = None,
     after: Key | None = None,
     serializable: bool = False,
+    revision: int | None = None,
 ) -> Call[RangeResponse]:
     query = [("prefix", encode_query_bytes(to_bytes(prefix, "prefix")))]
     if limit is not None:
@@ -224,8 +269,7 @@ def get_prefix(
         query.append(("limit", str(limit)))
     if after is not None:
         query.append(("after", encode_query_bytes(to_bytes(after, "key"))))
-    if serializable:
-        query.append(("consistency", "serializable"))
+    query += _read_options(serializable, revision)
 
     def finish(response: httpx.Response, endpoint: str) -> RangeResponse:
         raise_for_status(response, endpoint, idempotent=True)
@@ -235,8 +279,44 @@ def get_prefix(
             raise _malformed(response, endpoint, exc) from None
         return RangeResponse(kvs, revision, more, parse_position(response.headers))
 
-    target = "/v1/kv?" + "&".join(f"{name}={value}" for name, value in query)
-    return Call("GET", target, finish, idempotent=True)
+    return Call("GET", "/v1/kv" + _query(query), finish, idempotent=True)
+
+
+def compact(revision: int) -> Call[CompactResponse]:
+    check_revision(revision)
+
+    def finish(response: httpx.Response, endpoint: str) -> CompactResponse:
+        raise_for_status(response, endpoint, idempotent=False)
+        body = _json_body(response, endpoint)
+        now = body.get("revision") if isinstance(body, dict) else None
+        point = body.get("compact_revision") if isinstance(body, dict) else None
+        if type(now) is not int or type(point) is not int:
+            raise _malformed(response, endpoint, WireFormatError("expected compact_revision"))
+        return CompactResponse(now, point, parse_position(response.headers))
+
+    content = json.dumps({"revision": revision}).encode()
+    return Call("POST", "/v1/compact", finish, idempotent=False, content=content, headers=_JSON)
+
+
+def txn(command: TxnCommand) -> Call[TxnResponse]:
+    """A transaction; one that only reads may be sent again after an unclear failure."""
+
+    def finish(response: httpx.Response, endpoint: str) -> TxnResponse:
+        raise_for_status(response, endpoint, idempotent=is_read_only(command))
+        try:
+            succeeded, revision, responses = txn_responses_from_json(_json_body(response, endpoint))
+        except WireFormatError as exc:
+            raise _malformed(response, endpoint, exc) from None
+        return TxnResponse(succeeded, revision, responses, parse_position(response.headers))
+
+    return Call(
+        "POST",
+        "/v1/txn",
+        finish,
+        idempotent=is_read_only(command),
+        content=json.dumps(txn_to_json(command)).encode(),
+        headers=_JSON,
+    )
 
 
 # -- cluster ------------------------------------------------------------------------------------

@@ -7,12 +7,19 @@ from dataclasses import dataclass
 from ..kv import KeyValue
 
 __all__ = [
+    "CompactResponse",
     "DeleteResponse",
     "KeyValue",
     "Member",
     "Position",
     "PutResponse",
     "RangeResponse",
+    "TxnDeleteResult",
+    "TxnGetResult",
+    "TxnOpResult",
+    "TxnPutResult",
+    "TxnRangeResult",
+    "TxnResponse",
     "Value",
 ]
 
@@ -50,6 +57,14 @@ class PutResponse:
 class DeleteResponse:
     revision: int | None  # the store's revision after the delete, if the server sent it
     position: Position | None
+    deleted: int = 1  # keys deleted (a prefix delete: any number, 0 included)
+
+
+@dataclass(frozen=True, slots=True)
+class CompactResponse:
+    revision: int  # the store's revision (a compaction makes none)
+    compact_revision: int  # the oldest revision still readable
+    position: Position | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +82,43 @@ class Member:
     client_url: str | None = None
     voter: bool = True  # False: a learner, catching up before it is promoted
     leader: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TxnPutResult:
+    revision: int  # the transaction's revision
+    prev_kv: KeyValue | None  # the key before the put; None if the put created it
+
+
+@dataclass(frozen=True, slots=True)
+class TxnGetResult:
+    kvs: tuple[KeyValue, ...]  # the key, or nothing if it does not exist
+
+    @property
+    def kv(self) -> KeyValue | None:
+        return self.kvs[0] if self.kvs else None
+
+
+@dataclass(frozen=True, slots=True)
+class TxnRangeResult:
+    kvs: tuple[KeyValue, ...]  # in key order, at most the range's limit
+    more: bool  # whether more keys matched
+
+
+@dataclass(frozen=True, slots=True)
+class TxnDeleteResult:
+    deleted: int  # keys deleted
+
+
+TxnOpResult = TxnPutResult | TxnGetResult | TxnRangeResult | TxnDeleteResult
+
+
+@dataclass(frozen=True, slots=True)
+class TxnResponse:
+    """What a transaction did: ``succeeded`` tells which branch ran (every compare held: the
+    ``then`` operations; else the ``otherwise`` ones), with one result per operation."""
+
+    succeeded: bool
+    revision: int  # the store's revision after the transaction
+    responses: tuple[TxnOpResult, ...]
+    position: Position | None

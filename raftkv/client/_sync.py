@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
+from ..kv import TxnCommand, WatchBatch
 from . import _calls as calls
 from ._calls import Call, Key
-from ._models import DeleteResponse, Member, PutResponse, RangeResponse, Value
+from ._models import (
+    CompactResponse,
+    DeleteResponse,
+    Member,
+    PutResponse,
+    RangeResponse,
+    TxnResponse,
+    Value,
+)
 from ._retry import Attempt, Endpoints, RetryPolicy
+from ._txn import Txn
+from ._watch import DEFAULT_IDLE_TIMEOUT, StreamEnded, WatchSession, stream_timeout
 
-__all__ = ["DEFAULT_TIMEOUT", "Client"]
+__all__ = ["DEFAULT_TIMEOUT", "Client", "Watch"]
 
 T = TypeVar("T")
 
@@ -84,21 +95,26 @@ class Client:
 
     # -- keys --
 
-    def get(self, key: Key, *, serializable: bool = False) -> Value:
+    def get(self, key: Key, *, serializable: bool = False, revision: int | None = None) -> Value:
         """The key's value and mod revision; ``KeyNotFound`` if it does not exist.
 
         Linearizable unless ``serializable`` (then: whatever the answering node has applied).
+        ``revision``: as of that revision (``Compacted`` below the compaction point,
+        ``FutureRevision`` past the current one).
         """
-        return self._send(calls.get(key, serializable=serializable))
+        return self._send(calls.get(key, serializable=serializable, revision=revision))
 
     def put(self, key: Key, value: Key, *, if_revision: int | None = None) -> PutResponse:
         """Store ``value``; returns once committed. ``if_revision``: compare-and-swap on the key's
         mod revision (0: create only); ``PreconditionFailed`` when it does not match."""
         return self._send(calls.put(key, value, if_revision=if_revision))
 
-    def delete(self, key: Key, *, if_revision: int | None = None) -> DeleteResponse:
-        """Delete the key; ``KeyNotFound`` if it does not exist."""
-        return self._send(calls.delete(key, if_revision=if_revision))
+    def delete(
+        self, key: Key | None = None, *, prefix: Key | None = None, if_revision: int | None = None
+    ) -> DeleteResponse:
+        """Delete the key (``KeyNotFound`` if it does not exist), or every key under ``prefix``
+        at one revision (``deleted`` says how many; b"": every key)."""
+        return self._send(calls.delete(key, prefix=prefix, if_revision=if_revision))
 
     def get_prefix(
         self,
@@ -107,12 +123,61 @@ class Client:
         limit: int | None = None,
         after: Key | None = None,
         serializable: bool = False,
+        revision: int | None = None,
     ) -> RangeResponse:
         """Keys starting with ``prefix`` in key order, at most ``limit`` of them (the server's
-        default when None); ``after`` continues from the last key of a previous page."""
+        default when None); ``after`` continues from the last key of a previous page;
+        ``revision``: as of that revision (pages of one revision are one consistent view)."""
         return self._send(
-            calls.get_prefix(prefix, limit=limit, after=after, serializable=serializable)
+            calls.get_prefix(
+                prefix, limit=limit, after=after, serializable=serializable, revision=revision
+            )
         )
+
+    def txn(self) -> Txn[TxnResponse]:
+        """A transaction to build, then ``commit()`` (see ``raftkv.client._txn``)::
+
+        kv.txn().compare(value("k") == "v").then(put("k", "w")).otherwise(get("k")).commit()
+        """
+        return Txn(self._commit)
+
+    def _commit(self, command: TxnCommand) -> TxnResponse:
+        return self._send(calls.txn(command))
+
+    def compact(self, revision: int) -> CompactResponse:
+        """Forget the history before ``revision`` on every member (it stays readable);
+        ``Compacted`` if it is compacted already, ``FutureRevision`` past the current one."""
+        return self._send(calls.compact(revision))
+
+    def watch(
+        self,
+        key: Key | None = None,
+        *,
+        prefix: Key | None = None,
+        start_revision: int | None = None,
+        prev_kv: bool = False,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    ) -> Watch:
+        """Every revision that changes ``key``, or a key under ``prefix`` (neither: any key),
+        from ``start_revision`` (None: the next one), as ``WatchBatch``es, each exactly once and
+        in order, across failures of the nodes. ``prev_kv``: events carry the value replaced.
+        ``Compacted`` if the history needed is gone; ``Unavailable`` once no endpoint served
+        the watch for the retry policy's rounds. ``idle_timeout``: a stream silent this long
+        is given up for another.
+
+            with kv.watch(prefix="config/") as watch:
+                for batch in watch:
+                    ...
+        """
+        session = WatchSession(
+            self.endpoints,
+            self.retry,
+            key=key,
+            prefix=prefix,
+            start_revision=start_revision,
+            prev_kv=prev_kv,
+        )
+        return Watch(self._http, session, idle_timeout)
 
     # -- cluster --
 
@@ -133,3 +198,98 @@ class Client:
     def status(self) -> dict[str, Any]:
         """The answering node's ``/-/status``: id, role, term, leader, indexes, members."""
         return self._send(calls.status())
+
+
+class Watch:
+    """``Client.watch``: the revision batches of a watch, as they happen. Iterate it; close it
+    (or use ``with``) to stop. Reconnects by itself (``raftkv.client._watch``)."""
+
+    def __init__(self, http: httpx.Client, session: WatchSession, idle_timeout: float) -> None:
+        self._http = http
+        self._session = session
+        self._timeout = stream_timeout(http.timeout, idle_timeout)
+        self._response: httpx.Response | None = None
+        self._lines: Iterator[str] | None = None
+        self._closed = False
+
+    @property
+    def next_revision(self) -> int | None:
+        """The revision the watch needs next (everything before it was delivered)."""
+        return self._session.next_revision
+
+    def __iter__(self) -> Watch:
+        return self
+
+    def __next__(self) -> WatchBatch:
+        if self._closed:
+            raise StopIteration
+        try:
+            while True:
+                lines = self._lines or self._open()
+                try:
+                    batch = self._session.feed(next(lines))
+                except StopIteration:
+                    pause = self._end("the server closed the stream")
+                except httpx.TransportError as exc:
+                    pause = self._end(f"{type(exc).__name__}: {exc}")
+                except StreamEnded as ended:
+                    pause = self._end(str(ended))
+                else:
+                    if batch is not None:
+                        return batch
+                    continue
+                if pause:
+                    time.sleep(pause)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> Iterator[str]:
+        session = self._session
+        while True:
+            request = self._http.build_request(
+                "GET", session.endpoint + session.target, timeout=self._timeout
+            )
+            pause: float | None
+            try:
+                response = self._http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                pause = session.connect_failed(exc)
+            else:
+                try:
+                    if response.status_code != 200:
+                        response.read()
+                    pause = session.opened(response, time.monotonic())
+                except BaseException:
+                    response.close()
+                    raise
+                if pause is None:
+                    self._response, self._lines = response, response.iter_lines()
+                    return self._lines
+                response.close()
+            if pause:
+                time.sleep(pause)
+
+    def _end(self, reason: str) -> float:
+        self._drop()
+        return self._session.ended(reason, time.monotonic())
+
+    def _drop(self) -> None:
+        if self._response is not None:
+            self._response.close()
+        self._response = self._lines = None
+
+    def close(self) -> None:
+        self._closed = True
+        self._drop()
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
