@@ -114,8 +114,8 @@ def test_tcp_across_three_processes(tmp_path: Path) -> None:
             if p.poll() is None:
                 p.kill()
                 p.wait(10)
-    for i, (p, (out, err)) in enumerate(zip(procs, outs, strict=True), 1):
-        assert p.returncode == 0, (i, [o[1][-1500:] for o in outs])
+    for i, (p, (out, _)) in enumerate(zip(procs, outs, strict=True), 1):
+        assert p.returncode == 0, (i, [err[-1500:] for _, err in outs])
         assert f"node {i}: added one" in out and out.strip().endswith("the counter is 3")
     for i in (1, 2, 3):
         assert (tmp_path / f"counter-{i}").is_dir()
