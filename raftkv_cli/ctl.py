@@ -35,9 +35,8 @@ from raftkv.client import (
     TxnResponse,
     WatchBatch,
 )
-from raftkv.kv import bytes_field, key_value_to_json
+from raftkv.kv import TxnFormatError, bytes_field, key_value_to_json, txn_from_json
 
-from ._txn import TxnFormatError, parse_txn
 from .routes.watch import batch_json
 
 __all__ = [
@@ -350,7 +349,7 @@ def _txn(args: argparse.Namespace, client: Client, stdin: IO[bytes], out: IO[byt
     except OSError as exc:
         raise ValueError(f"cannot read {source}: {exc.strerror or exc}") from None
     try:
-        command = parse_txn(json.loads(data))
+        command = txn_from_json(json.loads(data))
     except (ValueError, RecursionError) as exc:  # TxnFormatError and JSONDecodeError too
         what = "bad transaction" if isinstance(exc, TxnFormatError) else "not JSON"
         raise ValueError(f"{what} in {source}: {exc}") from None

@@ -22,6 +22,7 @@ from ..kv import (
     encode_query_bytes,
     parse_etag,
     range_from_json,
+    txn_to_json,
 )
 from ._errors import (
     BadRequest,
@@ -46,7 +47,7 @@ from ._models import (
     Value,
 )
 from ._retry import error_message
-from ._txn import is_read_only, txn_responses_from_json, txn_to_json
+from ._txn import is_read_only, txn_responses_from_json
 from ._wire import (
     Key,
     key_bytes,

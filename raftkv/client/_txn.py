@@ -23,7 +23,7 @@ write one key twice. They are ``raftkv.kv`` commands, so a ``TxnCommand`` built 
 through as well (``.compare(*cmd.compares).then(*cmd.success)...``). The builder is immutable:
 each call returns a new one.
 
-The JSON sent is the one docs/api.md describes (the daemon parses it in ``raftkv_cli._txn``).
+The JSON sent is the one docs/api.md describes (``raftkv.kv.txn_to_json`` writes it).
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from ..kv import (
     TxnCommand,
     TxnOp,
     WireFormatError,
-    bytes_field,
     key_value_from_json,
 )
 from ._models import (
@@ -67,25 +66,11 @@ __all__ = [
     "mod_revision",
     "put",
     "txn_responses_from_json",
-    "txn_to_json",
     "value",
     "version",
 ]
 
 T = TypeVar("T")
-
-_TARGET_NAMES = {
-    CompareTarget.VALUE: "value",
-    CompareTarget.VERSION: "version",
-    CompareTarget.CREATE_REVISION: "create_revision",
-    CompareTarget.MOD_REVISION: "mod_revision",
-}
-_OP_SYMBOLS = {
-    CompareOp.EQUAL: "==",
-    CompareOp.NOT_EQUAL: "!=",
-    CompareOp.LESS: "<",
-    CompareOp.GREATER: ">",
-}
 
 
 # -- compares -----------------------------------------------------------------------------------
@@ -103,7 +88,7 @@ class Target:
         self.target = target
 
     def __repr__(self) -> str:
-        return f"{_TARGET_NAMES[self.target]}({self.key!r})"
+        return f"{self.target.name.lower()}({self.key!r})"
 
     def _compare(self, op: CompareOp, other: object) -> Compare:
         if self.target is CompareTarget.VALUE:
@@ -111,7 +96,7 @@ class Target:
                 raise TypeError(f"a value compares with str or bytes, not {type(other).__name__}")
             return Compare(self.key, self.target, op, to_bytes(other, "value"))
         if type(other) is not int or other < 0:
-            raise TypeError(f"a {_TARGET_NAMES[self.target]} compares with an integer >= 0")
+            raise TypeError(f"a {self.target.name.lower()} compares with an integer >= 0")
         return Compare(self.key, self.target, op, other)
 
     def __eq__(self, other: object) -> Compare:  # type: ignore[override]
@@ -221,43 +206,6 @@ def _check_ops(ops: tuple[TxnOp, ...]) -> None:
             raise TypeError(f"expected an operation such as put('k', 'v'), not {op!r:.60}")
         if isinstance(op, PutCommand) and (op.if_revision is not None or op.lease):
             raise ValueError("a put in a transaction takes no if_revision or lease: use compares")
-
-
-# -- the wire format ------------------------------------------------------------------------------
-
-
-def txn_to_json(txn: TxnCommand) -> dict[str, Any]:
-    """The body of ``POST /v1/txn``."""
-    return {
-        "compare": [_compare_json(c) for c in txn.compares],
-        "success": [_op_json(op) for op in txn.success],
-        "failure": [_op_json(op) for op in txn.failure],
-    }
-
-
-def _compare_json(c: Compare) -> dict[str, Any]:
-    against = bytes_field("value", c.value) if isinstance(c.value, bytes) else {"value": c.value}
-    return {
-        **bytes_field("key", c.key),
-        "target": _TARGET_NAMES[c.target],
-        "op": _OP_SYMBOLS[c.op],
-        **against,
-    }
-
-
-def _op_json(op: TxnOp) -> dict[str, Any]:
-    match op:
-        case PutCommand(key, data):
-            return {"put": {**bytes_field("key", key), **bytes_field("value", data)}}
-        case RangeOp(key, True, limit):
-            limited = {} if limit is None else {"limit": limit}
-            return {"range": {**bytes_field("prefix", key), **limited}}
-        case RangeOp(key):
-            return {"get": bytes_field("key", key)}
-        case DeleteCommand(key):
-            return {"delete": bytes_field("key", key)}
-        case DeletePrefixCommand(prefix):
-            return {"delete": bytes_field("prefix", prefix)}
 
 
 def txn_responses_from_json(body: Any) -> tuple[bool, int, tuple[TxnOpResult, ...]]:

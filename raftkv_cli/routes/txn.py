@@ -3,11 +3,11 @@ ASGI). The JSON is parsed once into a ``raftkv.kv.TxnCommand`` (``raftkv_cli._tx
 
 from __future__ import annotations
 
-from raftkv.kv import KVService, ValueTooLarge
+from raftkv.kv import KVService, TxnFormatError, ValueTooLarge, txn_from_json
 
 from .._http import HTTPError, Reply, json_reply
 from .._request import Receive, Scope, read_json
-from .._txn import TxnFormatError, parse_txn, txn_result_json
+from .._txn import txn_result_json
 from .kv import DEFAULT_LIST_LIMIT
 
 __all__ = ["TxnRoutes"]
@@ -28,7 +28,7 @@ class TxnRoutes:
             detail = f"the body is over the limit of {limits.max_txn_bytes} bytes"
             raise HTTPError(413, "transaction too large", detail) from None
         try:
-            txn = parse_txn(
+            txn = txn_from_json(
                 body,
                 default_range_limit=min(DEFAULT_LIST_LIMIT, limits.max_list_limit),
                 max_range_limit=limits.max_list_limit,

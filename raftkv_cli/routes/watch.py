@@ -100,11 +100,11 @@ class WatchRoute:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
                 await events.progress(start - 1)
-                reason, resume = await self._relay(watcher, events, start)
+                reason, resume = await self._relay(watcher, events)
                 await events.error(reason, resume)
                 nursery.cancel_scope.cancel()
 
-    async def _relay(self, watcher: Watcher, events: _EventStream, start: int) -> tuple[str, int]:
+    async def _relay(self, watcher: Watcher, events: _EventStream) -> tuple[str, int]:
         """Send the watcher's revisions (progress when idle) until the watch ends; why it
         ended and where to resume."""
         store, node = self.service.store, self.service.node
@@ -121,10 +121,7 @@ class WatchRoute:
                     if batch is None:
                         await events.progress(max(current, events.through))
                         continue
-                # A start beyond the current revision: the hub hands over the revisions
-                # before it too, which this watch did not ask for.
-                if batch.revision >= start:
-                    await events.change(batch)
+                await events.change(batch)
         except WatchLost as lost:
             return lost.reason, lost.resume_revision
 

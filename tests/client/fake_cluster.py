@@ -29,8 +29,9 @@ from raftkv.kv import (
     encode_delete,
     encode_put,
     key_value_to_json,
+    txn_from_json,
 )
-from raftkv_cli._txn import parse_txn, txn_result_json
+from raftkv_cli._txn import txn_result_json
 from raftkv_cli.routes.watch import batch_json
 
 ENDPOINTS = ("http://n1:12380", "http://n2:22380", "http://n3:32380")
@@ -171,7 +172,7 @@ class FakeCluster:
                 {"revision": result.revision, "compact_revision": result.compact_revision}
             )
         if path == "/v1/txn" and method == "POST":
-            txn = parse_txn(json.loads(request.read()))
+            txn = txn_from_json(json.loads(request.read()))
             return self.json(txn_result_json(txn, self.apply(encode_command(txn))))
         if path == "/v1/watch" and method == "GET":
             return self.watch_stream(request)

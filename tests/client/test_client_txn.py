@@ -26,7 +26,6 @@ from raftkv.client import (
     value,
     version,
 )
-from raftkv.client._txn import txn_to_json
 from raftkv.kv import (
     Compare,
     CompareOp,
@@ -37,8 +36,9 @@ from raftkv.kv import (
     PutCommand,
     RangeOp,
     TxnCommand,
+    txn_from_json,
+    txn_to_json,
 )
-from raftkv_cli._txn import parse_txn
 
 N1, N2, _ = ENDPOINTS
 
@@ -166,7 +166,7 @@ txns = st.builds(
 def test_the_daemon_reads_back_exactly_what_the_client_sends(txn: TxnCommand) -> None:
     import json
 
-    assert parse_txn(json.loads(json.dumps(txn_to_json(txn)))) == txn
+    assert txn_from_json(json.loads(json.dumps(txn_to_json(txn)))) == txn
 
 
 def test_a_write_whose_outcome_is_unknown_is_never_resent(
