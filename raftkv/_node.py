@@ -63,7 +63,6 @@ from .core import (
     Ready,
     Role,
     bootstrap,
-    split_early_messages,
 )
 from .storage import Storage
 from .transport import Inbound, Removed, SnapshotStatus, Transport, Unreachable
@@ -452,7 +451,7 @@ class Node:
         else:
             # A leader's appends may travel while its own disk write is in flight (§10.2.1);
             # votes and acknowledgements wait until what they promise is durable.
-            early, late = split_early_messages(rd.messages)
+            early, late = rd.messages, rd.persisted_messages
             if early:
                 self._transport.send(early)
                 # Let the transport put them on the wire before a (blocking) fsync starts.

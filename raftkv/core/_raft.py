@@ -79,7 +79,10 @@ class Raft:
         self.role = Role.FOLLOWER
         self.lead: int | None = None
         self.removed = False
+        # Messages of the batch being built (see _send): those that may leave before the batch
+        # is durable, and those that must wait until it is.
         self.msgs: list[Message] = []
+        self.msgs_after_persist: list[Message] = []
         self.read_states: list[ReadState] = []
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
@@ -126,7 +129,28 @@ class Raft:
 
     # -- helpers ---------------------------------------------------------------------------------
 
+    # Every message leaves through one of two helpers, which decide where it is made when it
+    # may be sent (the Ready contract: ``Ready.messages`` / ``Ready.persisted_messages``).
+    # Thesis §10.2.1: a message that promises nothing may travel while the sender's disk write
+    # is in flight; one that promises durable state (a vote, an acknowledged entry) may not.
+
     def _send(self, m: Message) -> None:
+        """Send once this batch is durable: the default, for everything that answers or
+        promises. A granted vote or a vote request stands on a durable (term, vote); an append
+        or snapshot acknowledgement on durable entries; a heartbeat acknowledgement confirms a
+        leadership (ReadIndex) in a term that must be durable; a rejection's term and hint come
+        from state this batch may be writing; a ReadIndex answer and a TimeoutNow gain nothing
+        from leaving early, so they do not."""
+        self.msgs_after_persist.append(m)
+
+    def _send_early(self, m: Message) -> None:
+        """Send at once, before this batch is durable: a leader's AppendEntries, Heartbeat and
+        InstallSnapshot (from its durable store), a follower's forwarded proposals and ReadIndex
+        requests. They promise nothing about the
+        sender's log: a follower acknowledges only what *it* made durable, and the leader steps
+        that answer only after this batch is advanced, so after its own write (the leader may
+        commit an entry before its own disk holds it, thesis §10.2.1, never an entry no quorum
+        holds)."""
         self.msgs.append(m)
 
     def _reset_randomized_election_timeout(self) -> None:
@@ -356,7 +380,7 @@ class Raft:
         if self.role is Role.LEADER:
             self._leader_read_index(self.id, context)
         elif self.role is Role.FOLLOWER and self.lead is not None:
-            self._send(ReadIndexRequest(self.term, self.id, self.lead, context))
+            self._send_early(ReadIndexRequest(self.term, self.id, self.lead, context))
         else:
             raise NotLeader(None, "reads")
 
@@ -699,7 +723,7 @@ class Raft:
             return self._send_snapshot(to)
         if not entries and not send_if_empty:
             return False
-        self._send(
+        self._send_early(
             AppendEntries(
                 self.term, self.id, to, prev_index, prev_term, tuple(entries), self.log.committed
             )
@@ -723,7 +747,7 @@ class Raft:
         snapshot = self.log.store.snapshot()
         assert not snapshot.is_empty, "entries were compacted without a snapshot"
         pr.become_snapshot(snapshot.metadata.index)
-        self._send(InstallSnapshot(self.term, self.id, to, snapshot))
+        self._send_early(InstallSnapshot(self.term, self.id, to, snapshot))
         return True
 
     def bcast_append(self) -> None:
@@ -747,7 +771,9 @@ class Raft:
     def _bcast_heartbeat(self, context: bytes) -> None:
         for node in sorted(self.tracker.progress):
             if node != self.id:
-                self._send(Heartbeat(self.term, self.id, node, self._commit_for(node), context))
+                self._send_early(
+                    Heartbeat(self.term, self.id, node, self._commit_for(node), context)
+                )
 
     def _maybe_commit(self) -> bool:
         index = self.tracker.committed()
@@ -770,7 +796,7 @@ class Raft:
                 self.read_heartbeat_context = None
         elif self.forward_buffer:
             if self.lead is not None and self.role is Role.FOLLOWER:
-                self._send(Propose(0, self.id, self.lead, tuple(self.forward_buffer)))
+                self._send_early(Propose(0, self.id, self.lead, tuple(self.forward_buffer)))
             self.forward_buffer = []
 
     # -- applying --------------------------------------------------------------------------------
@@ -847,7 +873,7 @@ class Raft:
             # answer to a heartbeat whose commit covers the removal counts as informed.
             pr = self.tracker.progress[node]
             ctx = _RETIRE_CONTEXT if pr.match >= self.retiring_at else b""
-            self._send(Heartbeat(self.term, self.id, node, self._commit_for(node), ctx))
+            self._send_early(Heartbeat(self.term, self.id, node, self._commit_for(node), ctx))
 
     def _retire_ack(self, node: int) -> None:
         if not self.retiring_at or self.tracker.progress[node].match < self.retiring_at:

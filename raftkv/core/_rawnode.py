@@ -6,19 +6,22 @@ Inputs are method calls: ``tick``, ``step`` (a message from a peer), ``propose``
 
     if node.has_ready():
         rd = node.ready()
+        # 0. rd.messages may be sent at any time from here on, before persisting too
         # 1. persist: rd.snapshot, then rd.entries, then rd.hard_state (fsync if rd.must_sync)
-        # 2. send rd.messages
+        # 2. send rd.persisted_messages (and rd.messages, if not sent yet)
         # 3. apply: restore rd.snapshot into the state machine, then rd.committed_entries;
         #    hand rd.read_states to waiting readers (each is safe once applied >= its index)
         node.advance(rd)
 
 Why this order: a message may promise something only durable state can keep (a vote, an
-acknowledged entry), so nothing is sent before it is on disk; entries are applied only after
-they are durable here too. One exception, for latency: a leader's ``AppendEntries`` and
-``Heartbeat`` promise nothing, so the runtime may send them *before* persisting, overlapping its
-own disk write with the followers' (thesis §10.2.1); ``split_early_messages`` picks them. This
-stays safe because the leader counts its own copy toward a commit only when it steps a
-follower's answer, which happens in a later batch, after this one is durable.
+acknowledged entry), so such a message waits in ``persisted_messages`` until the batch is on
+disk; entries are applied only after they are durable here too. The core decides where each
+message is made (``Raft._send`` / ``Raft._send_early``, as etcd-io/raft's ``msgsAfterAppend``
+and raft-rs's ``persisted_messages``): ``messages`` holds what promises nothing (a leader's
+``AppendEntries``, ``Heartbeat`` and ``InstallSnapshot``, a follower's forwarded ``Propose``
+and ``ReadIndexRequest``), so the runtime may overlap its own disk write with the followers'
+(thesis §10.2.1). A Ready with nothing to make durable but the commit index (``must_sync``
+false) puts every message in ``messages``: no message promises a commit index.
 
 Between ``ready()`` and ``advance(rd)`` the node accepts no input
 (``ReadyContractError``): the batch it handed out is exactly what ``advance`` settles. Proposals
@@ -35,7 +38,7 @@ from dataclasses import dataclass, field
 from ._config import Config
 from ._errors import ReadyContractError
 from ._logstore import LogStore, MemoryLogStore
-from ._messages import AppendEntries, Heartbeat, Message
+from ._messages import Message
 from ._progress import ProgressView
 from ._raft import Raft
 from ._types import (
@@ -52,12 +55,16 @@ from ._types import (
     SoftState,
 )
 
-__all__ = ["RawNode", "Ready", "Status", "bootstrap", "split_early_messages"]
+__all__ = ["RawNode", "Ready", "Status", "bootstrap"]
 
 
 @dataclass(frozen=True, slots=True)
 class Ready:
-    """One batch of work for the runtime; see the module docstring for the order."""
+    """One batch of work for the runtime; see the module docstring for the order.
+
+    ``messages`` may be sent at once, before this Ready is persisted; ``persisted_messages``
+    only once its snapshot, entries and hard state are durable.
+    """
 
     soft_state: SoftState | None = None
     hard_state: HardState | None = None
@@ -65,6 +72,7 @@ class Ready:
     snapshot: Snapshot | None = None
     committed_entries: tuple[Entry, ...] = ()
     messages: tuple[Message, ...] = ()
+    persisted_messages: tuple[Message, ...] = ()
     read_states: tuple[ReadState, ...] = ()
     must_sync: bool = False
 
@@ -84,18 +92,6 @@ class Status:
     progress: dict[int, ProgressView] = field(default_factory=dict)
     lead_transferee: int | None = None
     removed: bool = False
-
-
-def split_early_messages(
-    messages: tuple[Message, ...],
-) -> tuple[tuple[Message, ...], tuple[Message, ...]]:
-    """(messages that may be sent before persisting, messages that must wait for it)."""
-    if not messages:
-        return (), ()
-    early = tuple(m for m in messages if isinstance(m, (AppendEntries, Heartbeat)))
-    if not early:
-        return (), messages
-    return early, tuple(m for m in messages if not isinstance(m, (AppendEntries, Heartbeat)))
 
 
 def bootstrap(store: MemoryLogStore, voters: Mapping[int, bytes]) -> tuple[HardState, list[Entry]]:
@@ -276,6 +272,7 @@ class RawNode:
         r.flush()
         return bool(
             r.msgs
+            or r.msgs_after_persist
             or r.log.unstable
             or r.log.pending_snapshot is not None
             or r.read_states
@@ -294,6 +291,16 @@ class RawNode:
         hard = self._hard_state()
         entries = tuple(r.log.unstable)
         snapshot = r.log.pending_snapshot
+        must_sync = bool(
+            entries
+            or snapshot is not None
+            or hard.term != self._prev_hard.term
+            or hard.vote != self._prev_hard.vote
+        )
+        messages, persisted = tuple(r.msgs), tuple(r.msgs_after_persist)
+        if not must_sync and persisted:
+            # Nothing for them to wait for: this batch makes no promise durable.
+            messages, persisted = messages + persisted, ()
         rd = Ready(
             soft_state=soft if soft != self._prev_soft else None,
             hard_state=hard if hard != self._prev_hard else None,
@@ -302,16 +309,13 @@ class RawNode:
             committed_entries=tuple(
                 r.log.next_committed_entries(r.config.max_committed_size_per_ready)
             ),
-            messages=tuple(r.msgs),
+            messages=messages,
+            persisted_messages=persisted,
             read_states=tuple(r.read_states),
-            must_sync=bool(
-                entries
-                or snapshot is not None
-                or hard.term != self._prev_hard.term
-                or hard.vote != self._prev_hard.vote
-            ),
+            must_sync=must_sync,
         )
         r.msgs = []
+        r.msgs_after_persist = []
         r.read_states = []
         self._outstanding = rd
         return rd

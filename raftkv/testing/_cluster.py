@@ -343,6 +343,8 @@ class Cluster:
         # 2. send
         if rd.messages:
             self._send(node, rd.messages)
+        if rd.persisted_messages:
+            self._send(node, rd.persisted_messages)
         # 3. apply
         self._apply(node, rd)
         # 4. advance

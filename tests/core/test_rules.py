@@ -62,6 +62,7 @@ class Net:
                 if rd.hard_state is not None:
                     store.set_hard_state(rd.hard_state)
                 self.inflight.extend(rd.messages)
+                self.inflight.extend(rd.persisted_messages)
                 self.applied[i].extend(rd.committed_entries)
                 node.advance(rd)
 
