@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import random
+from typing import assert_never
 
 from ._config import Config, ReadOnlyOption
 from ._errors import ConfChangeRefused, NotLeader, ProposalDropped
@@ -58,7 +59,6 @@ __all__ = ["Raft"]
 
 log = logging.getLogger("raftkv.core")
 
-_LEADER_MESSAGES = (AppendEntries, Heartbeat, InstallSnapshot)
 # The context of a retiring leader's heartbeats (never a ReadIndex context: those are the
 # runtime's, and a leading zero byte keeps this one apart from any counter it uses).
 _RETIRE_CONTEXT = b"\x00raftkv:retire"
@@ -465,35 +465,18 @@ class Raft:
 
     def step(self, m: Message) -> None:
         if m.term == 0:
-            if isinstance(m, Propose):
-                self._step_propose(m)
-            else:
-                log.debug("%d dropped a term-0 %s", self.id, type(m).__name__)
+            match m:
+                case Propose():
+                    self._step_propose(m)
+                case _:
+                    log.debug("%d dropped a term-0 %s", self.id, type(m).__name__)
             return
         if m.term > self.term:
-            if isinstance(m, RequestVote):
-                in_lease = (
-                    self.config.check_quorum
-                    and self.lead is not None
-                    and self.election_elapsed < self.config.election_ticks
-                )
-                if in_lease and not m.transfer:
-                    # We heard from a live leader recently: do not let anyone depose it (§4.2.3).
-                    log.debug("%d ignored a vote from %d: leader lease", self.id, m.src)
-                    return
-                if m.pre_vote:
-                    self._handle_vote(m)  # a poll never changes our term
-                    return
-            if isinstance(m, RequestVoteResponse) and m.pre_vote and not m.reject:
-                pass  # a granted poll carries the future term; our term moves when we campaign
-            elif isinstance(m, _LEADER_MESSAGES):
-                self.become_follower(m.term, m.src)
-            else:
-                self.become_follower(m.term, None)
+            if not self._step_higher_term(m):
+                return
         elif m.term < self.term:
             self._step_stale(m)
             return
-
         if isinstance(m, RequestVote):
             self._handle_vote(m)
         elif self.role is Role.LEADER:
@@ -503,17 +486,42 @@ class Raft:
         else:
             self._step_candidate(m)
 
+    def _step_higher_term(self, m: Message) -> bool:
+        """A message from a later term (§5.1): adopt the term, unless the message is a vote we
+        refuse to let through. Returns whether ``m`` still needs handling in the new term."""
+        match m:
+            case RequestVote(transfer=False) if self._in_leader_lease():
+                # We heard from a live leader recently: do not let anyone depose it (§4.2.3).
+                log.debug("%d ignored a vote from %d: leader lease", self.id, m.src)
+                return False
+            case RequestVote(pre_vote=True):
+                self._handle_vote(m)  # a poll never changes our term
+                return False
+            case RequestVoteResponse(pre_vote=True, reject=False):
+                pass  # a granted poll carries the future term; our term moves when we campaign
+            case AppendEntries() | Heartbeat() | InstallSnapshot():
+                self.become_follower(m.term, m.src)
+            case _:
+                self.become_follower(m.term, None)
+        return True
+
+    def _in_leader_lease(self) -> bool:
+        return (
+            self.config.check_quorum
+            and self.lead is not None
+            and self.election_elapsed < self.config.election_ticks
+        )
+
     def _step_stale(self, m: Message) -> None:
-        if isinstance(m, (AppendEntries, Heartbeat)) and (
-            self.config.check_quorum or self.config.pre_vote
-        ):
-            # A deposed leader that can no longer win an election (we ignore its votes while
-            # in lease, and pre-votes keep our term) would never learn our term: tell it.
-            self._send(AppendEntriesResponse(self.term, self.id, m.src, 0))
-        elif isinstance(m, RequestVote) and m.pre_vote:
-            self._send(RequestVoteResponse(self.term, self.id, m.src, True, True))
-        else:
-            log.debug("%d ignored a stale %s from %d", self.id, type(m).__name__, m.src)
+        match m:
+            case AppendEntries() | Heartbeat() if self.config.check_quorum or self.config.pre_vote:
+                # A deposed leader that can no longer win an election (we ignore its votes while
+                # in lease, and pre-votes keep our term) would never learn our term: tell it.
+                self._send(AppendEntriesResponse(self.term, self.id, m.src, 0))
+            case RequestVote(pre_vote=True):
+                self._send(RequestVoteResponse(self.term, self.id, m.src, True, True))
+            case _:
+                log.debug("%d ignored a stale %s from %d", self.id, type(m).__name__, m.src)
 
     def _handle_vote(self, m: RequestVote) -> None:
         can_vote = (
@@ -545,32 +553,44 @@ class Raft:
 
     def _step_leader(self, m: Message) -> None:
         pr = self.tracker.progress.get(m.src)
-        if isinstance(m, AppendEntriesResponse):
-            if pr is None:
-                return
-            pr.recent_active = True
-            self._handle_append_response(m, pr)
-        elif isinstance(m, HeartbeatResponse):
-            if pr is None:
-                return
-            pr.recent_active = True
-            pr.probe_sent = False
-            if pr.state is ProgressState.REPLICATE and pr.inflights.full():
-                # The appends that filled the window may all have been lost: let one more go
-                # (etcd does the same), or the follower would never hear from us again.
-                pr.inflights.free_first_one()
-            if pr.match < self.log.last_index():
-                self._send_append(m.src)
-            if m.context == _RETIRE_CONTEXT:
-                self._retire_ack(m.src)
-            elif m.context:
-                self._handle_read_ack(m.src, m.context)
-        elif isinstance(m, ReadIndexRequest):
-            if pr is None:
-                return
-            self._leader_read_index(m.src, m.context)
-        else:
-            log.debug("%d (leader) ignored %s from %d", self.id, type(m).__name__, m.src)
+        match m:
+            case AppendEntriesResponse():
+                if pr is not None:
+                    pr.recent_active = True
+                    self._handle_append_response(m, pr)
+            case HeartbeatResponse():
+                if pr is not None:
+                    self._handle_heartbeat_response(m, pr)
+            case ReadIndexRequest():
+                if pr is not None:
+                    self._leader_read_index(m.src, m.context)
+            case (
+                AppendEntries()
+                | Heartbeat()
+                | InstallSnapshot()
+                | RequestVote()
+                | RequestVoteResponse()
+                | TimeoutNow()
+                | ReadIndexResponse()
+                | Propose()
+            ):
+                log.debug("%d (leader) ignored %s from %d", self.id, type(m).__name__, m.src)
+            case _:
+                assert_never(m)
+
+    def _handle_heartbeat_response(self, m: HeartbeatResponse, pr: Progress) -> None:
+        pr.recent_active = True
+        pr.probe_sent = False
+        if pr.state is ProgressState.REPLICATE and pr.inflights.full():
+            # The appends that filled the window may all have been lost: let one more go
+            # (etcd does the same), or the follower would never hear from us again.
+            pr.inflights.free_first_one()
+        if pr.match < self.log.last_index():
+            self._send_append(m.src)
+        if m.context == _RETIRE_CONTEXT:
+            self._retire_ack(m.src)
+        elif m.context:
+            self._handle_read_ack(m.src, m.context)
 
     def _handle_read_ack(self, node: int, context: bytes) -> None:
         if self.config.read_only is not ReadOnlyOption.SAFE:
@@ -614,54 +634,81 @@ class Raft:
             self._send(TimeoutNow(self.term, self.id, m.src, self._commit_for(m.src)))
 
     def _step_candidate(self, m: Message) -> None:
-        if isinstance(m, _LEADER_MESSAGES):
-            # Someone won this term (§5.2).
-            self.become_follower(m.term, m.src)
-            self._step_follower(m)
-        elif isinstance(m, RequestVoteResponse):
-            if m.pre_vote != (self.role is Role.PRE_CANDIDATE):
-                return
-            self.votes.setdefault(m.src, not m.reject)
-            result = self.tracker.tally_votes(self.votes)
-            if result is True:
-                if self.role is Role.PRE_CANDIDATE:
-                    self._campaign(pre_vote=False, transfer=False)
-                else:
-                    self._become_leader()
-            elif result is False:
-                self.become_follower(self.term, None)
-        else:
-            log.debug("%d (%s) ignored %s", self.id, self.role.value, type(m).__name__)
+        match m:
+            case AppendEntries() | Heartbeat() | InstallSnapshot():
+                # Someone won this term (§5.2).
+                self.become_follower(m.term, m.src)
+                self._step_follower(m)
+            case RequestVoteResponse():
+                self._handle_vote_response(m)
+            case (
+                AppendEntriesResponse()
+                | HeartbeatResponse()
+                | RequestVote()
+                | TimeoutNow()
+                | ReadIndexRequest()
+                | ReadIndexResponse()
+                | Propose()
+            ):
+                log.debug("%d (%s) ignored %s", self.id, self.role.value, type(m).__name__)
+            case _:
+                assert_never(m)
+
+    def _handle_vote_response(self, m: RequestVoteResponse) -> None:
+        if m.pre_vote != (self.role is Role.PRE_CANDIDATE):
+            return
+        self.votes.setdefault(m.src, not m.reject)
+        result = self.tracker.tally_votes(self.votes)
+        if result is True:
+            if self.role is Role.PRE_CANDIDATE:
+                self._campaign(pre_vote=False, transfer=False)
+            else:
+                self._become_leader()
+        elif result is False:
+            self.become_follower(self.term, None)
 
     def _step_follower(self, m: Message) -> None:
-        if isinstance(m, AppendEntries):
-            self.election_elapsed = 0
-            self.lead = m.src
-            self._handle_append(m)
-        elif isinstance(m, Heartbeat):
-            self.election_elapsed = 0
-            self.lead = m.src
-            if m.commit <= self.log.last_index():
-                self.log.commit_to(m.commit)
-            self._send(HeartbeatResponse(self.term, self.id, m.src, m.context))
-        elif isinstance(m, InstallSnapshot):
-            self.election_elapsed = 0
-            self.lead = m.src
-            self._handle_snapshot(m)
-        elif isinstance(m, TimeoutNow):
-            log.debug("%d campaigns at once: leadership transfer from %d", self.id, m.src)
-            self.election_elapsed = 0
-            self.lead = m.src
-            # Learn what the old leader committed: a removed leader's last word may be the
-            # only way we hear that its removal committed (then we campaign once applied).
-            if m.commit <= self.log.last_index():
-                self.log.commit_to(m.commit)
-            self.hup(transfer=True)
-        elif isinstance(m, ReadIndexResponse):
-            if not m.reject:
-                self.read_states.append(ReadState(m.index, m.context))
-        else:
-            log.debug("%d (follower) ignored %s from %d", self.id, type(m).__name__, m.src)
+        match m:
+            case AppendEntries():
+                self.election_elapsed = 0
+                self.lead = m.src
+                self._handle_append(m)
+            case Heartbeat():
+                self.election_elapsed = 0
+                self.lead = m.src
+                if m.commit <= self.log.last_index():
+                    self.log.commit_to(m.commit)
+                self._send(HeartbeatResponse(self.term, self.id, m.src, m.context))
+            case InstallSnapshot():
+                self.election_elapsed = 0
+                self.lead = m.src
+                self._handle_snapshot(m)
+            case TimeoutNow():
+                self._handle_timeout_now(m)
+            case ReadIndexResponse():
+                if not m.reject:
+                    self.read_states.append(ReadState(m.index, m.context))
+            case (
+                AppendEntriesResponse()
+                | HeartbeatResponse()
+                | RequestVote()
+                | RequestVoteResponse()
+                | ReadIndexRequest()
+                | Propose()
+            ):
+                log.debug("%d (follower) ignored %s from %d", self.id, type(m).__name__, m.src)
+            case _:
+                assert_never(m)
+
+    def _handle_timeout_now(self, m: TimeoutNow) -> None:
+        log.debug("%d campaigns at once: leadership transfer from %d", self.id, m.src)
+        self.election_elapsed = 0
+        self.lead = m.src
+        # Learn what the old leader committed: a removed leader's last word may be the
+        # only way we hear that its removal committed (then we campaign once applied).
+        if m.commit <= self.log.last_index():
+            self.log.commit_to(m.commit)
+        self.hup(transfer=True)
 
     def _handle_append(self, m: AppendEntries) -> None:
         if m.prev_index < self.log.committed:
