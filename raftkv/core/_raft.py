@@ -10,7 +10,8 @@ Configuration changes take effect when they are *applied* (as in etcd), not when
 taken at that index must carry. Safety with single-server changes needs two guards, both here:
 a leader appends a change only once it has committed an entry of its own term and only while no
 other change is pending (not yet applied) — Ongaro, raft-dev, 2015 — and no node campaigns while
-it has a committed but unapplied change.
+it has a committed but unapplied change. What a node does once it applied its own removal
+(retire as leader, or linger) lives in ``_removal``.
 
 Invariants (checked by ``raftkv.testing``): at most one leader per term; a leader never
 overwrites its own log; ``committed`` only moves forward and only onto an entry of the current
@@ -43,6 +44,7 @@ from ._messages import (
 )
 from ._progress import Progress, ProgressState, ProgressTracker
 from ._read_only import ReadOnly
+from ._removal import RETIRE_CONTEXT, Removal
 from ._types import (
     ConfChange,
     ConfChangeType,
@@ -59,10 +61,6 @@ __all__ = ["Raft"]
 
 log = logging.getLogger("raftkv.core")
 
-# The context of a retiring leader's heartbeats (never a ReadIndex context: those are the
-# runtime's, and a leading zero byte keeps this one apart from any counter it uses).
-_RETIRE_CONTEXT = b"\x00raftkv:retire"
-
 
 class Raft:
     def __init__(self, config: Config, store: LogStore, rng: random.Random, applied: int) -> None:
@@ -78,7 +76,6 @@ class Raft:
         self.vote: int | None = hard_state.vote
         self.role = Role.FOLLOWER
         self.lead: int | None = None
-        self.removed = False
         # Messages of the batch being built (see _send): those that may leave before the batch
         # is durable, and those that must wait until it is.
         self.msgs: list[Message] = []
@@ -100,15 +97,8 @@ class Raft:
         self.append_dirty = False
         self.read_heartbeat_context: bytes | None = None
         self.forward_buffer: list[Entry] = []
-        # A leader that applied its own removal keeps leading the new configuration until a
-        # quorum of it knows the removal committed (see _retire): the index of that removal.
-        self.retiring_at = 0
-        self.retire_informed: set[int] = set()
-        # A node that applied its own removal lingers, answering votes and appends, until a peer
-        # that applied the removal too refuses it (report_removed; see _on_removed).
-        self.lingering = False
-        # The index at which our own removal was applied (0 while we are a member).
-        self.removed_at = 0
+        # Retiring, lingering or removed after applying our own removal (see _removal).
+        self.removal = Removal(self)
         self._reset_randomized_election_timeout()
 
         if hard_state.commit:
@@ -159,10 +149,10 @@ class Raft:
 
     def promotable(self) -> bool:
         """May this node campaign? A voter; or a node lingering after its own removal, which
-        may lead only to retire (see _on_removed); never a node that reported ``removed``."""
-        if self.removed:
+        may lead only to retire (see _removal); never a node that is ``removed``."""
+        if self.removal.removed:
             return False
-        return self.tracker.is_voter(self.id) or (self.lingering and bool(self.tracker.voters))
+        return self.tracker.is_voter(self.id) or self.removal.may_lead_to_retire()
 
     def committed_entry_in_current_term(self) -> bool:
         return self.log.term(self.log.committed) == self.term
@@ -170,12 +160,7 @@ class Raft:
     # -- role changes ----------------------------------------------------------------------------
 
     def _reset(self, term: int) -> None:
-        if self.retiring_at:
-            # Deposed while retiring: the others may still need our vote and our acks (they
-            # may not know the removal committed), so linger as a removed follower would.
-            self.retiring_at = 0
-            self.retire_informed = set()
-            self.lingering = True
+        self.removal.on_reset()
         if term != self.term:
             self.term = term
             self.vote = None
@@ -216,19 +201,13 @@ class Raft:
 
     def _become_leader(self) -> None:
         assert self.role is not Role.FOLLOWER, "a follower must campaign first"
-        lingering = self.lingering
         self._reset(self.term)
         self.role = Role.LEADER
         self.lead = self.id
         own = self.tracker.progress.get(self.id)
         if own is not None:
             own.become_replicate()
-        if lingering:
-            # Elected by the configuration that removed us: only to bring its voters up to
-            # date (our log may hold what they miss) and retire (thesis §4.2.2).
-            self.lingering = False
-            self.retiring_at = self.removed_at
-            self.retire_informed = set()
+        self.removal.on_elected()
         # Conservatively treat everything up to our last entry as possibly holding a conf change:
         # no change is accepted before the no-op below is applied (§4.1 + the 2015 fix).
         self.pending_conf_index = self.log.last_index()
@@ -255,7 +234,7 @@ class Raft:
         self.election_elapsed += 1
         if self.election_elapsed >= self.config.election_ticks:
             self.election_elapsed = 0
-            if self.config.check_quorum and not self.retiring_at:
+            if self.config.check_quorum and not self.removal.retiring_at:
                 # CheckQuorum (thesis §6.2): a leader cut off from a quorum steps down.
                 if not self.tracker.quorum_active(self.id):
                     log.debug("%d stepped down: no quorum active", self.id)
@@ -269,8 +248,8 @@ class Raft:
                 self.lead_transferee = None
         if self.heartbeat_elapsed >= self.config.heartbeat_ticks:
             self.heartbeat_elapsed = 0
-            if self.retiring_at:
-                self._bcast_retire()
+            if self.removal.retiring_at:
+                self.removal.heartbeat()
             else:
                 self._bcast_heartbeat(self.read_only.last_pending_context() or b"")
 
@@ -314,7 +293,7 @@ class Raft:
                 )
 
     def propose(self, data: bytes) -> EntryId | None:
-        if self.removed or self.retiring_at or self.lingering:
+        if self.removal.leaving:
             raise ProposalDropped("this node was removed from the cluster")
         if self.role is Role.LEADER:
             entry = self._leader_append_proposal([Entry(0, 0, EntryType.NORMAL, data)])
@@ -327,7 +306,7 @@ class Raft:
         return None
 
     def _leader_append_proposal(self, entries: list[Entry]) -> Entry:
-        if self.retiring_at:
+        if self.removal.retiring_at:
             raise ProposalDropped("the leader is leaving the cluster")
         if self.lead_transferee is not None:
             raise ProposalDropped(f"leadership transfer to {self.lead_transferee} in progress")
@@ -354,7 +333,7 @@ class Raft:
         return stamped[-1]
 
     def propose_conf_change(self, change: ConfChange) -> EntryId:
-        if self.removed or self.retiring_at or self.lingering:
+        if self.removal.leaving:
             raise ProposalDropped("this node was removed from the cluster")
         if self.role is not Role.LEADER:
             raise NotLeader(self.lead, "membership changes")
@@ -375,7 +354,7 @@ class Raft:
         return entry.id
 
     def read_index(self, context: bytes) -> None:
-        if self.removed or self.retiring_at or self.lingering:
+        if self.removal.leaving:
             raise ProposalDropped("this node was removed from the cluster")
         if self.role is Role.LEADER:
             self._leader_read_index(self.id, context)
@@ -414,7 +393,7 @@ class Raft:
             self._leader_read_index(requester, context)
 
     def transfer_leadership(self, to: int) -> None:
-        if self.retiring_at:
+        if self.removal.retiring_at:
             raise ProposalDropped("this node is leaving the cluster and hands over by itself")
         if self.role is not Role.LEADER:
             raise NotLeader(self.lead, "leadership transfer")
@@ -428,7 +407,7 @@ class Raft:
         self.lead_transferee = to
         self.election_elapsed = 0  # the transfer must finish within an election timeout
         if self.tracker.progress[to].match == self.log.last_index():
-            self._send(TimeoutNow(self.term, self.id, to, self._commit_for(to)))
+            self.send_timeout_now(to)
         else:
             self._send_append(to)
 
@@ -438,16 +417,6 @@ class Raft:
         pr = self.tracker.progress.get(peer)
         if pr is not None and pr.state is ProgressState.REPLICATE:
             pr.become_probe()
-
-    def report_removed(self, by: int) -> None:
-        """Peer ``by`` refused us as a removed member: it applied our removal, so the removal
-        committed and the remaining members can go on without us."""
-        log.info("%d: peer %d confirms our removal", self.id, by)
-        if self.role is not Role.FOLLOWER:
-            self.retiring_at = 0  # _reset must not start lingering again
-            self.become_follower(self.term, None)
-        self.lingering = False
-        self.removed = True
 
     def report_snapshot(self, peer: int, ok: bool) -> None:
         if self.role is not Role.LEADER:
@@ -587,8 +556,8 @@ class Raft:
             pr.inflights.free_first_one()
         if pr.match < self.log.last_index():
             self._send_append(m.src)
-        if m.context == _RETIRE_CONTEXT:
-            self._retire_ack(m.src)
+        if m.context == RETIRE_CONTEXT:
+            self.removal.on_ack(m.src)
         elif m.context:
             self._handle_read_ack(m.src, m.context)
 
@@ -631,7 +600,7 @@ class Raft:
         while self._maybe_send_append(m.src, send_if_empty=False):
             pass
         if m.src == self.lead_transferee and pr.match == self.log.last_index():
-            self._send(TimeoutNow(self.term, self.id, m.src, self._commit_for(m.src)))
+            self.send_timeout_now(m.src)
 
     def _step_candidate(self, m: Message) -> None:
         match m:
@@ -818,9 +787,13 @@ class Raft:
     def _bcast_heartbeat(self, context: bytes) -> None:
         for node in sorted(self.tracker.progress):
             if node != self.id:
-                self._send_early(
-                    Heartbeat(self.term, self.id, node, self._commit_for(node), context)
-                )
+                self.send_heartbeat(node, context)
+
+    def send_heartbeat(self, to: int, context: bytes) -> None:
+        self._send_early(Heartbeat(self.term, self.id, to, self._commit_for(to), context))
+
+    def send_timeout_now(self, to: int) -> None:
+        self._send(TimeoutNow(self.term, self.id, to, self._commit_for(to)))
 
     def _maybe_commit(self) -> bool:
         index = self.tracker.committed()
@@ -878,7 +851,7 @@ class Raft:
         was_member = self.tracker.conf.contains(self.id)
         self.tracker.set_conf(conf, self.log.last_index() + 1)
         if was_member and not conf.contains(self.id):
-            self._on_removed(index)
+            self.removal.on_applied(index)
             return
         if self.role is not Role.LEADER:
             return
@@ -889,48 +862,3 @@ class Raft:
         # A smaller quorum may commit more; new members need entries.
         self._maybe_commit()
         self.append_dirty = True
-
-    def _on_removed(self, index: int) -> None:
-        log.info("%d was removed from the configuration", self.id)
-        self.removed_at = index
-        if self.role is Role.LEADER and self.tracker.voters:
-            # Keep leading the new configuration (thesis §4.2.2: a leader may manage a
-            # configuration it is not part of) until a quorum of it knows the removal committed;
-            # leaving at once could strand a two-voter cluster whose other voter never learns it.
-            self.retiring_at = index
-            self.retire_informed = set()
-            self.lead_transferee = None
-            self._bcast_retire()
-            return
-        # Not the leader: we may be the only node that knows the removal committed (a retiring
-        # leader that crashed and restarted, say), or hold entries the remaining voters lack,
-        # so that none of them can win our vote. Linger as a non-voter, answering votes and
-        # appends; if no leader emerges we may campaign in the new configuration and lead it
-        # only to retire (_become_leader). A peer that applied the removal knows it committed
-        # and refuses us: report_removed() then ends the lingering.
-        if self.role is not Role.FOLLOWER:
-            self.become_follower(self.term, None)
-        self.lingering = True
-
-    def _bcast_retire(self) -> None:
-        for node in sorted(self.tracker.progress):
-            if node == self.id or not self.tracker.is_voter(node):
-                continue
-            # Every voter hears from us, so a lagging one's answer resumes its probe; only an
-            # answer to a heartbeat whose commit covers the removal counts as informed.
-            pr = self.tracker.progress[node]
-            ctx = _RETIRE_CONTEXT if pr.match >= self.retiring_at else b""
-            self._send_early(Heartbeat(self.term, self.id, node, self._commit_for(node), ctx))
-
-    def _retire_ack(self, node: int) -> None:
-        if not self.retiring_at or self.tracker.progress[node].match < self.retiring_at:
-            return
-        self.retire_informed.add(node)
-        if not self.tracker.has_quorum(self.retire_informed):
-            return
-        # Hand over to the most up-to-date informed voter; it campaigns at once.
-        _, best = max((self.tracker.progress[n].match, n) for n in self.retire_informed)
-        self._send(TimeoutNow(self.term, self.id, best, self._commit_for(best)))
-        self.become_follower(self.term, None)
-        self.lingering = False  # a quorum of the new configuration knows: nothing to wait for
-        self.removed = True

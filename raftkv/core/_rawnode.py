@@ -156,13 +156,13 @@ class RawNode:
     @property
     def removed(self) -> bool:
         """True once this node applied (or was told of) its own removal; the runtime stops it."""
-        return self._raft.removed
+        return self._raft.removal.removed
 
     @property
     def removed_at(self) -> int:
         """The index at which this node applied its own removal; 0 while it is a member. A
         node with ``removed_at`` but not yet ``removed`` lingers until a peer confirms."""
-        return self._raft.removed_at
+        return self._raft.removal.removed_at
 
     @property
     def applied(self) -> int:
@@ -190,7 +190,7 @@ class RawNode:
             conf_state=r.tracker.conf,
             progress=r.tracker.view() if r.role is Role.LEADER else {},
             lead_transferee=r.lead_transferee,
-            removed=r.removed,
+            removed=r.removal.removed,
         )
 
     # -- inputs -----------------------------------------------------------------------------------
@@ -252,7 +252,7 @@ class RawNode:
         """Peer ``by`` refused this node as a removed member (it applied the removal): stop
         lingering; ``removed`` becomes true."""
         self._check_input()
-        self._raft.report_removed(by)
+        self._raft.removal.confirmed(by)
 
     def report_snapshot(self, peer: int, ok: bool) -> None:
         """The snapshot sent to ``peer`` was delivered (ok) or failed."""
