@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ._config import Config
-from ._errors import ReadyContractError
+from ._errors import InvalidConfig, ReadyContractError
 from ._logstore import LogStore, MemoryLogStore
 from ._messages import Message
 from ._progress import ProgressView
@@ -100,11 +100,18 @@ def bootstrap(store: MemoryLogStore, voters: Mapping[int, bytes]) -> tuple[HardS
     Every founding member must call this with the same ``voters`` (id -> context, e.g. the peer
     URL), so that their logs start identical. A node that joins later starts empty and learns
     the configuration from the leader. Returns what was written, for the runtime to persist.
+
+    A configuration that cannot work (no voter, an id that is not an integer >= 1) raises
+    ``InvalidConfig``; a store that already holds a log raises ``ValueError`` (that is not a
+    configuration mistake but the wrong store).
     """
+    if not voters:
+        raise InvalidConfig("bootstrap needs at least one voter")
+    bad = [node for node in voters if type(node) is not int or node < 1]
+    if bad:
+        raise InvalidConfig(f"voter ids must be integers >= 1, got {bad!r}")
     if store.last_index() != 0 or store.snapshot().metadata.index != 0:
         raise ValueError("bootstrap needs an empty log store")
-    if not voters:
-        raise ValueError("bootstrap needs at least one voter")
     entries = [
         Entry(1, i, EntryType.CONF_CHANGE, ConfChange(ConfChangeType.ADD_VOTER, node, ctx).encode())
         for i, (node, ctx) in enumerate(sorted(voters.items()), 1)

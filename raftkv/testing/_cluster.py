@@ -38,6 +38,7 @@ from raftkv.core import (
     EntryType,
     HardState,
     InstallSnapshot,
+    InvalidConfig,
     MemoryLogStore,
     Message,
     ProposalDropped,
@@ -173,7 +174,7 @@ class Cluster:
         if unknown:
             raise TypeError(f"unknown Config fields: {sorted(unknown)}")
         if n < 1:
-            raise ValueError("a cluster needs at least one node")
+            raise InvalidConfig("a cluster needs at least one node")
         self.seed = seed
         self._config = dict(config)
         Config(id=1, **config)  # validate once, early
