@@ -6,6 +6,7 @@ delivered by hand so each test shows exactly the exchange the rule is about.
 
 from __future__ import annotations
 
+import functools
 import random
 
 import pytest
@@ -25,6 +26,7 @@ from raftkv.core import (
     NotLeader,
     ProposalDropped,
     RawNode,
+    Ready,
     ReadyContractError,
     RequestVote,
     RequestVoteResponse,
@@ -32,10 +34,12 @@ from raftkv.core import (
     TimeoutNow,
     bootstrap,
 )
+from raftkv.testing import handle_ready
 
 
 class Net:
-    """N nodes; Readys are handled by the contract; messages wait in ``inflight``."""
+    """N nodes; Readys are handled by the contract (``raftkv.testing.handle_ready``, the
+    simulator's driver); messages wait in ``inflight``."""
 
     def __init__(self, n: int, **config: object) -> None:
         self.stores = {}
@@ -54,17 +58,16 @@ class Net:
         for i in ids or sorted(self.nodes):
             node = self.nodes[i]
             while node.has_ready():
-                rd = node.ready()
-                store = self.stores[i]
-                if rd.snapshot is not None:
-                    store.apply_snapshot(rd.snapshot)
-                store.append(rd.entries)
-                if rd.hard_state is not None:
-                    store.set_hard_state(rd.hard_state)
-                self.inflight.extend(rd.messages)
-                self.inflight.extend(rd.persisted_messages)
-                self.applied[i].extend(rd.committed_entries)
-                node.advance(rd)
+                handle_ready(
+                    node,
+                    self.stores[i],
+                    node.ready(),
+                    send=self.inflight.extend,
+                    apply=functools.partial(self._apply, i),
+                )
+
+    def _apply(self, i: int, rd: Ready) -> None:
+        self.applied[i].extend(rd.committed_entries)
 
     def take(self, kind: type | None = None, dst: int | None = None) -> list[Message]:
         taken = [
