@@ -52,6 +52,7 @@ from ._types import (
     Entry,
     EntryId,
     EntryType,
+    HardState,
     ReadState,
     Role,
     Snapshot,
@@ -116,6 +117,8 @@ class Raft:
             if e.type is EntryType.CONF_CHANGE:
                 self._apply_conf_change_entry(e)
         self.log.applied = applied
+        # The hard state last made durable (the runtime advanced the Ready that carried it).
+        self.stable_hard_state = HardState(self.term, self.vote, self.log.committed)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -136,12 +139,34 @@ class Raft:
     def _send_early(self, m: Message) -> None:
         """Send at once, before this batch is durable: a leader's AppendEntries, Heartbeat and
         InstallSnapshot (from its durable store), a follower's forwarded proposals and ReadIndex
-        requests. They promise nothing about the
-        sender's log: a follower acknowledges only what *it* made durable, and the leader steps
-        that answer only after this batch is advanced, so after its own write (the leader may
-        commit an entry before its own disk holds it, thesis §10.2.1, never an entry no quorum
-        holds)."""
-        self.msgs.append(m)
+        requests. They promise nothing about the sender's log: a follower acknowledges only
+        what *it* made durable, and the leader steps that answer only after this batch is
+        advanced, so after its own write.
+
+        Unless they would say more than the sender's disk backs; then they wait like any other:
+        a term this batch is still making durable (a node that crashes forgets it and may take
+        the term again: a second leader of one term, whose entries clash with the first one's
+        at the same index and term), or a commit index beyond the leader's durable log (a lone
+        voter commits its entries as it appends them; a follower told so could apply an entry
+        the leader's crash then loses). Thesis §10.2.1 lets the leader write in parallel with
+        its followers as long as what it tells them is backed: a commit index only once its
+        own log holds it durably."""
+        match m:
+            case AppendEntries(commit=commit) | Heartbeat(commit=commit):
+                backed = commit <= self.log.last_stable_index()
+            case _:
+                backed = True
+        if backed and m.term <= self.stable_hard_state.term:
+            self.msgs.append(m)
+        else:
+            self.msgs_after_persist.append(m)
+
+    def take_messages(self) -> tuple[tuple[Message, ...], tuple[Message, ...]]:
+        """This batch's messages: (may leave at once, must wait until the batch is durable)."""
+        out = (tuple(self.msgs), tuple(self.msgs_after_persist))
+        self.msgs = []
+        self.msgs_after_persist = []
+        return out
 
     def _reset_randomized_election_timeout(self) -> None:
         e = self.config.election_ticks

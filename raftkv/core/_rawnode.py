@@ -134,7 +134,6 @@ class RawNode:
     ) -> None:
         self._raft = Raft(config, log_store, rng, applied)
         self._prev_soft = SoftState(None, Role.FOLLOWER)
-        self._prev_hard = self._hard_state()
         self._outstanding: Ready | None = None
 
     # -- observation ------------------------------------------------------------------------------
@@ -284,7 +283,7 @@ class RawNode:
             or r.log.pending_snapshot is not None
             or r.read_states
             or r.log.has_next_committed_entries()
-            or self._hard_state() != self._prev_hard
+            or self._hard_state() != self._raft.stable_hard_state
             or SoftState(r.lead, r.role) != self._prev_soft
         )
 
@@ -301,16 +300,16 @@ class RawNode:
         must_sync = bool(
             entries
             or snapshot is not None
-            or hard.term != self._prev_hard.term
-            or hard.vote != self._prev_hard.vote
+            or hard.term != self._raft.stable_hard_state.term
+            or hard.vote != self._raft.stable_hard_state.vote
         )
-        messages, persisted = tuple(r.msgs), tuple(r.msgs_after_persist)
+        messages, persisted = r.take_messages()
         if not must_sync and persisted:
             # Nothing for them to wait for: this batch makes no promise durable.
             messages, persisted = messages + persisted, ()
         rd = Ready(
             soft_state=soft if soft != self._prev_soft else None,
-            hard_state=hard if hard != self._prev_hard else None,
+            hard_state=hard if hard != self._raft.stable_hard_state else None,
             entries=entries,
             snapshot=snapshot,
             committed_entries=tuple(
@@ -321,8 +320,6 @@ class RawNode:
             read_states=tuple(r.read_states),
             must_sync=must_sync,
         )
-        r.msgs = []
-        r.msgs_after_persist = []
         r.read_states = []
         self._outstanding = rd
         return rd
@@ -338,6 +335,6 @@ class RawNode:
         if rd.soft_state is not None:
             self._prev_soft = rd.soft_state
         if rd.hard_state is not None:
-            self._prev_hard = rd.hard_state
+            self._raft.stable_hard_state = rd.hard_state
         r.log.stable_to(rd.entries[-1].index if rd.entries else None, rd.snapshot is not None)
         r.applied_to(rd.committed_entries, rd.snapshot)

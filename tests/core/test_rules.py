@@ -26,6 +26,7 @@ from raftkv.core import (
     NotLeader,
     ProposalDropped,
     RawNode,
+    ReadIndexRequest,
     Ready,
     ReadyContractError,
     RequestVote,
@@ -553,3 +554,101 @@ def test_a_leader_removing_itself_stays_until_the_others_know() -> None:
         net.process(2)
         net.take(dst=1)  # node 1 is gone
     assert other.role is Role.LEADER and other.conf_state.voters == (2,)
+
+
+# -- which messages wait for persistence (thesis §10.2.1) ------------------------------------------
+
+
+def _ready(node: RawNode) -> Ready:
+    """Take one Ready and hand it straight back (the test only looks at it)."""
+    rd = node.ready()
+    node.advance(rd)
+    return rd
+
+
+def test_votes_and_acknowledgements_wait_until_durable() -> None:
+    """Thesis §10.2.1: a message that promises durable state (a vote, an acknowledged entry)
+    leaves only once the Ready that makes it durable is persisted."""
+    net = Net(3, pre_vote=False)
+    candidate, voter = net.nodes[1], net.nodes[2]
+    candidate.campaign()
+    rd = candidate.ready()
+    assert rd.must_sync and not rd.messages
+    assert {type(m) for m in rd.persisted_messages} == {RequestVote}
+    candidate.advance(rd)
+    voter.step(rd.persisted_messages[0])
+    rd = _ready(voter)
+    assert [(type(m), m.reject) for m in rd.persisted_messages] == [(RequestVoteResponse, False)]
+    assert not rd.messages
+
+
+def test_a_leaders_appends_and_heartbeats_leave_before_its_own_write() -> None:
+    """Thesis §10.2.1: "the leader can write to its disk in parallel with replicating": its
+    appends promise nothing, the followers' answers are what count."""
+    net = Net(3)
+    net.elect(1)
+    leader = net.nodes[1]
+    leader.propose(b"x")
+    leader.tick()
+    rd = _ready(leader)
+    assert rd.entries and rd.must_sync
+    assert {type(m) for m in rd.messages} == {AppendEntries, Heartbeat}
+    assert not rd.persisted_messages
+    follower = net.nodes[2]
+    for m in rd.messages:
+        if m.dst == 2:
+            follower.step(m)
+    rd = _ready(follower)
+    assert rd.entries and not rd.messages
+    assert {type(m) for m in rd.persisted_messages} == {AppendEntriesResponse, HeartbeatResponse}
+
+
+def test_a_message_waits_while_its_term_is_not_durable() -> None:
+    """A node that forgot a term in a crash could take it again: whatever carries a term waits
+    until that term is durable, even a request that promises nothing."""
+    net = Net(3)
+    net.elect(1)
+    follower = net.nodes[2]
+    term = follower.term + 1
+    follower.step(Heartbeat(term=term, src=1, dst=2, commit=0))  # a new leader's term
+    follower.read_index(b"r1")
+    rd = _ready(follower)
+    assert rd.hard_state is not None and rd.hard_state.term == term
+    assert [type(m) for m in rd.persisted_messages] == [HeartbeatResponse, ReadIndexRequest]
+    assert not rd.messages
+    follower.read_index(b"r2")  # the term is durable now: nothing to wait for
+    rd = _ready(follower)
+    assert [type(m) for m in rd.messages] == [ReadIndexRequest] and not rd.persisted_messages
+
+
+def test_a_lone_voter_announces_a_commit_only_once_its_log_holds_it() -> None:
+    """A lone voter commits an entry as it appends it; an append that announced that commit
+    before the leader's own write could make a learner apply an entry the leader's crash loses
+    (tests/testdata/early_send_lone_voter_crash.txt)."""
+    net = Net(1)
+    net.elect(1)
+    leader = net.nodes[1]
+    leader.propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, 2))
+    net.stores[2] = MemoryLogStore()  # joining: it learns everything from the leader
+    net.nodes[2] = RawNode(Config(id=2), net.stores[2], random.Random(2))
+    net.applied[2] = []
+    net.deliver_all()
+    assert net.nodes[2].commit == leader.commit
+    leader.propose(b"x")
+    rd = _ready(leader)
+    assert rd.entries and rd.hard_state is not None and rd.hard_state.commit == rd.entries[-1].index
+    (append,) = rd.persisted_messages
+    assert isinstance(append, AppendEntries) and append.commit == rd.entries[-1].index
+    assert not rd.messages
+
+
+def test_a_ready_with_nothing_to_persist_holds_nothing_back() -> None:
+    """No message promises a commit index: a Ready that only moves it sends everything at once."""
+    net = Net(3)
+    net.elect(1)
+    leader = net.nodes[1]
+    leader.tick()
+    leader.step(RequestVote(term=leader.term - 1, src=3, dst=1, last_index=0, last_term=0))
+    rd = _ready(leader)
+    assert not rd.must_sync and not rd.persisted_messages
+    assert rd.messages
