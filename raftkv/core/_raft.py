@@ -81,6 +81,10 @@ class Raft:
         # is durable, and those that must wait until it is.
         self.msgs: list[Message] = []
         self.msgs_after_persist: list[Message] = []
+        # Per peer, the Heartbeat and the empty AppendEntries already in this batch, which a
+        # later one supersedes (see _supersede).
+        self._batched_heartbeat: dict[tuple[int, bool], Heartbeat] = {}
+        self._batched_empty_append: dict[int, AppendEntries] = {}
         self.read_states: list[ReadState] = []
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
@@ -153,6 +157,7 @@ class Raft:
         own log holds it durably."""
         match m:
             case AppendEntries(commit=commit) | Heartbeat(commit=commit):
+                self._supersede(m)
                 backed = commit <= self.log.last_stable_index()
             case _:
                 backed = True
@@ -161,11 +166,42 @@ class Raft:
         else:
             self.msgs_after_persist.append(m)
 
+    def _supersede(self, m: AppendEntries | Heartbeat) -> None:
+        """One heartbeat and one empty append per peer and batch: a new one takes the place of
+        the one already batched for that peer. Its commit index is at least as high, and a
+        read context is the newest pending one, whose acknowledgement confirms every earlier
+        read as well; a retiring leader's heartbeats (``RETIRE_CONTEXT``) answer another
+        question, so they have their own place. An append with entries replaces a batched
+        empty append too. Several ticks between two Readys, a heartbeat answer that resumes
+        a probe just before a commit is announced: without this, each sends its own copy."""
+        if isinstance(m, Heartbeat):
+            slot = (m.dst, m.context == RETIRE_CONTEXT)
+            old = self._batched_heartbeat.get(slot)
+            if old is not None and old.context and not m.context:
+                return  # keep the read context batched; this one is sent as well
+            self._withdraw(old)
+            self._batched_heartbeat[slot] = m
+            return
+        self._withdraw(self._batched_empty_append.pop(m.dst, None))
+        if not m.entries:
+            self._batched_empty_append[m.dst] = m
+
+    def _withdraw(self, m: Message | None) -> None:
+        if m is None:
+            return
+        for batch in (self.msgs, self.msgs_after_persist):
+            for i in range(len(batch) - 1, -1, -1):
+                if batch[i] is m:
+                    del batch[i]
+                    return
+
     def take_messages(self) -> tuple[tuple[Message, ...], tuple[Message, ...]]:
         """This batch's messages: (may leave at once, must wait until the batch is durable)."""
         out = (tuple(self.msgs), tuple(self.msgs_after_persist))
         self.msgs = []
         self.msgs_after_persist = []
+        self._batched_heartbeat = {}
+        self._batched_empty_append = {}
         return out
 
     def _reset_randomized_election_timeout(self) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import random
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -34,8 +36,11 @@ from raftkv.core import (
     Role,
     TimeoutNow,
     bootstrap,
+    describe,
 )
-from raftkv.testing import handle_ready
+from raftkv.testing import RandomSchedule, handle_ready, replay, sweep_cluster
+
+TESTDATA = Path(__file__).resolve().parent.parent / "testdata"
 
 
 class Net:
@@ -652,3 +657,55 @@ def test_a_ready_with_nothing_to_persist_holds_nothing_back() -> None:
     rd = _ready(leader)
     assert not rd.must_sync and not rd.persisted_messages
     assert rd.messages
+
+
+# -- one heartbeat and one empty append per peer and Ready -----------------------------------------
+
+
+def redundant_messages(rd: Ready) -> list[str]:
+    """Messages of ``rd`` that another message of it to the same peer makes useless: a second
+    Heartbeat with the same context, a second AppendEntries without entries, and an
+    AppendEntries without entries followed by any other AppendEntries."""
+    found = []
+    heartbeats: set[tuple[int, bytes]] = set()
+    empty_appends: set[int] = set()
+    for m in rd.messages + rd.persisted_messages:
+        if isinstance(m, Heartbeat):
+            if (m.dst, m.context) in heartbeats:
+                found.append(describe(m))
+            heartbeats.add((m.dst, m.context))
+        elif isinstance(m, AppendEntries):
+            if m.dst in empty_appends:
+                found.append(f"{describe(m)} after an empty append")
+            if not m.entries:
+                empty_appends.add(m.dst)
+    return found
+
+
+@pytest.fixture
+def no_redundant_messages(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every Ready handed out while the test runs is checked; the offenders are collected."""
+    found: list[str] = []
+    original = RawNode.ready
+
+    def ready(self: RawNode) -> Ready:
+        rd = original(self)
+        found.extend(f"node {self.id}: {line}" for line in redundant_messages(rd))
+        return rd
+
+    monkeypatch.setattr(RawNode, "ready", ready)
+    yield found
+
+
+def test_no_ready_sends_a_peer_the_same_heartbeat_or_empty_append_twice(
+    no_redundant_messages: list[str],
+) -> None:
+    """Several ticks between two Readys, a heartbeat answer that resumes a probe just before a
+    commit is announced, a retiring leader's rounds: each Ready carries one heartbeat and one
+    empty append per peer (every scenario file and a few random schedules, both orders)."""
+    for path in sorted(TESTDATA.glob("*.txt")):
+        replay(path.read_text())  # the commands only: the transcripts are test_scenarios' job
+    for seed in range(28):
+        c = sweep_cluster(seed)
+        RandomSchedule(c, random.Random(seed)).run(200)
+    assert no_redundant_messages == []
