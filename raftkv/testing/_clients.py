@@ -59,6 +59,8 @@ class ClientHistory:
         self._next_op = 1
         self._values = 0
         self.clock = 0
+        # Read states handed out (cheap; for benchmarks).
+        self.read_states_seen = 0
 
     def _tick_clock(self) -> int:
         self.clock += 1
@@ -158,6 +160,7 @@ class ClientHistory:
         self._tx.emit(f"  {op.name} {op.key}={op.value} acked at {e.term}/{e.index}")
 
     def read_states(self, node: SimNode, read_states: tuple[ReadState, ...]) -> None:
+        self.read_states_seen += len(read_states)
         for rs in read_states:
             op = node.reads.pop(rs.context, None)
             if op is not None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import fields
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from raftkv.core import (
     ConfChange,
@@ -56,6 +56,9 @@ from ._transcript import Transcript
 __all__ = ["ClientOp", "Cluster", "LivenessFailure", "SimNode", "StabilizeError"]
 
 
+T = TypeVar("T")
+
+
 class StabilizeError(AssertionError):
     """``stabilize`` did not reach quiescence within its bound (a livelock)."""
 
@@ -69,6 +72,30 @@ def _fmt_value(v: object) -> str:
     if isinstance(v, ReadOnlyOption):
         return v.value
     return str(v)
+
+
+class _Via(Generic[T]):
+    """A ``Cluster`` attribute that one of its parts keeps (``Cluster.in_flight`` is
+    ``Cluster.network.in_flight``): one owner for each fact."""
+
+    def __init__(self, part: str, name: str) -> None:
+        self._part = part
+        self._name = name
+
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> _Via[T]: ...
+
+    @overload
+    def __get__(self, obj: object, objtype: type | None = None) -> T: ...
+
+    def __get__(self, obj: object | None, objtype: type | None = None) -> T | _Via[T]:
+        if obj is None:
+            return self
+        value: T = getattr(getattr(obj, self._part), self._name)
+        return value
+
+    def __set__(self, obj: object, value: T) -> None:
+        setattr(getattr(obj, self._part), self._name, value)
 
 
 def _ids(node_ids: Sequence[int]) -> str:
@@ -123,14 +150,7 @@ class Cluster:
         self.nodes: dict[int, SimNode] = self.node_set.by_id
         self.network = Network(self.nodes, self.transcript_recorder)
         self.clients = ClientHistory(self.transcript_recorder, enabled=history)
-        self.driver = SimDriver(
-            self.node_set,
-            self.network,
-            self.clients,
-            self.transcript_recorder,
-            self.invariants,
-            early_send=early_send,
-        )
+        self.driver = SimDriver(self.node_set, self.network, self.clients, early_send=early_send)
         args = [f"n={n}", f"seed={seed}"] + (["early_send=true"] if early_send else [])
         args += [f"{k}={_fmt_value(v)}" for k, v in sorted(config.items())]
         with self._command("cluster " + " ".join(args)):
@@ -163,46 +183,18 @@ class Cluster:
 
     # -- state, for tests and tools ----------------------------------------------------------------
 
-    @property
-    def in_flight(self) -> list[Message]:
-        """The messages in flight, oldest first (positions as ``deliver_at`` takes them)."""
-        return self.network.in_flight
-
-    @property
-    def cuts(self) -> set[tuple[int, int]]:
-        return self.network.cuts
-
-    @property
-    def history(self) -> list[ClientOp] | None:
-        return self.clients.ops
-
-    @property
-    def clock(self) -> int:
-        return self.clients.clock
-
-    @property
-    def read_states_seen(self) -> int:
-        return self.driver.read_states_seen
-
-    @property
-    def early_send(self) -> bool:
-        return self.driver.early_send
-
-    @property
-    def script(self) -> list[str]:
-        return self.transcript_recorder.script
-
-    @property
-    def cases(self) -> list[tuple[str, str]]:
-        return self.transcript_recorder.cases
-
-    @property
-    def last_output(self) -> str:
-        return self.transcript_recorder.last_output
-
-    @last_output.setter
-    def last_output(self, value: str) -> None:
-        self.transcript_recorder.last_output = value
+    # State kept by the parts, readable (and settable) here as it always was: the messages in
+    # flight (oldest first, positions as ``deliver_at`` takes them), the cut links, the client
+    # history, the logical clock, the Ready order, the transcript.
+    in_flight: _Via[list[Message]] = _Via("network", "in_flight")
+    cuts: _Via[set[tuple[int, int]]] = _Via("network", "cuts")
+    history: _Via[list[ClientOp] | None] = _Via("clients", "ops")
+    clock: _Via[int] = _Via("clients", "clock")
+    read_states_seen: _Via[int] = _Via("clients", "read_states_seen")
+    early_send: _Via[bool] = _Via("driver", "early_send")
+    script: _Via[list[str]] = _Via("transcript_recorder", "script")
+    cases: _Via[list[tuple[str, str]]] = _Via("transcript_recorder", "cases")
+    last_output: _Via[str] = _Via("transcript_recorder", "last_output")
 
     def node_config(self, node_id: int) -> Config:
         """The ``Config`` node ``node_id`` runs with (the cluster's overrides)."""

@@ -24,11 +24,9 @@ from typing import Protocol
 from raftkv.core import MemoryLogStore, Message, RawNode, Ready, describe
 
 from ._clients import ClientHistory
-from ._invariants import InvariantChecker
 from ._network import Network
 from ._simnode import Nodes, SimNode
 from ._statemachine import KVStateMachine
-from ._transcript import Transcript
 
 __all__ = ["ReadyObserver", "SimDriver", "handle_ready", "persist"]
 
@@ -112,24 +110,11 @@ class SimDriver:
     ``early_send`` is the order used unless a call says otherwise (see the module docstring).
     """
 
-    def __init__(
-        self,
-        nodes: Nodes,
-        network: Network,
-        clients: ClientHistory,
-        transcript: Transcript,
-        invariants: InvariantChecker | None,
-        *,
-        early_send: bool,
-    ) -> None:
-        self._nodes = nodes
-        self._network = network
-        self._clients = clients
-        self._tx = transcript
-        self._invariants = invariants
+    def __init__(self, nodes: Nodes, network: Network, clients: ClientHistory, *, early_send: bool):
+        self._nodes, self._network, self._clients = nodes, network, clients
+        self._invariants = nodes.invariants
+        self._tx = network.transcript
         self.early_send = early_send
-        # Counters (cheap; for benchmarks and tests).
-        self.read_states_seen = 0
 
     def process(self, node: SimNode, *, early: bool | None = None, crash: bool = False) -> bool:
         """Handle one Ready of ``node`` if it has one (``crash``: crash it midway). Returns
@@ -182,7 +167,6 @@ class SimDriver:
             if track:
                 clients.complete_write(node, e)
         if rd.read_states:
-            self.read_states_seen += len(rd.read_states)
             clients.read_states(node, rd.read_states)
         if node.reads_waiting:
             clients.complete_reads(node)

@@ -40,7 +40,7 @@ class Network:
 
     def __init__(self, nodes: dict[int, SimNode], transcript: Transcript) -> None:
         self._nodes = nodes
-        self._tx = transcript
+        self.transcript = self._tx = transcript
         self.in_flight: list[Message] = []
         self.cuts: set[tuple[int, int]] = set()
         self._snapshot_reports: list[tuple[int, int, bool]] = []

@@ -79,7 +79,7 @@ class Nodes:
     ) -> None:
         self._seed = seed
         self._node_config = node_config
-        self._invariants = invariants
+        self.invariants = invariants
         self.by_id: dict[int, SimNode] = {}
         self.order: list[int] = []
         # Every node's durable store, shared with the invariant checker (quorum checks).
@@ -102,8 +102,8 @@ class Nodes:
         rng = random.Random(f"{self._seed}/{node.id}/{node.incarnation}")
         node.raw = RawNode(node.config, store, rng, applied=snap.metadata.index)
         node.sm = KVStateMachine.restore(snap.data)
-        if self._invariants is not None:
-            self._invariants.on_start(node.id, store, node.raw)
+        if self.invariants is not None:
+            self.invariants.on_start(node.id, store, node.raw)
 
     def crash(self, node: SimNode) -> None:
         """The RawNode and the state machine are lost; the store survives."""
@@ -118,8 +118,8 @@ class Nodes:
         """A down node's disk is replaced wholesale (scenario setup)."""
         node.store = store
         self.stores[node.id] = store
-        if self._invariants is not None:
-            self._invariants.reset_node(node.id, store)
+        if self.invariants is not None:
+            self.invariants.reset_node(node.id, store)
 
     def snapshot(self, node: SimNode, keep: int | None) -> None:
         """The runtime's recipe, between Readys: snapshot the state machine at the applied
@@ -131,8 +131,8 @@ class Nodes:
         applied = raw.applied
         if applied > store.snapshot().metadata.index:
             snap = store.create_snapshot(applied, raw.conf_state, node.sm.snapshot())
-            if self._invariants is not None:
-                self._invariants.on_snapshot_created(node.id, snap, node.sm.digest)
+            if self.invariants is not None:
+                self.invariants.on_snapshot_created(node.id, snap, node.sm.digest)
         if keep is not None:
             store.compact(min(applied - keep, store.snapshot().metadata.index))
 
