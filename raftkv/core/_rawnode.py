@@ -20,8 +20,10 @@ message is made (``Raft._send`` / ``Raft._send_early``, as etcd-io/raft's ``msgs
 and raft-rs's ``persisted_messages``): ``messages`` holds what promises nothing (a leader's
 ``AppendEntries``, ``Heartbeat`` and ``InstallSnapshot``, a follower's forwarded ``Propose``
 and ``ReadIndexRequest``), so the runtime may overlap its own disk write with the followers'
-(thesis §10.2.1). A Ready with nothing to make durable but the commit index (``must_sync``
-false) puts every message in ``messages``: no message promises a commit index.
+(thesis §10.2.1). Such a message still waits when it would say more than the sender's disk
+backs: a term this Ready is making durable, or (a lone voter's) commit index beyond its durable
+log. A Ready with nothing to make durable but the commit index (``must_sync`` false) puts every
+message in ``messages``: no message promises a commit index.
 
 Between ``ready()`` and ``advance(rd)`` the node accepts no input
 (``ReadyContractError``): the batch it handed out is exactly what ``advance`` settles. Proposals
