@@ -59,7 +59,6 @@ from .core import (
     RawNode,
     Ready,
     Role,
-    split_early_messages,
 )
 from .storage import Storage
 from .transport import Transport
@@ -302,16 +301,16 @@ class Node:
             if rd.hard_state is not None:
                 await self._persister.save(rd)
         else:
-            # A leader's appends may travel while its own disk write is in flight (§10.2.1);
-            # votes and acknowledgements wait until what they promise is durable.
-            early, late = split_early_messages(rd.messages)
-            if early:
-                self._transport.send(early)
+            # What promises nothing (a leader's appends) travels while our own disk write is in
+            # flight (§10.2.1); votes and acknowledgements wait until it is durable. The core
+            # sorted them where it made them.
+            if rd.messages:
+                self._transport.send(rd.messages)
                 # Let the transport put them on the wire before a (blocking) fsync starts.
                 await trio.lowlevel.cancel_shielded_checkpoint()
             await self._persister.save(rd)
-            if late:
-                self._transport.send(late)
+            if rd.persisted_messages:
+                self._transport.send(rd.persisted_messages)
             self._applier.apply_ready(rd)
             self._raw.advance(rd)
         if rd.soft_state is not None:

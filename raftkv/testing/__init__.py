@@ -3,6 +3,8 @@
 * ``Cluster``: a pure, seedable simulator of N ``raftkv.core.RawNode`` servers and the network
   between them (deliver any message, drop, duplicate, partition, crash, restart, ...), which
   records a transcript in the scenario format.
+* ``handle_ready``: one Ready handled by the contract (or in the runtime's order, with
+  ``Ready.messages`` sent before persisting), for any harness that drives ``RawNode``s.
 * ``InvariantChecker``: Raft's safety properties, checked after every simulator step.
 * ``run_scenario`` / ``replay``: data-driven scenario files (``cmd args`` / ``----`` / output).
 * ``check_linearizable`` / ``check_stale_reads``: client histories against a register model.
@@ -14,6 +16,7 @@ See ``docs/testing.md``.
 
 from ._cluster import ClientOp, Cluster, LivenessFailure, SimNode, StabilizeError
 from ._datadriven import Arg, DataDrivenError, TestCase, parse_file, parse_text, run_file
+from ._driver import ReadyObserver, handle_ready, persist
 from ._invariants import InvariantChecker, InvariantViolation
 from ._lincheck import (
     LinearizabilityViolation,
@@ -43,6 +46,7 @@ __all__ = [
     "Op",
     "OpKind",
     "RandomSchedule",
+    "ReadyObserver",
     "ScenarioRunner",
     "SimNode",
     "StabilizeError",
@@ -51,9 +55,11 @@ __all__ = [
     "check_linearizable",
     "check_stale_reads",
     "find_linearization",
+    "handle_ready",
     "open_local_cluster",
     "parse_file",
     "parse_text",
+    "persist",
     "replay",
     "run_file",
     "run_scenario",
