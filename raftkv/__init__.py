@@ -35,6 +35,7 @@ from ._errors import (
 from ._node import Node
 from ._node_config import MemberStatus, NodeConfig, NodeStatistics, NodeStatus
 from ._open import DEFAULT_CLUSTER_ID, open_node
+from ._seed import seed_storage
 from ._statemachine import StateMachine
 from ._stats import LatencyHistogram
 from .client import AsyncClient, Client
@@ -76,4 +77,5 @@ __all__ = [
     "WatchLost",
     "innermost",
     "open_node",
+    "seed_storage",
 ]

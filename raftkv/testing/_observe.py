@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from raftkv.core import MemoryLogStore, RawNode, describe
-from raftkv.core._describe import describe_conf_state, describe_entries, describe_hard_state
 
 from ._simnode import SimNode
 
@@ -21,7 +20,7 @@ def status_line(node: SimNode) -> str:
     return (
         f"{node.id}: {raw.role.value} term={raw.term} lead={lead} vote={vote} "
         f"commit={raw.commit} applied={raw.applied} last={raw.last_index} "
-        f"{describe_conf_state(raw.conf_state)}"
+        f"{describe(raw.conf_state)}"
     )
 
 
@@ -45,8 +44,8 @@ def describe_log(store: MemoryLogStore) -> list[str]:
         lines.append(describe(snap))
     first, last = store.first_index(), store.last_index()
     entries = store.entries(first, last + 1) if last >= first else []
-    lines.append("entries " + describe_entries(entries))
-    lines.append("hard-state " + describe_hard_state(store.hard_state))
+    lines.append("entries [" + ", ".join(describe(e) for e in entries) + "]")
+    lines.append("hard-state " + describe(store.hard_state))
     return lines
 
 
@@ -54,7 +53,7 @@ def snapshot_line(store: MemoryLogStore) -> str:
     """Where a store's snapshot stands and where its log starts."""
     meta = store.snapshot().metadata
     return (
-        f"snapshot at {meta.term}/{meta.index} {describe_conf_state(meta.conf_state)}; "
+        f"snapshot at {meta.term}/{meta.index} {describe(meta.conf_state)}; "
         f"log starts at {store.first_index()}"
     )
 
