@@ -20,6 +20,7 @@ from ._http import HTTPError, Reply, reply_for_exception, send_reply
 from ._request import Receive, Scope, Send
 from .routes.kv import KV_PREFIX, KVRoutes
 from .routes.seed import SeedKeys
+from .routes.snapshot import SNAPSHOT_PATH, SnapshotRoute
 from .routes.txn import TxnRoutes
 from .routes.watch import DEFAULT_PROGRESS_INTERVAL, WATCH_PATH, WatchRoute
 
@@ -60,6 +61,7 @@ class Edge:
         self.node = node
         self.fallback = fallback
         self.watch = WatchRoute(kv.service, progress_interval=watch_progress_interval)
+        self.snapshot = SnapshotRoute(kv.service)
         txn = TxnRoutes(kv.service)
         seed = SeedKeys(kv)
         self._seed: dict[str, Handler] = {
@@ -106,6 +108,8 @@ class Edge:
             await self._serve(routes, ", ".join(sorted(routes)), scope, receive, send)
         elif path == WATCH_PATH:
             await self._serve_stream(self.watch, "GET", scope, receive, send)
+        elif path == SNAPSHOT_PATH:
+            await self._serve_stream(self.snapshot, "GET", scope, receive, send)
         else:
             await self.fallback(scope, receive, send)
 
