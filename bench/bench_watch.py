@@ -27,12 +27,12 @@ import subprocess
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
 import trio
-from bench_http import RAFTKVD, SHARED, _free_port, _stop, _wait_http, _wrk
+from bench_http import SHARED, _stop, _wait_http, _wrk, start_raftkv_cluster
 
 KEYS = 100_000
 PREFIX_DIGITS = 10  # "key-" + 10 of the 12 digits: 100 keys per prefix
@@ -49,19 +49,15 @@ def _key(n: int) -> str:
 # -- watch clients (raw streams, one trio task each) ---------------------------------------------
 
 
-async def _raftkv_watcher(
-    port: int, prefix: str, seen: dict[int, float], ready: Callable[[], None]
-) -> None:
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
+async def _read_lines(
+    stream: trio.SocketStream, request: bytes, ready: Callable[[], None]
+) -> AsyncIterator[tuple[bytes, float]]:
+    """Send ``request``, then every line of the answer with the time its bytes came."""
     async with stream:
-        request = f"GET /v1/watch?prefix={prefix} HTTP/1.1\r\nHost: b\r\n\r\n"
-        await stream.send_all(request.encode())
+        await stream.send_all(request)
         buf = b""
         announced = False
-        while True:
-            data = await stream.receive_some(65536)
-            if not data:
-                return
+        while data := await stream.receive_some(65536):
             if not announced:
                 announced = True
                 ready()
@@ -69,9 +65,17 @@ async def _raftkv_watcher(
             buf += data
             *lines, buf = buf.split(b"\n")
             for line in lines:
-                if line.startswith(b'data: {"revision"') and b'"events"' in line:
-                    rev = json.loads(line[6:])["revision"]
-                    seen.setdefault(rev, now)
+                yield line, now
+
+
+async def _raftkv_watcher(
+    port: int, prefix: str, seen: dict[int, float], ready: Callable[[], None]
+) -> None:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    request = f"GET /v1/watch?prefix={prefix} HTTP/1.1\r\nHost: b\r\n\r\n".encode()
+    async for line, now in _read_lines(stream, request, ready):
+        if line.startswith(b'data: {"revision"') and b'"events"' in line:
+            seen.setdefault(json.loads(line[6:])["revision"], now)
 
 
 async def _etcd_watcher(
@@ -79,41 +83,21 @@ async def _etcd_watcher(
 ) -> None:
     start = prefix.encode()
     end = start[:-1] + bytes([start[-1] + 1])
-    body = json.dumps(
-        {
-            "create_request": {
-                "key": base64.b64encode(start).decode(),
-                "range_end": base64.b64encode(end).decode(),
-            }
-        }
-    ).encode()
+    b64 = base64.b64encode
+    watch = {"create_request": {"key": b64(start).decode(), "range_end": b64(end).decode()}}
+    body = json.dumps(watch).encode()
+    head = (
+        "POST /v3/watch HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
     stream = await trio.open_tcp_stream("127.0.0.1", port)
-    async with stream:
-        head = (
-            f"POST /v3/watch HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        )
-        await stream.send_all(head.encode() + body)
-        buf = b""
-        announced = False
-        while True:
-            data = await stream.receive_some(65536)
-            if not data:
-                return
-            if not announced:
-                announced = True
-                ready()
-            now = time.monotonic()
-            buf += data
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                if b'"events"' not in line:
-                    continue
-                with contextlib.suppress(ValueError):
-                    start_obj = line.index(b"{")
-                    result = json.loads(line[start_obj:]).get("result", {})
-                    for event in result.get("events", []):
-                        seen.setdefault(int(event["kv"]["mod_revision"]), now)
+    async for line, now in _read_lines(stream, head.encode() + body, ready):
+        if b'"events"' not in line or b"{" not in line:
+            continue
+        with contextlib.suppress(ValueError):
+            result = json.loads(line[line.index(b"{") :]).get("result", {})
+            for event in result.get("events", []):
+                seen.setdefault(int(event["kv"]["mod_revision"]), now)
 
 
 # -- writers ---------------------------------------------------------------------------------------
@@ -208,48 +192,8 @@ async def _measure(
     return result
 
 
-def _raftkv_cluster(workdir: Path) -> tuple[list[subprocess.Popen[bytes]], list[int], int]:
-    peers = [_free_port() for _ in range(3)]
-    clients = [_free_port() for _ in range(3)]
-    cluster = ",".join(f"http://127.0.0.1:{p}" for p in peers)
-    procs = []
-    for i in range(3):
-        log = (workdir / f"raftkvd-{i + 1}.log").open("wb")
-        procs.append(
-            subprocess.Popen(
-                [
-                    RAFTKVD,
-                    "--id",
-                    str(i + 1),
-                    "--cluster",
-                    cluster,
-                    "--port",
-                    str(clients[i]),
-                    "--data-dir",
-                    str(workdir / f"data-{i + 1}"),
-                    "--log-level",
-                    "warning",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-    deadline = time.monotonic() + 30
-    leader = None
-    while leader is None and time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
-            leader = httpx.get(f"http://127.0.0.1:{clients[0]}/-/status", timeout=1).json()[
-                "leader"
-            ]
-        time.sleep(0.1)
-    if leader is None:
-        _stop(procs)
-        raise RuntimeError("raftkvd cluster elected no leader")
-    return procs, clients, leader
-
-
 def bench_raftkv(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
-    procs, clients, leader = _raftkv_cluster(workdir)
+    procs, clients, leader = start_raftkv_cluster(workdir)
     try:
         leader_url = f"http://127.0.0.1:{clients[leader - 1]}"
         without = _wrk(leader_url, "put", "raw", 64, f"{args.wrk_seconds}s")["rps"]

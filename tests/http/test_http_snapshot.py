@@ -11,33 +11,20 @@ import pytest
 import trio
 
 import raftkv
-from raftkv.kv import KVService, KVStateMachine, Limits
-from raftkv.storage import MemoryStorage, open_file_storage
+from raftkv.kv import KVService, KVStateMachine
+from raftkv.storage import open_file_storage
 from raftkv.transport import MemoryNetwork
 from raftkv_cli._app import create_app
 from raftkv_cli._backup import BackupError, read_backup, restore_backup
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[tuple[httpx.AsyncClient, KVService]]:
-    net = MemoryNetwork()
-    async with (
-        net.open_transport(1) as transport,
-        raftkv.open_node(
-            raftkv.NodeConfig(id=1, tick_interval=0.01),
-            storage=MemoryStorage(),
-            transport=transport,
-            state_machine=(store := KVStateMachine()),
-            peers={1: "http://127.0.0.1:1"},
-        ) as node,
-    ):
-        await node.wait_status(lambda s: s.leader == 1 and s.applied == s.last_index)
-        service = KVService(node, store, Limits())
-        app = create_app(service)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-        ) as client:
-            yield client, service
+async def api(kv_service: KVService) -> AsyncIterator[tuple[httpx.AsyncClient, KVService]]:
+    app = create_app(kv_service)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as client:
+        yield client, kv_service
 
 
 async def _save(client: httpx.AsyncClient, path: Path) -> httpx.Response:
