@@ -184,23 +184,28 @@ async def _measure(
                 result["p50_ms"] = 1000 * statistics.median(lat)
                 result["p99_ms"] = 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))]
             api = "raw" if system == "raftkv" else "v3"
-            wrk_url = write_base
-            result["put64_with"] = await trio.to_thread.run_sync(
-                lambda: _wrk(wrk_url, "put", api, 64, f"{args.wrk_seconds}s")["rps"]
-            )
+            if args.wrk_seconds:
+                result["put64_with"] = await trio.to_thread.run_sync(
+                    lambda: _wrk(write_base, "put", api, 64, f"{args.wrk_seconds}s")["rps"]
+                )
             nursery.cancel_scope.cancel()
     return result
+
+
+def _put64(url: str, api: str, args: argparse.Namespace) -> dict[str, float]:
+    if not args.wrk_seconds:
+        return {}
+    return {"put64_without": _wrk(url, "put", api, 64, f"{args.wrk_seconds}s")["rps"]}
 
 
 def bench_raftkv(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
     procs, clients, leader = start_raftkv_cluster(workdir)
     try:
         leader_url = f"http://127.0.0.1:{clients[leader - 1]}"
-        without = _wrk(leader_url, "put", "raw", 64, f"{args.wrk_seconds}s")["rps"]
+        without = _put64(leader_url, "raw", args)
         watched = clients[leader % 3]  # the watchers on a follower, the writes to the leader
         result = trio.run(_measure, "raftkv", watched, leader_url, args)
-        result["put64_without"] = without
-        return result
+        return {**result, **without}
     finally:
         _stop(procs)
 
@@ -213,11 +218,10 @@ def bench_etcd(args: argparse.Namespace) -> dict[str, float]:
         leader = next(line.split()[0] for line in roles.splitlines() if "leader" in line)
         follower = next(line.split()[0] for line in roles.splitlines() if "leader" not in line)
         _wait_http(leader + "/health")
-        without = _wrk(leader, "put", "v3", 64, f"{args.wrk_seconds}s")["rps"]
+        without = _put64(leader, "v3", args)
         port = int(follower.rsplit(":", 1)[1])
         result = trio.run(_measure, "etcd", port, leader, args)
-        result["put64_without"] = without
-        return result
+        return {**result, **without}
     finally:
         subprocess.run([script, "stop"], capture_output=True, check=False)
 
@@ -246,7 +250,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--watchers", type=int, default=1000)
     p.add_argument("--rate", type=float, default=1000.0)
     p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--wrk-seconds", type=int, default=8)
+    p.add_argument("--wrk-seconds", type=int, default=8, help="0: no throughput (no wrk needed)")
     p.add_argument("--systems", default="raftkv,etcd")
     p.add_argument("--history-revisions", type=int, default=100_000)
     args = p.parse_args(argv)
