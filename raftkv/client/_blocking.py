@@ -8,13 +8,14 @@ client closes; whatever runs there then is cancelled (its leases are revoked).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import trio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from .._errors import one_error_unwrapped
 from ._async import AsyncClient
 from ._election import AsyncElection, ElectionObserver
 from ._lease import AsyncLease
@@ -139,13 +140,33 @@ class Election:
     @contextmanager
     def observe(self) -> Iterator[Iterator[Leader]]:
         """``with election.observe() as leaders: for leader in leaders: ...``"""
-        observer: ElectionObserver = self._election.observe()
-        try:
-            yield self._leaders(observer)
-        finally:
-            self._portal.call(observer.aclose)
+        with self._portal.context(_observing(self._election.observe())) as leaders:
+            yield self._leaders(leaders)
 
-    def _leaders(self, observer: ElectionObserver) -> Iterator[Leader]:
+    def _leaders(self, leaders: trio.MemoryReceiveChannel[Leader]) -> Iterator[Leader]:
         while True:
-            leader: Leader = self._portal.call(observer.__anext__)
+            try:
+                leader: Leader = self._portal.call(leaders.receive)
+            except trio.EndOfChannel:
+                return  # the observer failed: its error comes out of the with block
             yield leader
+
+
+@asynccontextmanager
+async def _observing(
+    observer: ElectionObserver,
+) -> AsyncIterator[trio.MemoryReceiveChannel[Leader]]:
+    """The observer's leaders through a channel, from a task of their own: leaving cancels the
+    task, wherever it is (a wait for the next leader, interrupted by Ctrl-C, included)."""
+    send, receive = trio.open_memory_channel[Leader](0)
+
+    async def pump() -> None:
+        async with send, observer:
+            async for leader in observer:
+                await send.send(leader)
+
+    with one_error_unwrapped():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pump)
+            yield receive
+            nursery.cancel_scope.cancel()
