@@ -26,6 +26,7 @@ from raftkv.kv import (
 from ._http import HTTPError
 
 __all__ = [
+    "LeaseGrantRequest",
     "Query",
     "Receive",
     "Scope",
@@ -34,6 +35,8 @@ __all__ = [
     "declared_length",
     "header",
     "key_at",
+    "lease_grant_request",
+    "parse_lease_id",
     "parse_member_id",
     "read_body",
     "read_json",
@@ -130,14 +133,20 @@ class Query:
             raise HTTPError(400, f"bad {name}", f"{name} must be an integer >= 1, not {text!r}")
         return value
 
-    def flag(self, name: str) -> bool:
-        """A boolean parameter: ``true`` or ``false`` (absent: false); anything else 400."""
+    def flag(self, name: str, default: bool = False) -> bool:
+        """A boolean parameter: ``true`` or ``false`` (absent: ``default``); anything else
+        400."""
         text = self.text(name)
-        if text is None or text == "false":
-            return False
-        if text == "true":
-            return True
+        if text is None:
+            return default
+        if text in ("true", "false"):
+            return text == "true"
         raise HTTPError(400, f"bad {name}", f"{name} is true or false, not {text!r}")
+
+    def lease(self) -> int:
+        """``?lease=ID``: the lease a write attaches its key to (absent: 0, none)."""
+        text = self.text("lease")
+        return 0 if text is None else parse_lease_id(text)
 
 
 def key_at(scope: Scope, prefix: str, limits: Limits) -> bytes:
@@ -171,6 +180,43 @@ def write_condition(scope: Scope) -> int | None:
     if revision < 1:
         raise HTTPError(400, "bad If-Match", "revisions start at 1")
     return revision
+
+
+def parse_lease_id(text: str) -> int:
+    """A lease id in a path or query: a decimal integer from 1 to 2^63 - 1; else 400."""
+    lease = _integer(text, 1)
+    if lease is None:
+        detail = f"{text!r:.40} is not a lease id (an integer from 1 to {_MAX_INT})"
+        raise HTTPError(400, "invalid lease id", detail)
+    return lease
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseGrantRequest:
+    """``POST /v1/leases``: the TTL asked for (whole seconds; its bounds are the lessor's to
+    check) and the lease id chosen by the client, if any."""
+
+    ttl: int
+    id: int | None
+
+
+_GRANT_BODY_BYTES = 1024
+_GRANT_EXAMPLE = '{"ttl": <seconds>, "id": <optional lease id>}'
+
+
+async def lease_grant_request(scope: Scope, receive: Receive) -> LeaseGrantRequest:
+    body = await read_json(scope, receive, _GRANT_BODY_BYTES, _GRANT_EXAMPLE)
+    if not isinstance(body, dict) or "ttl" not in body or set(body) - {"ttl", "id"}:
+        raise HTTPError(400, "bad body", f"expected {_GRANT_EXAMPLE}")
+    ttl, lease = body["ttl"], body.get("id")
+    if type(ttl) is not int:
+        raise HTTPError(
+            400, "bad ttl", f"a lease TTL is a whole number of seconds, not {ttl!r:.40}"
+        )
+    if lease is not None and (type(lease) is not int or not 1 <= lease <= _MAX_INT):
+        detail = f"a lease id is an integer from 1 to {_MAX_INT}, not {lease!r:.40}"
+        raise HTTPError(400, "invalid lease id", detail)
+    return LeaseGrantRequest(ttl, lease)
 
 
 def parse_member_id(text: str) -> int:

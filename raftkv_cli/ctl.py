@@ -1,9 +1,10 @@
-"""``raftkv``: the command-line client (get, put, del, ls, watch, txn, compact, members,
-status).
+"""``raftkv``: the command-line client (get, put, del, ls, watch, txn, compact, lease, lock,
+elect, members, status).
 
-Exit status: 0 done; 1 not found, precondition failed, change refused or revision compacted;
-2 bad usage (including a request the server calls bad, 400/413); 3 cluster unavailable,
-outcome unknown or other failure; 130 interrupted (Ctrl-C, the way ``raftkv watch`` ends).
+Exit status: 0 done; 1 not found, precondition failed, change refused, revision compacted, or a
+lease (a lock, leadership) lost; 2 bad usage (including a request the server calls bad,
+400/413); 3 cluster unavailable, outcome unknown or other failure; 130 interrupted (Ctrl-C, the
+way ``raftkv watch`` and ``raftkv elect`` end). ``raftkv lock`` exits with its command's status.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import argparse
 import contextlib
 import json
 import os
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, NoReturn
+from typing import IO, Any, NoReturn
 
 import raftkv
 from raftkv.client import (
@@ -25,6 +28,7 @@ from raftkv.client import (
     Compacted,
     Conflict,
     KeyValue,
+    LeaseLost,
     Member,
     NotFound,
     OutcomeUnknown,
@@ -72,6 +76,11 @@ examples:
   raftkv txn txn.json                                # a transaction (JSON, as POST /v1/txn)
   raftkv del --prefix app/
   raftkv compact 100
+  raftkv lease grant 10                              # prints the lease id
+  raftkv put svc/me up --lease 7587862072312423137
+  raftkv lock jobs/nightly -- ./nightly.sh           # $RAFTKV_LOCK_TOKEN: the fencing token
+  raftkv elect svc/primary 10.0.0.7                  # campaigns, then holds until Ctrl-C
+  raftkv elect --listen svc/primary                  # prints each leader
   raftkv members add 4 http://127.0.0.1:42379
   raftkv --endpoints http://127.0.0.1:12380,http://127.0.0.1:22380 status
 
@@ -164,6 +173,9 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     condition.add_argument(
         "--create-only", action="store_true", help="only if the key does not exist"
     )
+    put.add_argument(
+        "--lease", type=_positive, metavar="ID", help="attach the key to lease ID (it goes with it)"
+    )
 
     delete = commands.add_parser(
         "del", help="delete a key, or every key under a prefix (prints how many)"
@@ -202,6 +214,8 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     compact = commands.add_parser("compact", help="forget the history before a revision")
     compact.add_argument("revision", type=_positive, metavar="REV")
 
+    _lease_commands(commands)
+
     members = commands.add_parser("members", help="list, add or remove cluster members")
     actions = members.add_subparsers(title="actions", dest="action", metavar="ACTION")
     actions.add_parser("list", help="list the members (the default)")
@@ -213,6 +227,41 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
 
     commands.add_parser("status", help="print the answering node's status as JSON")
     return parser
+
+
+def _lease_commands(commands: Any) -> None:
+    lease = commands.add_parser("lease", help="grant, keep alive, look up, revoke, list leases")
+    actions = lease.add_subparsers(title="actions", dest="action", metavar="ACTION", required=True)
+    grant = actions.add_parser("grant", help="grant a lease of TTL seconds; prints its id")
+    grant.add_argument("ttl", type=_positive, metavar="TTL")
+    keep = actions.add_parser(
+        "keepalive", help="renew a lease every third of its TTL until Ctrl-C (prints each TTL)"
+    )
+    keep.add_argument("id", type=_positive)
+    keep.add_argument("--once", action="store_true", help="renew it once")
+    revoke = actions.add_parser("revoke", help="revoke a lease; prints how many keys it took")
+    revoke.add_argument("id", type=_positive)
+    ttl = actions.add_parser("ttl", help="print a lease's TTL left and granted TTL as JSON")
+    ttl.add_argument("id", type=_positive)
+    ttl.add_argument("--keys", action="store_true", help="with the keys attached to it")
+    actions.add_parser("list", help="print every lease id")
+
+    lock = commands.add_parser(
+        "lock",
+        help="run a command while holding a lock (exits with its status; its fencing token is "
+        "in $RAFTKV_LOCK_TOKEN)",
+    )
+    lock.add_argument("name")
+    lock.add_argument("--ttl", type=_positive, default=10, help="the lock's lease TTL (10 s)")
+    lock.add_argument("cmd", nargs="*", metavar="-- COMMAND", help="the command, after --")
+
+    elect = commands.add_parser(
+        "elect", help="campaign and hold leadership until Ctrl-C, or --listen to the leaders"
+    )
+    elect.add_argument("name")
+    elect.add_argument("value", nargs="?", help="what to lead with (not with --listen)")
+    elect.add_argument("--listen", action="store_true", help="print each leader as it changes")
+    elect.add_argument("--ttl", type=_positive, default=10, help="the campaign's lease TTL")
 
 
 def _key_or_prefix(parser: argparse.ArgumentParser) -> None:
@@ -243,7 +292,8 @@ def _write_members(out: IO[bytes], members: Sequence[Member]) -> None:
         out.write(f"{line}  {row[3]}\n".encode())
 
 
-def _run(args: argparse.Namespace, client: Client, stdin: IO[bytes], out: IO[bytes]) -> None:
+def _run(args: argparse.Namespace, client: Client, stdin: IO[bytes], out: IO[bytes]) -> int | None:
+    """Run the command; the exit status when it is not simply 0 (``raftkv lock``'s command's)."""
     match args.command:
         case "get":
             value = client.get(
@@ -263,7 +313,9 @@ def _run(args: argparse.Namespace, client: Client, stdin: IO[bytes], out: IO[byt
         case "put":
             data = stdin.read() if args.value is None else _arg_bytes(args.value)
             if_revision = 0 if args.create_only else args.if_revision
-            result = client.put(_arg_bytes(args.key), data, if_revision=if_revision)
+            result = client.put(
+                _arg_bytes(args.key), data, if_revision=if_revision, lease=args.lease
+            )
             out.write(f"{result.revision if result.revision is not None else 'OK'}\n".encode())
         case "del" if args.prefix is not None:
             if args.if_revision is not None:
@@ -280,6 +332,12 @@ def _run(args: argparse.Namespace, client: Client, stdin: IO[bytes], out: IO[byt
             out.write(f"compacted revision {done.compact_revision}\n".encode())
         case "ls":
             _list(args, client, out)
+        case "lease":
+            _lease(args, client, out)
+        case "lock":
+            return _lock(args, client)
+        case "elect":
+            _elect(args, client, out)
         case "members":
             if args.action == "add":
                 members = client.add_member(args.id, args.peer_url)
@@ -290,6 +348,80 @@ def _run(args: argparse.Namespace, client: Client, stdin: IO[bytes], out: IO[byt
             _write_members(out, members)
         case "status":
             out.write(json.dumps(client.status(), indent=2, sort_keys=True).encode() + b"\n")
+    return None
+
+
+def _lease(args: argparse.Namespace, client: Client, out: IO[bytes]) -> None:
+    match args.action:
+        case "grant":
+            out.write(b"%d\n" % client.grant_lease(args.ttl).id)
+        case "keepalive":
+            while True:
+                ttl = client.keepalive(args.id)
+                out.write(b"%d\n" % ttl)
+                out.flush()
+                if args.once:
+                    return
+                time.sleep(ttl / 3)
+        case "revoke":
+            out.write(b"%d\n" % client.revoke_lease(args.id).deleted)
+        case "ttl":
+            status = client.lease_status(args.id, keys=args.keys)
+            body: dict[str, object] = {
+                "id": status.id,
+                "ttl": status.ttl,
+                "granted_ttl": status.granted_ttl,
+            }
+            if status.keys is not None:
+                body["keys"] = [bytes_field("key", key) for key in status.keys]
+            out.write(json.dumps(body).encode() + b"\n")
+        case _:
+            for lease in client.leases():
+                out.write(b"%d\n" % lease)
+
+
+def _lock(args: argparse.Namespace, client: Client) -> int:
+    """Run the command while holding the lock; its exit status. A lock lost meanwhile ends the
+    command (it may be another's now): 1."""
+    cmd = args.cmd
+    if not cmd:
+        raise ValueError("raftkv lock NAME -- COMMAND...: no command given")
+    with client.lock(_arg_bytes(args.name), ttl=args.ttl) as held:
+        env = {**os.environ, "RAFTKV_LOCK_TOKEN": str(held.token)}
+        try:
+            proc = subprocess.Popen(cmd, env=env)
+        except OSError as exc:
+            raise ValueError(f"cannot run {cmd[0]!r}: {exc.strerror or exc}") from None
+        try:
+            while proc.poll() is None and not held.lease.wait_lost(timeout=0.1):
+                pass
+        finally:
+            if proc.poll() is None:  # lost, or Ctrl-C: the command ends before the lock does
+                proc.terminate()
+                proc.wait()
+        if held.lease.is_lost:
+            raise LeaseLost(f"the lock was lost ({held.lease.lost_reason}): the command was ended")
+        return proc.returncode
+
+
+def _elect(args: argparse.Namespace, client: Client, out: IO[bytes]) -> None:
+    if args.listen == (args.value is not None):
+        raise ValueError("raftkv elect NAME VALUE campaigns; raftkv elect --listen NAME listens")
+    with client.election(_arg_bytes(args.name), ttl=args.ttl) as election:
+        if args.listen:
+            with election.observe() as leaders:
+                for leader in leaders:
+                    out.write(leader.key + b"\n" + leader.value + b"\n")
+                    out.flush()
+        leader = election.campaign(_arg_bytes(args.value))
+        out.write(leader.key + b"\n" + leader.value + b"\n")
+        out.flush()
+        try:
+            election.wait_lost()
+        except KeyboardInterrupt:
+            election.resign()
+            raise
+        raise LeaseLost("leadership lost: the campaign's lease expired or its key was deleted")
 
 
 def _list(args: argparse.Namespace, client: Client, out: IO[bytes]) -> None:
@@ -396,11 +528,24 @@ def _txn_json(result: TxnResponse) -> dict[str, object]:
 
 
 def _exit_code(exc: ClientError) -> int:
-    if isinstance(exc, NotFound | PreconditionFailed | Conflict | Compacted):
+    if isinstance(exc, NotFound | PreconditionFailed | Conflict | Compacted | LeaseLost):
         return EXIT_FAILED
     if isinstance(exc, BadRequest):
         return EXIT_USAGE
     return EXIT_UNAVAILABLE
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``raftkv lock NAME [--ttl S] -- COMMAND...``: what follows ``--`` is the command, options
+    and all (argparse alone would take the command's options for ours)."""
+    if "--" in argv:
+        at = argv.index("--")
+        head = parser.parse_known_args(argv[:at])[0]
+        if head.command == "lock":
+            args = parser.parse_args(argv[:at])
+            args.cmd = [*args.cmd, *argv[at + 1 :]]
+            return args
+    return parser.parse_args(argv)
 
 
 def main(
@@ -414,14 +559,14 @@ def main(
     """Run one command; returns the exit status (the console script exits with it)."""
     parser = build_parser(os.environ if environ is None else environ)
     try:
-        args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+        args = _parse(parser, sys.argv[1:] if argv is None else list(argv))
     except SystemExit as exc:  # --help, --version, usage errors: argparse has printed them
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     out = sys.stdout.buffer if stdout is None else stdout
     try:
         factory = client_factory or (lambda endpoints, timeout: Client(endpoints, timeout=timeout))
         with factory(args.endpoints, args.timeout) as client:
-            _run(args, client, sys.stdin.buffer if stdin is None else stdin, out)
+            code = _run(args, client, sys.stdin.buffer if stdin is None else stdin, out)
     except ClientError as exc:
         return _fail(exc, _exit_code(exc))
     except ValueError as exc:  # a bad endpoint or argument, found before anything was sent
@@ -435,7 +580,7 @@ def main(
     finally:
         with contextlib.suppress(BrokenPipeError):
             out.flush()
-    return EXIT_OK
+    return EXIT_OK if code is None else code
 
 
 def _discard_stdout() -> None:

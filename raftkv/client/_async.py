@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -13,9 +14,15 @@ import trio
 from ..kv import TxnCommand, WatchBatch
 from . import _calls as calls
 from ._calls import Call, Key
+from ._election import AsyncElection, open_election
+from ._lease import AsyncLease, open_lease
+from ._lock import AsyncHeldLock, open_lock
 from ._models import (
     CompactResponse,
     DeleteResponse,
+    LeaseGrant,
+    LeaseRevoked,
+    LeaseStatus,
     Member,
     PutResponse,
     RangeResponse,
@@ -101,10 +108,14 @@ class AsyncClient:
         """
         return await self._send(calls.get(key, serializable=serializable, revision=revision))
 
-    async def put(self, key: Key, value: Key, *, if_revision: int | None = None) -> PutResponse:
+    async def put(
+        self, key: Key, value: Key, *, if_revision: int | None = None, lease: int | None = None
+    ) -> PutResponse:
         """Store ``value``; returns once committed. ``if_revision``: compare-and-swap on the key's
-        mod revision (0: create only); ``PreconditionFailed`` when it does not match."""
-        return await self._send(calls.put(key, value, if_revision=if_revision))
+        mod revision (0: create only); ``PreconditionFailed`` when it does not match. ``lease``:
+        attach the key to that lease (``LeaseNotFound`` if it is gone); without it, a put
+        detaches the key from any lease."""
+        return await self._send(calls.put(key, value, if_revision=if_revision, lease=lease))
 
     async def delete(
         self, key: Key | None = None, *, prefix: Key | None = None, if_revision: int | None = None
@@ -167,6 +178,52 @@ class AsyncClient:
             prev_kv=prev_kv,
         )
         return AsyncWatch(self._http, session, idle_timeout)
+
+    # -- leases and what builds on them --
+
+    async def grant_lease(self, ttl: int, *, id: int | None = None) -> LeaseGrant:
+        """A lease of ``ttl`` whole seconds (at least the cluster's minimum, above its election
+        timeout); ``id`` chooses its id (``Conflict`` if taken). Nothing keeps it alive: see
+        ``lease()`` for that."""
+        return await self._send(calls.grant_lease(ttl, lease=id))
+
+    async def keepalive(self, lease: int) -> int:
+        """Renew ``lease`` for its whole TTL, which it returns; ``LeaseNotFound`` if gone."""
+        return await self._send(calls.keepalive(lease))
+
+    async def lease_status(self, lease: int, *, keys: bool = True) -> LeaseStatus:
+        """The lease's TTL left by the leader's clock, its granted TTL and attached keys."""
+        return await self._send(calls.lease_status(lease, keys=keys))
+
+    async def revoke_lease(self, lease: int) -> LeaseRevoked:
+        """Revoke ``lease``: every key attached to it is deleted, at one revision."""
+        return await self._send(calls.revoke_lease(lease))
+
+    async def leases(self) -> tuple[int, ...]:
+        """The ids of every lease, in order."""
+        return await self._send(calls.leases())
+
+    def lease(
+        self, ttl: int = 10, *, id: int | None = None
+    ) -> AbstractAsyncContextManager[AsyncLease]:
+        """A lease kept alive while the block runs, revoked after it (``_lease``)::
+
+        async with kv.lease(ttl=10) as lease:
+            await kv.put("svc/me", "up", lease=lease.id)
+        """
+        return open_lease(self, ttl, id=id)
+
+    def lock(self, name: Key, *, ttl: int = 10) -> AbstractAsyncContextManager[AsyncHeldLock]:
+        """The lock ``name``, held while the block runs (``_lock``); ``held.token`` fences::
+
+        async with kv.lock("jobs/nightly") as held:
+            ...
+        """
+        return open_lock(self, name, ttl=ttl)
+
+    def election(self, name: Key, *, ttl: int = 10) -> AbstractAsyncContextManager[AsyncElection]:
+        """The election ``name``: campaign, proclaim, resign, leader, observe (``_election``)."""
+        return open_election(self, name, ttl=ttl)
 
     # -- cluster --
 

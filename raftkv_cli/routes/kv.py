@@ -7,7 +7,14 @@ Each handler takes the ASGI scope (and ``receive`` for a body), parses it once t
 
 from __future__ import annotations
 
-from raftkv.kv import CompareFailed, KVService, PutResult, encode_etag, key_value_to_json
+from raftkv.kv import (
+    CompareFailed,
+    KVService,
+    PutResult,
+    UnknownLease,
+    encode_etag,
+    key_value_to_json,
+)
 
 from .._http import HTTPError, Reply, json_reply
 from .._request import (
@@ -54,11 +61,19 @@ class KVRoutes:
         )
 
     async def write(self, scope: Scope, receive: Receive, prefix: str = KV_PREFIX) -> PutResult:
-        """Put the body under the key, if its condition holds (else 412)."""
+        """Put the body under the key, if its condition holds (else 412), attached to the lease
+        ``?lease=`` names (404 if there is no such lease; without it, detached)."""
         key = key_at(scope, prefix, self.limits)
         condition = write_condition(scope)
+        lease = Query.of(scope).lease()
         value = await read_body(scope, receive, self.limits.max_value_bytes)
-        result = await self.service.put(key, value, if_revision=condition)
+        if lease and self.service.store.lease(lease) is None:
+            # Refused before the log if it is unknown once we are up to date (else the store
+            # refuses it as it applies, which leaves an entry).
+            await self.service.node.read_barrier()
+            if self.service.store.lease(lease) is None:
+                raise UnknownLease(lease)
+        result = await self.service.put(key, value, if_revision=condition, lease=lease)
         if isinstance(result, CompareFailed):
             raise _precondition_failed(result)
         return result
