@@ -34,7 +34,11 @@ async def api() -> AsyncIterator[tuple[httpx.AsyncClient, raftkv.Node]]:
         ) as node,
     ):
         with trio.fail_after(5):
-            await node.wait_status(lambda s: s.leader == 1 and s.applied == s.last_index)
+            await node.wait_status(
+                lambda s: (
+                    s.leader == 1 and s.members[0].client_url != "" and s.applied == s.last_index
+                )
+            )
         app = create_app(KVService(node, kv, LIMITS))
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://testserver"
