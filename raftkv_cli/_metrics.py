@@ -7,8 +7,6 @@ fixed-bucket histograms, and this collector turns them into metric families when
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from weakref import WeakKeyDictionary
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -28,31 +26,10 @@ from prometheus_client.core import (
 import raftkv
 from raftkv.kv import KVService
 
-__all__ = ["LeaseCounters", "PeerStats", "lease_counters", "metrics_registry", "render_metrics"]
+__all__ = ["PeerStats", "metrics_registry", "render_metrics"]
 
 # Where peer-transport counters come from (event name -> count).
 PeerStats = Callable[[], Mapping[str, int]]
-
-
-@dataclass(slots=True)
-class LeaseCounters:
-    """What this node's lease routes did (the lessor counts the leases it expired)."""
-
-    granted: int = 0
-    revoked: int = 0
-    keepalives: int = 0
-
-
-_LEASE_COUNTERS: WeakKeyDictionary[KVService, LeaseCounters] = WeakKeyDictionary()
-
-
-def lease_counters(service: KVService) -> LeaseCounters:
-    """The lease counters of ``service`` (one set per service: its routes count, the metrics
-    read)."""
-    counters = _LEASE_COUNTERS.get(service)
-    if counters is None:
-        counters = _LEASE_COUNTERS[service] = LeaseCounters()
-    return counters
 
 
 def _histogram(name: str, doc: str, h: raftkv.LatencyHistogram) -> HistogramMetricFamily:
@@ -88,13 +65,13 @@ class _NodeCollector:
         yield from self._lease_metrics()
 
     def _lease_metrics(self) -> Iterator[Metric]:
-        service, counted = self.service, lease_counters(self.service)
+        service, counted = self.service, self.service.leases.stats
         live = len(service.store.lease_ids())
         yield GaugeMetricFamily("raftkv_leases", "Leases in the store.", value=live)
         counters = {
             "granted": (counted.granted, "Leases granted through this node."),
             "revoked": (counted.revoked, "Leases revoked through this node."),
-            "expired": (service.leases.expired, "Leases this node revoked as their leader."),
+            "expired": (counted.expired, "Leases this node revoked as their leader."),
             "keepalives": (counted.keepalives, "Keep-alives this node served as the leader."),
         }
         for name, (value, doc) in counters.items():

@@ -25,7 +25,6 @@ from raftkv.kv import KVService, bytes_field
 
 from .._forward import LeaderForwarder
 from .._http import HTTPError, Reply, json_reply
-from .._metrics import lease_counters
 from .._quart import as_response
 from .._request import Query, Receive, Scope, lease_grant_request, parse_lease_id
 
@@ -41,7 +40,6 @@ class LeaseRoutes:
     def __init__(self, service: KVService) -> None:
         self.service = service
         self.leases = service.leases
-        self.counters = lease_counters(service)
 
     def routes(self, path: str) -> tuple[dict[str, Handler], str] | None:
         """The handlers of ``path`` (under ``/v1/leases``) by method, and its ``Allow``; None
@@ -67,7 +65,6 @@ class LeaseRoutes:
         except ValueError as exc:
             raise HTTPError(400, "bad ttl", str(exc)) from None
         granted = await self.leases.grant(asked.ttl, asked.id)
-        self.counters.granted += 1
         return json_reply({"id": granted.lease, "ttl": granted.ttl}, 201)
 
     async def list(self, scope: Scope, receive: Receive) -> Reply:
@@ -77,18 +74,14 @@ class LeaseRoutes:
         return json_reply({"leases": [{"id": lease} for lease in ids]})
 
     async def keepalive(self, lease: int) -> Reply:
-        """Renew ``lease`` (leader only). One that expired and awaits its revocation is gone
-        already: renewing it would promise a TTL that its revocation is about to end."""
-        if self._expired(lease):
-            raise raftkv.UnknownLease(lease)
+        """Renew ``lease`` (leader only; one that has expired is gone)."""
         ttl = await self.leases.keepalive(lease)
-        self.counters.keepalives += 1
         return json_reply({"id": lease, "ttl": ttl})
 
     async def status(self, scope: Scope, lease: int) -> Reply:
         """The lease's remaining TTL by the leader's clock (leader only)."""
         with_keys = Query.of(scope).flag("keys", default=True)
-        self._expired(lease)  # NotLeader before the barrier, if we do not lead
+        self.leases.check_leader()  # NotLeader before the barrier, if we do not lead
         await self.service.node.read_barrier()  # we still lead, and have applied what it knows
         status = self.leases.status(lease)
         body: dict[str, object] = {
@@ -100,17 +93,8 @@ class LeaseRoutes:
             body["keys"] = [bytes_field("key", key) for key in status.keys]
         return json_reply(body)
 
-    def _expired(self, lease: int) -> bool:
-        """Has ``lease`` expired by this leader's clock (``NotLeader`` if we do not lead)? A
-        lease not applied here yet is not known to have."""
-        try:
-            return self.leases.status(lease).ttl < 0
-        except raftkv.UnknownLease:
-            return False
-
     async def revoke(self, lease: int) -> Reply:
         revoked = await self.leases.revoke(lease)
-        self.counters.revoked += 1
         return json_reply({"id": lease, "revision": revoked.revision, "deleted": revoked.deleted})
 
 

@@ -182,7 +182,7 @@ async def test_an_expired_lease_takes_its_keys_and_refuses_attaching(
         r = await m.http.post(f"/v1/leases/{lease}/keepalive")
         assert r.status_code == 404
         unchanged()
-    assert sum(m.service.leases.expired for m in members) == 1
+    assert sum(m.service.leases.stats.expired for m in members) == 1
 
 
 async def test_keepalives_keep_a_lease_past_its_ttl(members: list[Member]) -> None:
