@@ -89,6 +89,8 @@ class AsyncClient:
             except httpx.TransportError as exc:
                 pause = attempt.transport_failed(exc)
             else:
+                if response.status_code in call.answers:
+                    return call.finish(response, endpoint)
                 pause = attempt.answered(response)
                 if pause is None:
                     return call.finish(response, endpoint)
@@ -244,6 +246,14 @@ class AsyncClient:
     async def status(self) -> dict[str, Any]:
         """The answering node's ``/-/status``: id, role, term, leader, indexes, members."""
         return await self._send(calls.status())
+
+    async def health(self) -> dict[str, Any]:
+        """The answering node's ``/-/health``: ``{"health": "ok"}``, or why not."""
+        return await self._send(calls.health())
+
+    async def promote_member(self, member_id: int) -> tuple[Member, ...]:
+        """Make a learner a voter now (refused unless it has caught up); the new member list."""
+        return await self._send(calls.promote_member(member_id))
 
 
 class AsyncWatch:

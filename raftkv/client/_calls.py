@@ -108,6 +108,8 @@ class Call(Generic[T]):
     idempotent: bool  # safe to send again after an unclear failure (reads)
     content: bytes | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Statuses that are this call's answer as they are (no try elsewhere), e.g. 503 for health.
+    answers: frozenset[int] = frozenset()
 
 
 # -- answers --------------------------------------------------------------------------------------
@@ -505,6 +507,15 @@ def remove_member(member_id: int) -> Call[tuple[Member, ...]]:
     )
 
 
+def promote_member(member_id: int) -> Call[tuple[Member, ...]]:
+    return Call(
+        "POST",
+        f"/v1/members/{_member_id(member_id)}/promote",
+        lambda response, endpoint: _members(response, endpoint, idempotent=False),
+        idempotent=False,
+    )
+
+
 def transfer_leadership(member_id: int) -> Call[None]:
     def finish(response: httpx.Response, endpoint: str) -> None:
         raise_for_status(response, endpoint, idempotent=False)
@@ -517,6 +528,21 @@ def transfer_leadership(member_id: int) -> Call[None]:
         content=json.dumps({"id": _member_id(member_id)}).encode(),
         headers=_JSON,
     )
+
+
+def health() -> Call[dict[str, Any]]:
+    """``/-/health``: answered 200 when healthy, 503 with the reason when not — both are an
+    answer here, not a failure to retry elsewhere."""
+
+    def finish(response: httpx.Response, endpoint: str) -> dict[str, Any]:
+        if response.status_code not in (200, 503):
+            raise_for_status(response, endpoint, idempotent=True)
+        body = _json_body(response, endpoint)
+        if not isinstance(body, dict) or not isinstance(body.get("health"), str):
+            raise _malformed(response, endpoint, WireFormatError("expected {'health': ...}"))
+        return body
+
+    return Call("GET", "/-/health", finish, idempotent=True, answers=frozenset({503}))
 
 
 def status() -> Call[dict[str, Any]]:

@@ -102,6 +102,8 @@ class Client:
             except httpx.TransportError as exc:
                 pause = attempt.transport_failed(exc)
             else:
+                if response.status_code in call.answers:
+                    return call.finish(response, endpoint)
                 pause = attempt.answered(response)
                 if pause is None:
                     return call.finish(response, endpoint)
@@ -290,6 +292,14 @@ class Client:
     def status(self) -> dict[str, Any]:
         """The answering node's ``/-/status``: id, role, term, leader, indexes, members."""
         return self._send(calls.status())
+
+    def health(self) -> dict[str, Any]:
+        """The answering node's ``/-/health``: ``{"health": "ok"}``, or why not."""
+        return self._send(calls.health())
+
+    def promote_member(self, member_id: int) -> tuple[Member, ...]:
+        """Make a learner a voter now (refused unless it has caught up); the new member list."""
+        return self._send(calls.promote_member(member_id))
 
 
 class Watch:

@@ -8,9 +8,9 @@ A key-value in JSON (listings, transactions, watch events)::
 
     {"key": "a", "value": "1", "create_revision": 3, "mod_revision": 5, "version": 2}
 
-(and ``"lease": id`` for a key attached to a lease). ``key`` and ``value`` are the bytes as a string when they are valid UTF-8; otherwise the object
-carries ``key_b64`` / ``value_b64`` (standard base64, padded) instead. Exactly one of each
-pair is present.
+(and ``"lease": id`` for a key attached to a lease). ``key`` and ``value`` are the bytes as a
+string when they are valid UTF-8; otherwise the object carries ``key_b64`` / ``value_b64``
+(standard base64, padded) instead. Exactly one of each pair is present.
 
 Revisions travel as entity tags: ``ETag: "42"``; ``If-Match: "42"`` asks for compare-and-swap on
 mod revision 42 and ``If-None-Match: *`` for create-only.
