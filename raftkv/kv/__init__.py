@@ -30,7 +30,18 @@ from .._errors import (
     WatchLost,
 )
 from ._access import needs_of
-from ._auth import ROOT, AuthState, KeyRange, Needs, Perm, Permission, Role, User, Verdict
+from ._auth import (
+    ROOT,
+    AuthState,
+    KeyRange,
+    Needs,
+    Perm,
+    Permission,
+    Role,
+    User,
+    Verdict,
+    check_name,
+)
 from ._auth_commands import (
     AuthCommand,
     AuthDisable,
@@ -73,7 +84,7 @@ from ._commands import (
 )
 from ._compactor import DEFAULT_KEEP_REVISIONS, AutoCompaction, Retention, parse_retention
 from ._credentials import TokenClaims, check_password, hash_password, issue_token, read_token
-from ._identity import acting_for
+from ._identity import acting_for, requester
 from ._leases import LeaseInfo
 from ._lessor import LeaseLimits, LeaseStatus, Lessor
 from ._limits import (
@@ -225,6 +236,7 @@ __all__ = [
     "bytes_field",
     "bytes_from_json",
     "check_key",
+    "check_name",
     "check_password",
     "check_prefix",
     "check_txn",
@@ -246,6 +258,7 @@ __all__ = [
     "parse_revision_tag",
     "range_from_json",
     "read_token",
+    "requester",
     "txn_from_json",
     "txn_to_json",
 ]
