@@ -50,8 +50,10 @@ from ._errors import (
     NotFound,
     OutcomeUnknown,
     PayloadTooLarge,
+    PermissionDenied,
     PreconditionFailed,
     ServerError,
+    Unauthenticated,
     Unavailable,
 )
 from ._lease import AsyncLease
@@ -122,6 +124,7 @@ __all__ = [
     "NotFound",
     "OutcomeUnknown",
     "PayloadTooLarge",
+    "PermissionDenied",
     "Position",
     "PreconditionFailed",
     "PutResponse",
@@ -136,6 +139,7 @@ __all__ = [
     "TxnPutResult",
     "TxnRangeResult",
     "TxnResponse",
+    "Unauthenticated",
     "Unavailable",
     "Value",
     "Watch",

@@ -42,22 +42,22 @@ class AuthAdmin:
     def state(self) -> AuthState:
         return self.service.store.auth
 
-    async def change(self, command: AuthCommand) -> int:
+    async def change(self, command: AuthCommand) -> AuthChanged:
         """Propose an auth change (for the client this task acts for); the auth revision after
-        it, or ``AuthRefused`` saying why it could not be made."""
+        it and the store's revision when it applied, or ``AuthRefused`` saying why not."""
         result = await self.service.propose(encode_command(command))
         if isinstance(result, AuthFailed):
             raise AuthRefused(result.reason, result.kind)
         assert isinstance(result, AuthChanged), result
-        return result.auth_revision
+        return result
 
-    async def enable(self) -> int:
+    async def enable(self) -> AuthChanged:
         return await self.change(AuthEnable(new_secret()))
 
-    async def add_user(self, name: str, password: str | None) -> int:
+    async def add_user(self, name: str, password: str | None) -> AuthChanged:
         return await self.change(UserAdd(name, await _hashed(password)))
 
-    async def set_password(self, name: str, password: str | None) -> int:
+    async def set_password(self, name: str, password: str | None) -> AuthChanged:
         return await self.change(UserPasswd(name, await _hashed(password)))
 
     async def login(self, name: str, password: str) -> TokenClaims | None:

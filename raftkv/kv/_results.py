@@ -164,6 +164,7 @@ class AccessRefused:
 @dataclass(frozen=True, slots=True)
 class AuthChanged:
     auth_revision: int  # the auth state's revision after the change
+    revision: int = 0  # the store's revision when it applied (auth changes make none)
 
 
 @dataclass(frozen=True, slots=True)

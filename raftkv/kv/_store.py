@@ -48,6 +48,7 @@ from ._leases import LeaseInfo, LeaseTable
 from ._results import (
     AccessRefused,
     ApplyResult,
+    AuthChanged,
     CompactRefused,
     CompactResult,
     CompareFailed,
@@ -172,7 +173,10 @@ class KVStateMachine:
                 return refused
             cmd = cmd.command
         if isinstance(cmd, AuthCommand):
-            return change_auth(self._auth, cmd)
+            changed = change_auth(self._auth, cmd)
+            if isinstance(changed, AuthChanged):
+                return replace(changed, revision=self._history.revision)
+            return changed
         if isinstance(cmd, CompactCommand):
             return self._compact(cmd.revision)
         if isinstance(cmd, LeaseGrantCommand | LeaseCheckpointCommand):

@@ -1,24 +1,26 @@
 """``/v1/auth``: tokens, users, roles, and auth itself (Quart). Changes go through the log
-(``raftkv.kv.AuthAdmin``); every route but the token and status ones needs root once auth is
+(``raftkv.kv.AuthAdmin``); each answers the auth revision after it and the store's revision
+when it applied. Every route but the token and status ones needs root once auth is
 enabled (the ``Guard`` checks it, the state machine again as it applies).
 
-    POST   /v1/auth/token                 {"user", "password"}    -> {"token", "ttl"}
-    GET    /v1/auth/status                                        -> {"enabled", "revision"}
-    POST   /v1/auth/enable | /v1/auth/disable                     -> {"enabled", "revision"}
-    GET    /v1/auth/users                                         -> {"users": [name, ...]}
-    POST   /v1/auth/users                 {"name", "password"?}   -> 201 {"revision"}
-    GET    /v1/auth/users/<name>                                  -> {"name", "roles"}
-    DELETE /v1/auth/users/<name>                                  -> {"revision"}
-    PUT    /v1/auth/users/<name>/password {"password"}            -> {"revision"}
-    PUT    /v1/auth/users/<name>/roles/<role>                     -> {"revision"}  (grant)
-    DELETE /v1/auth/users/<name>/roles/<role>                     -> {"revision"}  (revoke)
-    GET    /v1/auth/roles                                         -> {"roles": [name, ...]}
-    POST   /v1/auth/roles                 {"name"}                -> 201 {"revision"}
-    GET    /v1/auth/roles/<name>                                  -> {"name", "permissions"}
-    DELETE /v1/auth/roles/<name>                                  -> {"revision"}
-    POST   /v1/auth/roles/<name>/grant    {"perm", "key", "prefix"?}   -> {"revision"}
-    POST   /v1/auth/roles/<name>/revoke   {"key", "prefix"?}           -> {"revision"}
+    POST   /v1/auth/token                    {"user", "password"}   -> {"token", "ttl"}
+    GET    /v1/auth/status                                          -> {"enabled", "auth_revision"}
+    POST   /v1/auth/enable, /v1/auth/disable                        -> {"enabled", ...}
+    GET    /v1/auth/users                                           -> {"users": [name, ...]}
+    POST   /v1/auth/users                    {"name", "password"?}  -> 201
+    GET    /v1/auth/users/<name>                                    -> {"name", "roles"}
+    DELETE /v1/auth/users/<name>
+    PUT    /v1/auth/users/<name>/password    {"password"}
+    PUT    /v1/auth/users/<name>/roles/<role>                       (grant the role)
+    DELETE /v1/auth/users/<name>/roles/<role>                       (revoke it)
+    GET    /v1/auth/roles                                           -> {"roles": [name, ...]}
+    POST   /v1/auth/roles                    {"name"}               -> 201
+    GET    /v1/auth/roles/<name>                                    -> {"name", "permissions"}
+    DELETE /v1/auth/roles/<name>
+    POST   /v1/auth/roles/<name>/grant       {"perm", "key", "prefix"?}
+    POST   /v1/auth/roles/<name>/revoke      {"key", "prefix"?}
 
+Every change answers ``{"auth_revision", "revision"}``.
 ``perm`` is ``read``, ``write`` or ``readwrite``; ``key`` (or ``key_b64``) a key, or with
 ``"prefix": true`` every key under it (``""``: all keys).
 """
@@ -32,6 +34,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from raftkv.kv import (
+    AuthChanged,
     AuthDisable,
     KeyRange,
     KVService,
@@ -64,6 +67,13 @@ _PERMS = {"read": Perm.READ, "write": Perm.WRITE, "readwrite": Perm.READWRITE}
 
 def _json(value: object, status: int = 200) -> Response:
     return as_response(json_reply(value, status))
+
+
+def _changed(changed: AuthChanged, status: int = 200, **more: object) -> Response:
+    """What every auth change answers: the auth revision after it, and the store's revision
+    when it applied (the writes at or below it were judged by the rules before it)."""
+    body = {**more, "auth_revision": changed.auth_revision, "revision": changed.revision}
+    return _json(body, status)
 
 
 def _string(body: dict[str, Any], name: str, *, optional: bool = False) -> str | None:
@@ -115,15 +125,15 @@ def register_auth(app: QuartTrio, service: KVService, limiter: LoginLimiter) -> 
 
     @app.route("/v1/auth/status", methods=["GET"])
     async def auth_status() -> Response:
-        return _json({"enabled": admin.state.enabled, "revision": admin.state.revision})
+        return _json({"enabled": admin.state.enabled, "auth_revision": admin.state.revision})
 
     @app.route("/v1/auth/enable", methods=["POST"])
     async def auth_enable() -> Response:
-        return _json({"enabled": True, "revision": await admin.enable()})
+        return _changed(await admin.enable(), enabled=True)
 
     @app.route("/v1/auth/disable", methods=["POST"])
     async def auth_disable() -> Response:
-        return _json({"enabled": False, "revision": await admin.change(AuthDisable())})
+        return _changed(await admin.change(AuthDisable()), enabled=False)
 
     _register_users(app, service)
     _register_roles(app, service)
@@ -141,7 +151,7 @@ def _register_users(app: QuartTrio, service: KVService) -> None:
         body = await json_object('{"name": "...", "password": "..."}')
         name = _checked_name(_string(body, "name") or "", "user")
         revision = await admin.add_user(name, _string(body, "password", optional=True))
-        return _json({"revision": revision}, 201)
+        return _changed(revision, 201)
 
     @app.route("/v1/auth/users/<name>", methods=["GET"])
     async def auth_user_get(name: str) -> Response:
@@ -152,20 +162,20 @@ def _register_users(app: QuartTrio, service: KVService) -> None:
 
     @app.route("/v1/auth/users/<name>", methods=["DELETE"])
     async def auth_user_delete(name: str) -> Response:
-        return _json({"revision": await admin.change(UserDelete(_checked_name(name, "user")))})
+        return _changed(await admin.change(UserDelete(_checked_name(name, "user"))))
 
     @app.route("/v1/auth/users/<name>/password", methods=["PUT"])
     async def auth_user_passwd(name: str) -> Response:
         body = await json_object('{"password": "..."}')
         password = _string(body, "password")
         revision = await admin.set_password(_checked_name(name, "user"), password)
-        return _json({"revision": revision})
+        return _changed(revision)
 
     @app.route("/v1/auth/users/<name>/roles/<role>", methods=["PUT", "DELETE"])
     async def auth_user_role(name: str, role: str) -> Response:
         name, role = _checked_name(name, "user"), _checked_name(role, "role")
         change = UserGrant(name, role) if request.method == "PUT" else UserRevoke(name, role)
-        return _json({"revision": await admin.change(change)})
+        return _changed(await admin.change(change))
 
 
 def _register_roles(app: QuartTrio, service: KVService) -> None:
@@ -179,7 +189,7 @@ def _register_roles(app: QuartTrio, service: KVService) -> None:
     async def auth_role_add() -> Response:
         body = await json_object('{"name": "..."}')
         name = _checked_name(_string(body, "name") or "", "role")
-        return _json({"revision": await admin.change(RoleAdd(name))}, 201)
+        return _changed(await admin.change(RoleAdd(name)), 201)
 
     @app.route("/v1/auth/roles/<name>", methods=["GET"])
     async def auth_role_get(name: str) -> Response:
@@ -191,7 +201,7 @@ def _register_roles(app: QuartTrio, service: KVService) -> None:
 
     @app.route("/v1/auth/roles/<name>", methods=["DELETE"])
     async def auth_role_delete(name: str) -> Response:
-        return _json({"revision": await admin.change(RoleDelete(_checked_name(name, "role")))})
+        return _changed(await admin.change(RoleDelete(_checked_name(name, "role"))))
 
     @app.route("/v1/auth/roles/<name>/grant", methods=["POST"])
     async def auth_role_grant(name: str) -> Response:
@@ -200,13 +210,13 @@ def _register_roles(app: QuartTrio, service: KVService) -> None:
         if perm is None:
             raise HTTPError(400, "bad body", "perm is read, write or readwrite")
         change = RoleGrant(_checked_name(name, "role"), Permission(perm, _range(body)))
-        return _json({"revision": await admin.change(change)})
+        return _changed(await admin.change(change))
 
     @app.route("/v1/auth/roles/<name>/revoke", methods=["POST"])
     async def auth_role_revoke(name: str) -> Response:
         body = await json_object('{"key": "...", "prefix": true}')
         change = RoleRevoke(_checked_name(name, "role"), _range(body))
-        return _json({"revision": await admin.change(change)})
+        return _changed(await admin.change(change))
 
 
 def _permission_json(p: Permission) -> dict[str, object]:
