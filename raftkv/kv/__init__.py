@@ -6,6 +6,10 @@
   what is proposed; ``apply`` answers ``PutResult``, ``DeleteResult``, ``CompareFailed`` or
   ``InvalidCommand``.
 * ``KVService``: the store on a running node: writes answered once applied, linearizable reads.
+* Auth (docs/security.md): users, roles and permissions in the replicated state (``AuthState``,
+  changed by ``UserAdd``, ``RoleGrant``, ``AuthEnable``, ... commands); a client's command is
+  proposed ``acting_for`` its user and checked as it applies (``needs_of``, ``AccessRefused``);
+  ``AuthAdmin`` on a node: changes, logins, tokens (``issue_token``/``read_token``).
 * The wire formats shared by the daemon and the client: key-values as JSON, revisions as ETags,
   keys in URL paths.
 

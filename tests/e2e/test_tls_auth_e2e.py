@@ -148,6 +148,18 @@ def test_tls_cluster_with_auth_through_a_follower(tls_cluster: TLSCluster, tmp_p
         assert kv.keepalive(lease) > 0
         with pytest.raises(PermissionDenied):
             kv.put("b/k", "no")
+
+    # The auth state survives a restart (it is in the log and the snapshots): the restarted
+    # member refuses what the others refuse.
+    restarted = c.daemons[follower]
+    assert restarted.stop() == 0
+    restarted.start()
+    wait_for(lambda: c.status(follower, root_ctx) is not None, 30, "the restarted member")
+    r = httpx.get(url + "/v1/kv/a/k", verify=c.context(app_cert), timeout=10)
+    assert r.status_code == 401
+    with raftkv.Client(url, ca=c.ca_file, cert=root_cert[0], key=root_cert[1]) as kv:
+        assert kv.auth_status()["enabled"] is True
+        assert kv.get("a/k").value == b"v2"
     for d in c.daemons.values():
         log = d.log_text()
         assert "alice-pw" not in log and "Traceback" not in log
