@@ -22,7 +22,7 @@ from raftkv.kv import acting_for
 
 from ._guard import Guard
 from ._http import HTTPError, Reply, reply_for_exception, send_reply
-from ._request import Receive, Scope, Send
+from ._request import Receive, Scope, Send, check_headers, no_query
 from .routes.kv import KV_PREFIX, KVRoutes
 from .routes.leases import LEASES_PATH, LeaseRoutes
 from .routes.seed import SeedKeys
@@ -103,6 +103,7 @@ class Edge:
             return
         send = self._with_position(send)
         try:
+            check_headers(scope)
             user = await self.guard.admit(scope, receive)
         except Exception as exc:  # noqa: BLE001  # one request's answer (logged if unexpected)
             reply = reply_for_exception(exc, scope["method"], scope["path"])
@@ -117,7 +118,7 @@ class Edge:
             await self._serve(self._root, _KEY_METHODS, scope, receive, send)
         elif is_key_path(path):
             if method in ("POST", "DELETE") and path[1:].isdigit():
-                await self.fallback(scope, receive, send)  # the seed's member routes
+                await self._serve_fallback(scope, receive, send)  # the seed's member routes
                 return
             allow = _MEMBER_METHODS if path[1:].isdigit() else _KEY_METHODS
             await self._serve(self._seed, allow, scope, receive, send)
@@ -132,7 +133,18 @@ class Edge:
         elif path == LEASES_PATH or path.startswith(LEASES_PATH + "/"):
             await self._serve_leases(scope, receive, send)
         else:
-            await self.fallback(scope, receive, send)
+            await self._serve_fallback(scope, receive, send)
+
+    async def _serve_fallback(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The Quart routes (members, leadership, ``/-/``). Those outside ``/-/`` take no query
+        parameters; the ``/-/`` ones, for probes and scrapers, ignore what they are given."""
+        if not scope["path"].startswith("/-/"):
+            try:
+                no_query(scope)
+            except HTTPError as exc:
+                await send_reply(send, exc.reply(), head=scope["method"] == "HEAD")
+                return
+        await self.fallback(scope, receive, send)
 
     async def _serve(
         self,

@@ -87,7 +87,7 @@ class Guard:
             key = KeyRange(key_at(scope, _KV, self.limits))
             return Needs(read=(key,)) if reading else Needs(write=(key,))
         if path == "/v1/kv":
-            prefix = KeyRange(Query.of(scope).bytes("prefix") or b"", prefix=True)
+            prefix = KeyRange(Query.parsed(scope).bytes("prefix") or b"", prefix=True)
             return Needs(read=(prefix,)) if reading else Needs(write=(prefix,))
         if path == "/v1/txn" and method == "POST":
             txn = await txn_request(scope, receive, self.limits)

@@ -37,10 +37,12 @@ __all__ = [
     "Scope",
     "Send",
     "WatchRequest",
+    "check_headers",
     "declared_length",
     "header",
     "key_at",
     "lease_grant_request",
+    "no_query",
     "parse_lease_id",
     "parse_member_id",
     "read_body",
@@ -89,6 +91,32 @@ def unquote(raw: bytes, what: str) -> bytes:
     return unquote_to_bytes(raw)
 
 
+def no_query(scope: Scope) -> None:
+    """Refuse any query parameter: the route takes none."""
+    Query.of(scope)
+
+
+# Request headers that would change what a request does if raftkv honoured them: refused rather
+# than ignored (a conditional write that is not conditional loses data). raftkv's own are
+# If-Match and If-None-Match (writes), Last-Event-ID (watches).
+_UNSUPPORTED_CONDITIONS = (b"if-modified-since", b"if-unmodified-since", b"if-range")
+_OPTION_PREFIXES = (b"x-raftkv-", b"x-raft-")
+_OWN_HEADERS = frozenset({b"x-raftkv-forwarded"})  # a member's forward (raftkv_cli._forward)
+
+
+def check_headers(scope: Scope) -> None:
+    """400 for a header that looks like an option raftkv does not have."""
+    for name, _ in scope["headers"]:
+        lowered = bytes(name).lower()
+        if lowered in _UNSUPPORTED_CONDITIONS:
+            shown = lowered.decode("latin-1")
+            detail = f"{shown} is not supported: use If-Match or If-None-Match"
+            raise HTTPError(400, "unsupported header", detail)
+        if lowered.startswith(_OPTION_PREFIXES) and lowered not in _OWN_HEADERS:
+            shown = lowered.decode("latin-1")
+            raise HTTPError(400, "unknown header", f"{shown} is not a raftkv request header")
+
+
 def header(scope: Scope, name: bytes) -> str | None:
     """The last value of header ``name`` (lower-case bytes), decoded as Latin-1."""
     found = None
@@ -106,7 +134,23 @@ class Query:
     values: Mapping[str, bytes]
 
     @classmethod
-    def of(cls, scope: Scope) -> Query:
+    def of(cls, scope: Scope, *accepted: str) -> Query:
+        """The query of a route that takes the parameters ``accepted``: any other is refused
+        (400 naming it), so that a misspelt or unsupported option is never silently ignored
+        (``PUT /v1/kv/k?ttl=5`` is not a write with a TTL)."""
+        query = cls.parsed(scope)
+        unknown = sorted(set(query.values) - set(accepted))
+        if unknown:
+            takes = ", ".join(accepted) if accepted else "none"
+            names = ", ".join(repr(n) for n in unknown)
+            detail = f"{scope['method']} {scope['path']} takes no {names} (its parameters: {takes})"
+            raise HTTPError(400, "unknown parameter", detail)
+        return query
+
+    @classmethod
+    def parsed(cls, scope: Scope) -> Query:
+        """The query, parsed once per request, whatever parameters the route takes (the guard
+        reads it before the route, which refuses the parameters it does not take)."""
         return _parsed_once(scope, "query", lambda: cls._parse(scope))
 
     @classmethod
@@ -349,7 +393,7 @@ def watch_request(scope: Scope, limits: Limits) -> WatchRequest:
 
 
 def _watch_request(scope: Scope, limits: Limits) -> WatchRequest:
-    query = Query.of(scope)
+    query = Query.of(scope, "key", "prefix", "start_revision", "prev_kv")
     key, prefix = query.bytes("key"), query.bytes("prefix")
     if key is not None and prefix is not None:
         raise HTTPError(400, "conflicting parameters", "watch a key or a prefix, not both")

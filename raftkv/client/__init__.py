@@ -1,10 +1,11 @@
 """Clients for raftkv's HTTP API: ``Client`` (blocking) and ``AsyncClient`` (Trio), on httpx.
 
 >>> from raftkv.client import Client
->>> with Client("http://127.0.0.1:12380,http://127.0.0.1:22380") as kv:  # doctest: +SKIP
+>>> with Client("http://127.0.0.1:12380,http://127.0.0.1:22380") as kv:
 ...     rev = kv.put("config/a", "1").revision
-...     kv.put("config/a", "2", if_revision=rev)          # compare-and-swap
-...     [kv.key for kv in kv.get_prefix("config/").kvs]
+...     kv.put("config/a", "2", if_revision=rev).revision    # compare-and-swap
+...     [item.key for item in kv.get_prefix("config/").kvs]
+2
 [b'config/a']
 
 Transactions (``raftkv.client._txn``)::
@@ -69,6 +70,7 @@ from ._models import (
     Position,
     PutResponse,
     RangeResponse,
+    SnapshotSaved,
     TxnDeleteResult,
     TxnGetResult,
     TxnOpResult,
@@ -131,6 +133,7 @@ __all__ = [
     "RangeResponse",
     "RetryPolicy",
     "ServerError",
+    "SnapshotSaved",
     "Target",
     "Txn",
     "TxnDeleteResult",

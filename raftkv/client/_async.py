@@ -7,7 +7,7 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import httpx
 import trio
@@ -28,6 +28,7 @@ from ._models import (
     Member,
     PutResponse,
     RangeResponse,
+    SnapshotSaved,
     TxnResponse,
     Value,
 )
@@ -45,9 +46,12 @@ T = TypeVar("T")
 class AsyncClient:
     """``Client``, for Trio tasks: the same methods, awaited.
 
-    >>> async with AsyncClient("http://127.0.0.1:12380") as kv:  # doctest: +SKIP
-    ...     await kv.put("greeting", "hello")
-    ...     (await kv.get("greeting")).value
+    >>> import trio
+    >>> async def main() -> bytes:
+    ...     async with AsyncClient("http://127.0.0.1:12380") as kv:
+    ...         await kv.put("greeting", "hello")
+    ...         return (await kv.get("greeting")).value
+    >>> trio.run(main)
     b'hello'
 
     Pauses between retry rounds use ``trio.sleep``. One client may serve many tasks at once.
@@ -365,6 +369,30 @@ class AsyncClient:
     async def promote_member(self, member_id: int) -> tuple[Member, ...]:
         """Make a learner a voter now (refused unless it has caught up); the new member list."""
         return await self._send(calls.promote_member(member_id))
+
+    async def save_snapshot(self, file: IO[bytes]) -> SnapshotSaved:
+        """``Client.save_snapshot``: a consistent backup of the store streamed into ``file``."""
+        attempt = Attempt(self.endpoints, self.retry, idempotent=True)
+        while True:
+            endpoint = attempt.endpoint
+            pause: float | None
+            try:
+                async with self._http.stream("GET", endpoint + calls.SNAPSHOT_TARGET) as response:
+                    if response.status_code == 200:
+                        file.seek(0)
+                        file.truncate()
+                        size = 0
+                        async for chunk in response.aiter_bytes():
+                            size += file.write(chunk)
+                        return calls.snapshot_saved(response, endpoint, size)
+                    await response.aread()
+                    pause = attempt.answered(response)
+                    if pause is None:
+                        raise calls.snapshot_refused(response, endpoint)
+            except httpx.TransportError as exc:
+                pause = attempt.transport_failed(exc)
+            if pause:
+                await trio.sleep(pause)
 
 
 class AsyncWatch:

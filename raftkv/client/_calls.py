@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import httpx
 
@@ -27,6 +27,7 @@ from ..kv import (
 )
 from ._errors import (
     BadRequest,
+    ClientError,
     Compacted,
     Conflict,
     FutureRevision,
@@ -50,6 +51,7 @@ from ._models import (
     Member,
     PutResponse,
     RangeResponse,
+    SnapshotSaved,
     TxnResponse,
     Value,
 )
@@ -560,3 +562,25 @@ def status() -> Call[dict[str, Any]]:
         return body
 
     return Call("GET", "/-/status", finish, idempotent=True)
+
+
+SNAPSHOT_TARGET: Final = "/v1/snapshot"
+
+
+def snapshot_saved(response: httpx.Response, endpoint: str, size: int) -> SnapshotSaved:
+    """What a whole ``GET /v1/snapshot`` body of ``size`` bytes holds, by its headers."""
+    try:
+        revision = int(response.headers["x-raftkv-revision"])
+        index = int(response.headers["x-raftkv-index"])
+    except (KeyError, ValueError) as exc:
+        raise _malformed(response, endpoint, WireFormatError(f"snapshot headers: {exc}")) from None
+    return SnapshotSaved(revision, index, size, endpoint)
+
+
+def snapshot_refused(response: httpx.Response, endpoint: str) -> ClientError:
+    """The error of a ``GET /v1/snapshot`` answered otherwise than 200."""
+    try:
+        raise_for_status(response, endpoint, idempotent=True)
+    except ClientError as exc:
+        return exc
+    return _malformed(response, endpoint, WireFormatError(f"status {response.status_code}"))

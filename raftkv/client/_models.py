@@ -89,6 +89,16 @@ class Member:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotSaved:
+    """``save_snapshot``: a consistent backup written (``GET /v1/snapshot``)."""
+
+    revision: int  # the store's revision it holds
+    index: int  # the log index it was taken at
+    size: int  # bytes written: the whole backup file, checksum trailer included
+    endpoint: str  # the member that made it
+
+
+@dataclass(frozen=True, slots=True)
 class TxnPutResult:
     revision: int  # the transaction's revision
     prev_kv: KeyValue | None  # the key before the put; None if the put created it

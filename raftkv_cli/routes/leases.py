@@ -26,7 +26,7 @@ from raftkv.kv import KVService, bytes_field
 from .._forward import LeaderForwarder
 from .._http import HTTPError, Reply, json_reply
 from .._quart import as_response
-from .._request import Query, Receive, Scope, lease_grant_request, parse_lease_id
+from .._request import Query, Receive, Scope, lease_grant_request, no_query, parse_lease_id
 
 __all__ = ["LEASES_PATH", "LeaseRoutes", "register_lease_forwarding"]
 
@@ -51,14 +51,15 @@ class LeaseRoutes:
             text = rest[0]
             return {
                 "GET": lambda scope, _: self.status(scope, parse_lease_id(text)),
-                "DELETE": lambda scope, _: self.revoke(parse_lease_id(text)),
+                "DELETE": lambda scope, _: self.revoke(scope, parse_lease_id(text)),
             }, "DELETE, GET"
         if len(rest) == 2 and rest[0] and rest[1] == _KEEPALIVE:
             text = rest[0]
-            return {"POST": lambda _, __: self.keepalive(parse_lease_id(text))}, "POST"
+            return {"POST": lambda scope, _: self.keepalive(scope, parse_lease_id(text))}, "POST"
         return None
 
     async def grant(self, scope: Scope, receive: Receive) -> Reply:
+        no_query(scope)
         asked = await lease_grant_request(scope, receive)
         try:
             self.leases.check_ttl(asked.ttl)
@@ -68,19 +69,20 @@ class LeaseRoutes:
         return json_reply({"id": granted.lease, "ttl": granted.ttl}, 201)
 
     async def list(self, scope: Scope, receive: Receive) -> Reply:
-        if Query.of(scope).linearizable():
+        if Query.of(scope, "consistency").linearizable():
             await self.service.node.read_barrier()
         ids = self.service.store.lease_ids()
         return json_reply({"leases": [{"id": lease} for lease in ids]})
 
-    async def keepalive(self, lease: int) -> Reply:
+    async def keepalive(self, scope: Scope, lease: int) -> Reply:
         """Renew ``lease`` (leader only; one that has expired is gone)."""
+        no_query(scope)
         ttl = await self.leases.keepalive(lease)
         return json_reply({"id": lease, "ttl": ttl})
 
     async def status(self, scope: Scope, lease: int) -> Reply:
         """The lease's remaining TTL by the leader's clock (leader only)."""
-        with_keys = Query.of(scope).flag("keys", default=True)
+        with_keys = Query.of(scope, "keys").flag("keys", default=True)
         self.leases.check_leader()  # NotLeader before the barrier, if we do not lead
         await self.service.node.read_barrier()  # we still lead, and have applied what it knows
         status = self.leases.status(lease)
@@ -93,7 +95,8 @@ class LeaseRoutes:
             body["keys"] = [bytes_field("key", key) for key in status.keys]
         return json_reply(body)
 
-    async def revoke(self, lease: int) -> Reply:
+    async def revoke(self, scope: Scope, lease: int) -> Reply:
+        no_query(scope)
         revoked = await self.leases.revoke(lease)
         return json_reply({"id": lease, "revision": revoked.revision, "deleted": revoked.deleted})
 
@@ -112,7 +115,7 @@ def register_lease_forwarding(
 
     @app.route(f"{LEASES_PATH}/<lease>/{_KEEPALIVE}", methods=["POST"])
     async def lease_keepalive(lease: str) -> Response:
-        return await on_leader(lambda _, __: routes.keepalive(parse_lease_id(lease)))
+        return await on_leader(lambda scope, _: routes.keepalive(scope, parse_lease_id(lease)))
 
     @app.route(f"{LEASES_PATH}/<lease>", methods=["GET"])
     async def lease_status(lease: str) -> Response:

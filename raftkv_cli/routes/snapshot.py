@@ -15,7 +15,7 @@ import trio
 from raftkv.kv import KVService
 
 from .._backup import backup_chunks
-from .._request import Receive, Scope, Send
+from .._request import Receive, Scope, Send, no_query
 
 __all__ = ["SNAPSHOT_PATH", "SnapshotRoute"]
 
@@ -27,6 +27,7 @@ class SnapshotRoute:
         self.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        no_query(scope)
         await self.service.node.read_barrier()
         store = self.service.store
         revision, index = store.revision, store.applied_index

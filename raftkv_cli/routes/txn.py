@@ -6,7 +6,7 @@ from __future__ import annotations
 from raftkv.kv import KVService
 
 from .._http import Reply, json_reply
-from .._request import Receive, Scope, txn_request
+from .._request import Receive, Scope, no_query, txn_request
 from .._txn import txn_result_json
 
 __all__ = ["TxnRoutes"]
@@ -18,6 +18,7 @@ class TxnRoutes:
         self.limits = service.limits
 
     async def txn(self, scope: Scope, receive: Receive) -> Reply:
+        no_query(scope)
         txn = await txn_request(scope, receive, self.limits)
         result = await self.service.txn(txn)
         return json_reply(txn_result_json(txn, result))

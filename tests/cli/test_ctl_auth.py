@@ -1,5 +1,5 @@
-"""The auth commands of the CLI (``raftkv_cli._ctl_auth``): arguments to client calls, TLS and
-user options to the client, exit statuses."""
+"""The auth commands of the CLI (``raftkv_cli.ctl._auth``): arguments to client calls, the TLS
+and user options to the client, output, exit statuses."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from raftkv.client import PermissionDenied, Unauthenticated
-from raftkv_cli import _ctl_auth
+from raftkv_cli import ctl
+from raftkv_cli.ctl import _auth
 
 
 class FakeClient:
@@ -29,24 +30,28 @@ class FakeClient:
             if self.fail is not None:
                 raise self.fail
             self.calls.append((name, args, kwargs))
-            return {"ok": name}
+            return {"ok": name, "auth_revision": 7, "revision": 3}
 
         return call
 
 
 def run(*argv: str, client: FakeClient | None = None, stdin: str = "", **env: str) -> tuple:
     fake = client or FakeClient()
-    made: list[tuple[str, dict[str, Any]]] = []
+    made: list[str] = []
 
-    def factory(endpoints: str, options: dict[str, Any]) -> FakeClient:
-        made.append((endpoints, options))
+    def factory(endpoints: str, timeout: float) -> Any:
+        made.append(endpoints)
         return fake
 
-    out = io.StringIO()
-    code = _ctl_auth.main(
-        list(argv), environ=env, client_factory=factory, stdin=io.StringIO(stdin), stdout=out
+    out = io.BytesIO()
+    code = ctl.main(
+        list(argv),
+        environ=env,
+        client_factory=factory,
+        stdin=io.BytesIO(stdin.encode()),
+        stdout=out,
     )
-    return code, fake.calls, made, out.getvalue()
+    return code, fake.calls, made, out.getvalue().decode()
 
 
 @pytest.mark.parametrize(
@@ -75,9 +80,14 @@ def run(*argv: str, client: FakeClient | None = None, stdin: str = "", **env: st
     ],
 )
 def test_each_command_makes_its_call(argv: list[str], call: tuple) -> None:
-    code, calls, _, out = run(*argv)
+    code, calls, _, out = run("-w", "json", *argv)
     assert code == 0 and calls == [call]
-    assert json.loads(out) == {"ok": call[0]}
+    assert json.loads(out)["ok"] == call[0]
+
+
+def test_a_change_prints_the_auth_revision() -> None:
+    assert run("role", "add", "r")[3] == "7\n"
+    assert "AUTH REVISION" in run("role", "add", "r", "-w", "table")[3]
 
 
 def test_the_password_can_come_from_stdin() -> None:
@@ -85,26 +95,37 @@ def test_the_password_can_come_from_stdin() -> None:
     assert code == 0 and calls == [("user_passwd", ("alice", "s3cret"), {})]
 
 
-def test_tls_and_user_options_reach_the_client() -> None:
-    argv = ["--endpoints", "https://h:1", "--cacert", "ca", "--cert", "c", "--key", "k"]
-    code, _, made, _ = run(*argv, "--user", "root", "auth", "status", RAFTKV_PASSWORD="pw")
-    assert code == 0
-    ((endpoints, options),) = made
-    assert endpoints == "https://h:1"
-    assert options == {
-        "timeout": 10.0, "ca": "ca", "cert": "c", "key": "k", "user": "root", "password": "pw"
-    }  # fmt: skip
+def test_tls_and_user_options_become_client_arguments() -> None:
+    argv = ["--cacert", "ca", "--cert", "c", "--key", "k", "--user", "root", "auth", "status"]
+    args = ctl.build_parser({}).parse_args(argv)
+    options = _auth.client_options(args, {"RAFTKV_PASSWORD": "pw"})
+    assert options == {"ca": "ca", "cert": "c", "key": "k", "user": "root", "password": "pw"}
+    args = ctl.build_parser({}).parse_args(["--user", "alice:s3", "auth", "status"])
+    assert _auth.client_options(args, {}) == {"user": "alice", "password": "s3"}
+    assert _auth.client_options(ctl.build_parser({}).parse_args(["auth", "status"]), {}) == {}
+
+
+def test_the_global_key_option_does_not_clash_with_a_commands_key() -> None:
+    args = ctl.build_parser({}).parse_args(["--key", "tls.key", "--cert", "c", "put", "k", "v"])
+    assert args.key in {b"k", "k"}
+    assert _auth.client_options(args, {})["key"] == "tls.key"
 
 
 def test_a_user_without_a_password_is_a_usage_error() -> None:
-    assert run("--user", "root", "auth", "status")[0] == _ctl_auth.EXIT_USAGE
+    assert run("--user", "root", "auth", "status")[0] == ctl.EXIT_USAGE
+
+
+def test_a_missing_certificate_file_is_a_usage_error() -> None:
+    argv = ["--cacert", "/nonexistent/ca.pem", "--endpoints", "https://127.0.0.1:1"]
+    code = ctl.main([*argv, "auth", "status"], environ={}, stdout=io.BytesIO())
+    assert code == ctl.EXIT_USAGE
 
 
 @pytest.mark.parametrize("error", [Unauthenticated("no"), PermissionDenied("no")])
 def test_refusals_exit_1(error: Exception) -> None:
-    assert run("user", "list", client=FakeClient(error))[0] == _ctl_auth.EXIT_FAILED
+    assert run("user", "list", client=FakeClient(error))[0] == ctl.EXIT_FAILED
 
 
 def test_bad_usage_exits_2() -> None:
-    assert run("role", "grant", "r", "everything", "k")[0] == _ctl_auth.EXIT_USAGE
-    assert run("user", "passwd", "alice")[0] == _ctl_auth.EXIT_USAGE
+    assert run("role", "grant", "r", "everything", "k")[0] == ctl.EXIT_USAGE
+    assert run("user", "passwd", "alice")[0] == ctl.EXIT_USAGE

@@ -15,7 +15,7 @@ import trustme
 
 import raftkv
 from raftkv.client import PermissionDenied
-from raftkv_cli import _ctl_auth
+from raftkv_cli import ctl
 
 from ._procs import FAST, RAFTKVD, Daemon, free_ports, wait_for
 
@@ -88,11 +88,12 @@ def tls_cluster(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def _ctl(cluster: TLSCluster, url: str, cert: tuple[str, str], *argv: str) -> str:
-    out = io.StringIO()
-    tls = ["--cacert", cluster.ca_file, "--cert", cert[0], "--key", cert[1]]
-    code = _ctl_auth.main(["--endpoints", url, *tls, *argv], environ={}, stdout=out)
+    """The raftkv CLI over TLS with a client certificate; its output (-w json)."""
+    out = io.BytesIO()
+    tls = ["--cacert", cluster.ca_file, "--cert", cert[0], "--key", cert[1], "-w", "json"]
+    code = ctl.main(["--endpoints", url, *tls, *argv], environ={}, stdout=out)
     assert code == 0, (argv, code)
-    return out.getvalue()
+    return out.getvalue().decode()
 
 
 def test_tls_cluster_with_auth_through_a_follower(tls_cluster: TLSCluster, tmp_path: Path) -> None:
@@ -132,6 +133,7 @@ def test_tls_cluster_with_auth_through_a_follower(tls_cluster: TLSCluster, tmp_p
     _ctl(c, url, root_cert, "role", "grant", "a-rw", "readwrite", "a/", "--prefix")
     _ctl(c, url, root_cert, "user", "grant-role", "alice", "a-rw")
     assert '"enabled": true' in _ctl(c, url, root_cert, "auth", "enable")
+    _ctl(c, url, root_cert, "put", "a/cli", "over-tls")  # a key command, as root, over TLS
     assert '"enabled": true' in _ctl(c, c.url(leader[-1]), root_cert, "auth", "status")
 
     # A certificate that names no user is refused now; alice logs in with her password.

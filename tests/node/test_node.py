@@ -320,3 +320,44 @@ async def test_snapshots_are_built_while_the_node_keeps_applying(autojump_clock)
     restored.restore(app)
     assert len(restored.applied) >= 20
     assert restored.applied == sm.applied[: len(restored.applied)]
+
+
+async def test_a_forward_lost_with_its_leader_is_answered_dropped_at_once(autojump_clock) -> None:
+    """A follower's write whose forward never reached the leader is answered "dropped" as soon
+    as the follower applies the next leader's first entry, not at its timeout; and it never
+    applies anywhere."""
+    async with open_cluster(3, request_timeout=30.0) as c:
+        with trio.fail_after(10):
+            old = await c.wait_leader()
+        follower, other = (i for i in (1, 2, 3) if i != old)
+        c.net.cut(follower, old)  # the forwarded proposal is lost on the way
+        cut_before = c.net.statistics().cut
+        answers: list[tuple[str, float]] = []
+
+        async def write() -> None:
+            try:
+                await c.members[follower].n.propose(b"lost")
+                answers.append(("ok", trio.current_time()))
+            except raftkv.ProposalDropped as exc:
+                assert str(exc).startswith("dropped: leader changed"), exc
+                answers.append(("dropped", trio.current_time()))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write)
+            with trio.fail_after(10):
+                await c.wait_until(lambda: c.net.statistics().cut > cut_before)
+            c.net.partition([old], [follower, other])  # a new leader, in a new term
+            partitioned_at = trio.current_time()
+            with trio.fail_after(10):
+                await c.wait_until(lambda: bool(answers))
+        [(outcome, answered_at)] = answers
+        assert outcome == "dropped"
+        # Within two election timeouts of the leader's loss (a randomized timeout is at most
+        # twice election_ticks * tick_interval: 2 s with the defaults), not at the 30 s timeout.
+        assert answered_at - partitioned_at < 2 * 2.0, answered_at - partitioned_at
+        c.net.heal()
+        with trio.fail_after(20):
+            await c.wait_leader()
+            await c.members[follower].n.propose(b"barrier")
+            await c.wait_until(lambda: all(b"barrier" in m.sm.applied for m in c.members.values()))
+        assert all(b"lost" not in m.sm.applied for m in c.members.values())
