@@ -33,9 +33,13 @@ SHARED = Path(os.environ.get("RAFTKV_SHARED_BENCH", HERE.parent.parent / "shared
 RAFTKVD = str(Path(sys.executable).with_name("raftkvd"))
 
 
-def _wrk(url: str, script: str, api: str, conns: int, duration: str) -> dict[str, float]:
+def _wrk(
+    url: str, script: str, api: str, conns: int, duration: str, *, headers: tuple[str, ...] = ()
+) -> dict[str, float]:
     threads = min(conns, 2)
     cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}", "--timeout", "5s", "--latency"]
+    for header in headers:
+        cmd += ["-H", header]
     cmd += ["-s", f"{script}.lua", url, "--", api]
     out = subprocess.run(
         cmd, cwd=SHARED, capture_output=True, text=True, timeout=600, check=False

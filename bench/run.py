@@ -9,7 +9,7 @@ import importlib
 import sys
 from pathlib import Path
 
-SUITES = ["core", "storage", "node", "http", "watch", "lease"]
+SUITES = ["core", "storage", "node", "http", "watch", "lease", "auth"]
 
 
 def main(argv: list[str]) -> int:

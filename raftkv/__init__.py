@@ -8,6 +8,8 @@ See README.md and docs/ for the daemon, the HTTP API and the simulation test bed
 """
 
 from ._errors import (
+    AuthError,
+    AuthRefused,
     Compacted,
     ConfChangeRefused,
     CorruptLog,
@@ -20,6 +22,7 @@ from ._errors import (
     NodeFailed,
     NotLeader,
     OutcomeUnknown,
+    PermissionDenied,
     ProposalDropped,
     RaftError,
     ReadyContractError,
@@ -27,6 +30,7 @@ from ._errors import (
     StorageFailed,
     StorageMismatch,
     TransportError,
+    Unauthenticated,
     UnknownLease,
     ValueTooLarge,
     WatchLost,
@@ -45,6 +49,8 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_CLUSTER_ID",
     "AsyncClient",
+    "AuthError",
+    "AuthRefused",
     "Client",
     "Compacted",
     "ConfChangeRefused",
@@ -64,6 +70,7 @@ __all__ = [
     "NodeStatus",
     "NotLeader",
     "OutcomeUnknown",
+    "PermissionDenied",
     "ProposalDropped",
     "RaftError",
     "ReadyContractError",
@@ -72,6 +79,7 @@ __all__ = [
     "StorageFailed",
     "StorageMismatch",
     "TransportError",
+    "Unauthenticated",
     "UnknownLease",
     "ValueTooLarge",
     "WatchLost",

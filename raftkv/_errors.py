@@ -12,6 +12,10 @@
     ├── WatchLost                a watch ended early (slow consumer, node stopping); resume_revision
     ├── UnknownLease             no such lease (never granted, revoked or expired); carries lease
     ├── LeaseIdTaken             a grant of a lease id that exists
+    ├── AuthError                a request the store's auth rules refuse
+    │   ├── Unauthenticated      no identity, or one that is not (or no longer) a user
+    │   ├── PermissionDenied     the identity lacks a permission the request needs
+    │   └── AuthRefused (ValueError)   an auth change that cannot be made (no such user, ...)
     ├── ReadyContractError (RuntimeError)   the runtime misused RawNode
     ├── NodeClosed               the node stopped before the request finished
     │   └── NodeFailed           ... because it failed (a full disk, a failed fsync); carries error
@@ -41,6 +45,8 @@ from .core import (
 )
 
 __all__ = [
+    "AuthError",
+    "AuthRefused",
     "Compacted",
     "ConfChangeRefused",
     "CorruptLog",
@@ -53,6 +59,7 @@ __all__ = [
     "NodeFailed",
     "NotLeader",
     "OutcomeUnknown",
+    "PermissionDenied",
     "ProposalDropped",
     "RaftError",
     "ReadyContractError",
@@ -60,6 +67,7 @@ __all__ = [
     "StorageFailed",
     "StorageMismatch",
     "TransportError",
+    "Unauthenticated",
     "UnknownLease",
     "ValueTooLarge",
     "WatchLost",
@@ -123,6 +131,29 @@ class LeaseIdTaken(RaftError):
     def __init__(self, lease: int) -> None:
         super().__init__(f"lease {lease} exists already")
         self.lease = lease
+
+
+class AuthError(RaftError):
+    """A request refused by the store's authentication or permission rules."""
+
+
+class Unauthenticated(AuthError):
+    """Auth is enabled and the request has no identity, or one that names no user (HTTP 401)."""
+
+
+class PermissionDenied(AuthError):
+    """The request's user lacks a permission it needs (HTTP 403); says nothing of the keys."""
+
+
+class AuthRefused(AuthError, ValueError):
+    """An auth change the store cannot make: an unknown user or role, one that exists already,
+    enabling auth without a ``root`` user holding the ``root`` role (HTTP 400/404/409 by
+    ``kind``)."""
+
+    def __init__(self, reason: str, kind: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind  # "not found", "exists" or "refused"
 
 
 class NodeClosed(RaftError):

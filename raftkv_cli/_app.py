@@ -14,6 +14,8 @@ from ._edge import ASGIApp, Edge
 from ._forward import LeaderForwarder
 from ._metrics import PeerStats
 from ._quart import new_quart_app
+from ._ratelimit import LoginLimiter
+from .routes.auth import register_auth
 from .routes.kv import KVRoutes
 from .routes.leases import LeaseRoutes, register_lease_forwarding
 from .routes.members import Members, register_members
@@ -30,18 +32,20 @@ def create_app(
     forward_client: httpx.AsyncClient | None = None,
     peer_stats: PeerStats | None = None,
     watch_progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+    login_limiter: LoginLimiter | None = None,
 ) -> ASGIApp:
     """The daemon's ASGI app: key routes on the raw path, the rest in Quart.
     ``watch_progress_interval``: the longest a watch stream stays silent (seconds)."""
     node = service.node
     app = new_quart_app(service.limits.max_value_bytes)
-    forwarder = LeaderForwarder(node, forward_client)
+    forwarder = LeaderForwarder(node, forward_client, service.auth)
     members = Members(node, forwarder)
     leases = LeaseRoutes(service)
     register_lease_forwarding(app, leases, forwarder)
     register_seed_members(app, members)
     register_members(app, members)
     register_operations(app, service, peer_stats)
+    register_auth(app, service, login_limiter or LoginLimiter())
     return Edge(
         node,
         KVRoutes(service),

@@ -6,7 +6,9 @@ small, so they are served here on the raw ASGI path (a bare ASGI route on Hyperc
 ``/v1/compact``, ``/v1/leases``, and ``/v1/watch``, whose response streams); everything else goes
 to the Quart app, and so does a leader-only lease request on a node that does not lead (Quart
 replays it on the leader). Every response, from either side, leaves through ``_with_position``:
-the one place that adds the raft position headers (``X-Raft-Index``, ``X-Raft-Term``).
+the one place that adds the raft position headers (``X-Raft-Index``, ``X-Raft-Term``). Every
+request, for either side, first passes the ``Guard`` (who is asking, and may they) and then runs
+``acting_for`` its user, so every command it proposes carries that identity.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import raftkv
+from raftkv.kv import acting_for
 
+from ._guard import Guard
 from ._http import HTTPError, Reply, reply_for_exception, send_reply
 from ._request import Receive, Scope, Send, check_headers, no_query
 from .routes.kv import KV_PREFIX, KVRoutes
@@ -62,6 +66,7 @@ class Edge:
         watch_progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
     ) -> None:
         self.node = node
+        self.guard = Guard(kv.service)
         self.fallback = fallback
         self.watch = WatchRoute(kv.service, progress_interval=watch_progress_interval)
         self.snapshot = SnapshotRoute(kv.service)
@@ -97,12 +102,18 @@ class Edge:
             await self.fallback(scope, receive, send)
             return
         send = self._with_position(send)
-        path, method = scope["path"], scope["method"]
         try:
             check_headers(scope)
-        except HTTPError as exc:
-            await send_reply(send, exc.reply(), head=method == "HEAD")
+            user = await self.guard.admit(scope, receive)
+        except Exception as exc:  # noqa: BLE001  # one request's answer (logged if unexpected)
+            reply = reply_for_exception(exc, scope["method"], scope["path"])
+            await send_reply(send, reply, head=scope["method"] == "HEAD")
             return
+        with acting_for(user):
+            await self._route(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path, method = scope["path"], scope["method"]
         if path == "/":
             await self._serve(self._root, _KEY_METHODS, scope, receive, send)
         elif is_key_path(path):

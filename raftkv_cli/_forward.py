@@ -9,6 +9,7 @@ import trio
 from quart import Response, request
 
 import raftkv
+from raftkv.kv import AuthAdmin, requester
 
 from ._http import HTTPError
 
@@ -19,9 +20,12 @@ _PASSED_BACK = ("content-type", "allow", "etag", "retry-after")
 
 
 class LeaderForwarder:
-    def __init__(self, node: raftkv.Node, client: httpx.AsyncClient | None) -> None:
+    def __init__(
+        self, node: raftkv.Node, client: httpx.AsyncClient | None, auth: AuthAdmin | None = None
+    ) -> None:
         self.node = node
         self.client = client
+        self.auth = auth
 
     async def forward(self, exc: raftkv.NotLeader) -> Response:
         """Replay the current Quart request on the leader; re-raise ``exc`` if we cannot."""
@@ -35,15 +39,17 @@ class LeaderForwarder:
         if leader_url is None:
             raise exc
         body = await request.get_data(as_text=False)
+        headers = {
+            FORWARDED_HEADER: ",".join([*hops, str(node.id)]),
+            "content-type": request.headers.get("content-type", ""),
+            **self._credentials(),
+        }
         try:
             reply = await self.client.request(
                 request.method,
                 leader_url + request.full_path.rstrip("?"),
                 content=body,
-                headers={
-                    FORWARDED_HEADER: ",".join([*hops, str(node.id)]),
-                    "content-type": request.headers.get("content-type", ""),
-                },
+                headers=headers,
             )
         except httpx.TimeoutException:
             raise raftkv.OutcomeUnknown("the leader did not answer in time") from None
@@ -51,6 +57,14 @@ class LeaderForwarder:
             raise HTTPError(503, "leader unreachable", str(err), {"Retry-After": "1"}) from None
         headers = {k: v for k, v in reply.headers.items() if k.lower() in _PASSED_BACK}
         return Response(reply.content, reply.status_code, headers)
+
+    def _credentials(self) -> dict[str, str]:
+        """Who the request is for, as the leader checks it: a fresh short-lived token for the
+        user (every member can sign one with the replicated secret), whether the user came with
+        a token or a client certificate (this node's own certificate is what the leader sees)."""
+        _, user = requester()
+        token = None if self.auth is None or user is None else self.auth.token_for(user)
+        return {} if token is None else {"authorization": f"Bearer {token}"}
 
     async def _leader_url(self) -> str | None:
         def leader_known(s: raftkv.NodeStatus) -> bool:

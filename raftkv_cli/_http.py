@@ -19,10 +19,12 @@ __all__ = [
     "HTTPError",
     "Reply",
     "error_for_exception",
+    "forbidden",
     "json_body",
     "json_reply",
     "reply_for_exception",
     "send_reply",
+    "unauthenticated",
 ]
 
 log = logging.getLogger("raftkv.http")
@@ -72,10 +74,28 @@ async def send_reply(
     await send({"type": "http.response.body", "body": b"" if head else reply.body})
 
 
+def unauthenticated(detail: str, *, bad_token: bool = False) -> HTTPError:
+    """401, with the challenge RFC 6750 asks for."""
+    challenge = 'Bearer realm="raftkv"' + (', error="invalid_token"' if bad_token else "")
+    return HTTPError(401, "unauthenticated", detail, {"WWW-Authenticate": challenge})
+
+
+def forbidden() -> HTTPError:
+    """403: the same words whatever the request named, so it tells nothing about keys."""
+    return HTTPError(403, "permission denied", "the user lacks a permission this request needs")
+
+
 def error_for_exception(exc: BaseException) -> HTTPError | None:
     """The HTTP answer for an exception raftkv raises on purpose; None for anything else."""
     if isinstance(exc, HTTPError):
         return exc
+    if isinstance(exc, raftkv.Unauthenticated):
+        return unauthenticated(str(exc))
+    if isinstance(exc, raftkv.PermissionDenied):
+        return forbidden()
+    if isinstance(exc, raftkv.AuthRefused):
+        status = {"not found": 404, "exists": 409}.get(exc.kind, 400)
+        return HTTPError(status, exc.kind if status != 400 else "auth change refused", str(exc))
     if isinstance(exc, raftkv.InvalidKey):
         return HTTPError(400, "invalid key", str(exc))
     if isinstance(exc, raftkv.Compacted):

@@ -7,6 +7,7 @@ take the same JSON shape as everywhere else.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from quart import Response, request
 from quart_trio import QuartTrio
@@ -14,13 +15,21 @@ from werkzeug.exceptions import HTTPException
 
 from ._http import HTTPError, Reply, error_for_exception
 
-__all__ = ["as_response", "new_quart_app"]
+__all__ = ["as_response", "json_object", "new_quart_app"]
 
 log = logging.getLogger("raftkv.http")
 
 
 def as_response(reply: Reply) -> Response:
     return Response(reply.body, reply.status, reply.headers)
+
+
+async def json_object(example: str) -> dict[str, Any]:
+    """The current request's body as a JSON object; 400 saying what was expected if not."""
+    body = await request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise HTTPError(400, "bad body", f"expected {example}")
+    return body
 
 
 def new_quart_app(max_body_bytes: int) -> QuartTrio:

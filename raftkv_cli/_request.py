@@ -11,21 +11,26 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from raftkv.kv import (
     InvalidKey,
     Limits,
+    TxnCommand,
+    TxnFormatError,
+    ValueTooLarge,
     WireFormatError,
     check_key,
     check_value_size,
     parse_revision_tag,
+    txn_from_json,
 )
 
 from ._http import HTTPError
 
 __all__ = [
+    "DEFAULT_LIST_LIMIT",
     "LeaseGrantRequest",
     "Query",
     "Receive",
@@ -42,6 +47,7 @@ __all__ = [
     "parse_member_id",
     "read_body",
     "read_json",
+    "txn_request",
     "unquote",
     "watch_request",
     "write_condition",
@@ -55,6 +61,18 @@ _MAX_MEMBER_ID_DIGITS = 18  # ids are int64 on the wire
 _MAX_INT = (1 << 63) - 1  # revisions fit in an int64 everywhere
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() takes "²", which int() refuses
+
+
+T = TypeVar("T")
+
+
+def _parsed_once(scope: Scope, name: str, parse: Callable[[], T]) -> T:
+    """``parse()``, remembered in the scope: the guard and the route that both need a request's
+    key or query read the same value, parsed once."""
+    slot = "raftkv." + name
+    if slot not in scope:
+        scope[slot] = parse()
+    return scope[slot]  # type: ignore[no-any-return]
 
 
 def _integer(text: str, minimum: int = 0, maximum: int = _MAX_INT) -> int | None:
@@ -120,6 +138,23 @@ class Query:
         """The query of a route that takes the parameters ``accepted``: any other is refused
         (400 naming it), so that a misspelt or unsupported option is never silently ignored
         (``PUT /v1/kv/k?ttl=5`` is not a write with a TTL)."""
+        query = cls.parsed(scope)
+        unknown = sorted(set(query.values) - set(accepted))
+        if unknown:
+            takes = ", ".join(accepted) if accepted else "none"
+            names = ", ".join(repr(n) for n in unknown)
+            detail = f"{scope['method']} {scope['path']} takes no {names} (its parameters: {takes})"
+            raise HTTPError(400, "unknown parameter", detail)
+        return query
+
+    @classmethod
+    def parsed(cls, scope: Scope) -> Query:
+        """The query, parsed once per request, whatever parameters the route takes (the guard
+        reads it before the route, which refuses the parameters it does not take)."""
+        return _parsed_once(scope, "query", lambda: cls._parse(scope))
+
+    @classmethod
+    def _parse(cls, scope: Scope) -> Query:
         values: dict[str, bytes] = {}
         for pair in bytes(scope.get("query_string", b"")).split(b"&"):
             if not pair:
@@ -127,12 +162,6 @@ class Query:
             k, _, v = pair.partition(b"=")
             name = unquote(k.replace(b"+", b" "), "bad query").decode("utf-8", "replace")
             values[name] = unquote(v.replace(b"+", b" "), "bad query")
-        unknown = sorted(set(values) - set(accepted))
-        if unknown:
-            takes = ", ".join(accepted) if accepted else "none"
-            names = ", ".join(repr(n) for n in unknown)
-            detail = f"{scope['method']} {scope['path']} takes no {names} (its parameters: {takes})"
-            raise HTTPError(400, "unknown parameter", detail)
         return cls(values)
 
     def bytes(self, name: str) -> bytes | None:
@@ -189,6 +218,10 @@ class Query:
 def key_at(scope: Scope, prefix: str, limits: Limits) -> bytes:
     """The key after ``prefix`` in the path, exactly as the client percent-encoded it (any
     bytes), checked against the key limits (``InvalidKey``: 400)."""
+    return _parsed_once(scope, "key" + prefix, lambda: _key_at(scope, prefix, limits))
+
+
+def _key_at(scope: Scope, prefix: str, limits: Limits) -> bytes:
     raw = scope.get("raw_path")
     if raw is None:  # servers that omit raw_path: the decoded path is all we have
         key = str(scope["path"])[len(prefix) :].encode("utf-8", "surrogateescape")
@@ -313,6 +346,35 @@ async def read_json(scope: Scope, receive: Receive, limit: int, example: str) ->
         raise HTTPError(400, "bad body", f"expected JSON {example}: {exc}") from None
 
 
+_TXN_EXAMPLE = '{"compare": [...], "success": [...], "failure": [...]}'
+DEFAULT_LIST_LIMIT = 1000  # keys a list (or a transaction's range) returns by default
+
+
+async def txn_request(scope: Scope, receive: Receive, limits: Limits) -> TxnCommand:
+    """``POST /v1/txn``: the transaction in the body (read once, whoever asks first)."""
+    slot = "raftkv.txn"
+    if slot not in scope:
+        scope[slot] = await _read_txn(scope, receive, limits)
+    txn: TxnCommand = scope[slot]
+    return txn
+
+
+async def _read_txn(scope: Scope, receive: Receive, limits: Limits) -> TxnCommand:
+    try:
+        body = await read_json(scope, receive, limits.max_txn_bytes, _TXN_EXAMPLE)
+    except ValueTooLarge:
+        detail = f"the body is over the limit of {limits.max_txn_bytes} bytes"
+        raise HTTPError(413, "transaction too large", detail) from None
+    try:
+        return txn_from_json(
+            body,
+            default_range_limit=min(DEFAULT_LIST_LIMIT, limits.max_list_limit),
+            max_range_limit=limits.max_list_limit,
+        )
+    except TxnFormatError as exc:
+        raise HTTPError(400, "bad transaction", str(exc)) from None
+
+
 @dataclass(frozen=True, slots=True)
 class WatchRequest:
     """``GET /v1/watch``: what to watch, from where."""
@@ -327,6 +389,10 @@ def watch_request(scope: Scope, limits: Limits) -> WatchRequest:
     """``?key=`` or ``?prefix=`` (neither: every key; both: 400), ``?start_revision=``,
     ``?prev_kv=true``; a ``Last-Event-ID: r`` header resumes at ``r + 1`` and wins over
     ``start_revision``."""
+    return _parsed_once(scope, "watch", lambda: _watch_request(scope, limits))
+
+
+def _watch_request(scope: Scope, limits: Limits) -> WatchRequest:
     query = Query.of(scope, "key", "prefix", "start_revision", "prev_kv")
     key, prefix = query.bytes("key"), query.bytes("prefix")
     if key is not None and prefix is not None:

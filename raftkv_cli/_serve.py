@@ -32,10 +32,10 @@ from ._app import create_app
 from ._datadir import check_data_dir, init_data_dir
 from ._edge import ASGIApp
 from ._logging import bind_node
-from ._protocol import json_protocol_errors
+from ._protocol import json_protocol_errors, name_client_certificates
 from ._settings import Settings
 
-__all__ = ["ServeOutcome", "hypercorn_config", "serve", "serve_http"]
+__all__ = ["ClientTLS", "ServeOutcome", "hypercorn_config", "serve", "serve_http"]
 
 log = logging.getLogger("raftkv.daemon")
 
@@ -60,13 +60,27 @@ def _tls_contexts(settings: Settings) -> tuple[ssl.SSLContext | None, ssl.SSLCon
     return server, client
 
 
+def _forward_tls(settings: Settings) -> ssl.SSLContext | bool:
+    """How this node's forwarder talks to the leader's client port: trusting ``--client-ca``
+    (else ``--peer-trusted-ca-file``, else the system's CAs) and presenting the node's peer
+    certificate, which the leader accepts when ``--client-ca`` signed it too."""
+    if settings.client_cert_file is None:
+        return True
+    ca = settings.client_ca_file or settings.peer_trusted_ca_file
+    ctx = ssl.create_default_context(cafile=None if ca is None else str(ca))
+    if settings.peer_cert_file is not None:
+        ctx.load_cert_chain(str(settings.peer_cert_file), str(settings.peer_key_file))
+    return ctx
+
+
 def _client_url(settings: Settings) -> str:
     host = settings.host
     if host in ("0.0.0.0", "::", ""):
         host = urlsplit(settings.peer_url).hostname or "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{settings.port}"
+    scheme = "http" if settings.client_cert_file is None else "https"
+    return f"{scheme}://{host}:{settings.port}"
 
 
 async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeOutcome:
@@ -89,9 +103,10 @@ async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeO
             _open_peer_transport(settings, state.cluster_id)
         )
         forward_client = await stack.enter_async_context(
-            httpx.AsyncClient(timeout=settings.request_timeout + 1)
+            httpx.AsyncClient(timeout=settings.request_timeout + 1, verify=_forward_tls(settings))
         )
-        http = _ClientServer(hypercorn_config(settings.host, settings.port), settings.bind_retry)
+        config = hypercorn_config(settings.host, settings.port, _client_tls(settings))
+        http = _ClientServer(config, settings.bind_retry)
         async with trio.open_nursery() as outer:
             outer.start_soon(_watch_signals, stop, outcome)
             try:
@@ -104,7 +119,9 @@ async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeO
                     join=settings.join,
                 ) as node:
                     bind_node(lambda: _log_fields(node))
-                    service = KVService(node, kv, _limits(settings))
+                    service = KVService(
+                        node, kv, _limits(settings), token_ttl=settings.auth_token_ttl
+                    )
                     app = create_app(
                         service,
                         forward_client=forward_client,
@@ -248,9 +265,32 @@ async def _retry_busy(what: str, window: float, attempt: Callable[[], Awaitable[
         await trio.sleep(1.0)
 
 
-def hypercorn_config(host: str, port: int) -> HypercornConfig:
-    """How raftkvd runs Hypercorn for its clients on ``host:port``."""
+@dataclass(frozen=True, slots=True)
+class ClientTLS:
+    """TLS on the client port: the node's certificate and key, and the CA that must have
+    signed the clients' certificates (None: clients need none)."""
+
+    cert_file: str
+    key_file: str
+    ca_file: str | None = None
+
+
+def _client_tls(settings: Settings) -> ClientTLS | None:
+    if settings.client_cert_file is None or settings.client_key_file is None:
+        return None
+    ca = None if settings.client_ca_file is None else str(settings.client_ca_file)
+    return ClientTLS(str(settings.client_cert_file), str(settings.client_key_file), ca)
+
+
+def hypercorn_config(host: str, port: int, tls: ClientTLS | None = None) -> HypercornConfig:
+    """How raftkvd runs Hypercorn for its clients on ``host:port`` (HTTPS with ``tls``)."""
     config = HypercornConfig()
+    if tls is not None:
+        config.certfile, config.keyfile = tls.cert_file, tls.key_file
+        if tls.ca_file is not None:
+            config.ca_certs = tls.ca_file
+            config.verify_mode = ssl.CERT_REQUIRED
+        config.alpn_protocols = ["http/1.1"]  # no HTTP/2: nothing needs it yet (no gRPC API)
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("raftkv.http.server")
@@ -273,6 +313,7 @@ async def serve_http(
     """Serve ``app`` with Hypercorn until ``shutdown_trigger`` returns; every error, also
     those Hypercorn answers itself, in the API's JSON shape."""
     json_protocol_errors()
+    name_client_certificates()
     await hypercorn_serve(
         app,  # type: ignore[arg-type]
         config,

@@ -74,6 +74,10 @@ class Settings:
     peer_cert_file: Path | None
     peer_key_file: Path | None
     peer_trusted_ca_file: Path | None
+    client_cert_file: Path | None  # --client-cert: TLS on the client port
+    client_key_file: Path | None
+    client_ca_file: Path | None  # --client-ca: clients must present a certificate it signed
+    auth_token_ttl: int  # seconds a token from POST /v1/auth/token stays valid
 
     @property
     def peer_url(self) -> str:
@@ -431,6 +435,41 @@ _GROUPS: dict[str, list[_Option]] = {
             "FILE",
         ),
     ],
+    "client TLS and auth (the client port speaks https when a certificate is given)": [
+        _Option(
+            ("--client-cert",),
+            "client_cert_file",
+            _existing_file,
+            None,
+            "this node's certificate (PEM) for the client port",
+            "FILE",
+        ),
+        _Option(
+            ("--client-key",),
+            "client_key_file",
+            _existing_file,
+            None,
+            "the private key (PEM) of --client-cert",
+            "FILE",
+        ),
+        _Option(
+            ("--client-ca",),
+            "client_ca_file",
+            _existing_file,
+            None,
+            "CA bundle (PEM): clients must present a certificate signed by it (its common name "
+            "is their user once auth is enabled)",
+            "FILE",
+        ),
+        _Option(
+            ("--auth-token-ttl",),
+            "auth_token_ttl",
+            _int(1, 86_400),
+            300,
+            "seconds an auth token stays valid",
+            "S",
+        ),
+    ],
     "logging": [
         _Option(
             ("--log-level",),
@@ -595,6 +634,10 @@ def _check(s: Settings) -> None:
         raise SettingsError("--peer-trusted-ca-file needs --peer-cert-file and --peer-key-file")
     if s.peer_cert_file is None and any(u.startswith("https:") for u in s.cluster):
         raise SettingsError("https peer URLs need --peer-cert-file and --peer-key-file")
+    if (s.client_cert_file is None) != (s.client_key_file is None):
+        raise SettingsError("--client-cert and --client-key go together")
+    if s.client_ca_file is not None and s.client_cert_file is None:
+        raise SettingsError("--client-ca needs --client-cert and --client-key")
 
 
 def _same_host(a: str, b: str) -> bool:

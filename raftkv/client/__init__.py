@@ -51,8 +51,10 @@ from ._errors import (
     NotFound,
     OutcomeUnknown,
     PayloadTooLarge,
+    PermissionDenied,
     PreconditionFailed,
     ServerError,
+    Unauthenticated,
     Unavailable,
 )
 from ._lease import AsyncLease
@@ -124,6 +126,7 @@ __all__ = [
     "NotFound",
     "OutcomeUnknown",
     "PayloadTooLarge",
+    "PermissionDenied",
     "Position",
     "PreconditionFailed",
     "PutResponse",
@@ -139,6 +142,7 @@ __all__ = [
     "TxnPutResult",
     "TxnRangeResult",
     "TxnResponse",
+    "Unauthenticated",
     "Unavailable",
     "Value",
     "Watch",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -12,6 +13,7 @@ import httpx
 import trio
 
 from ..kv import TxnCommand, WatchBatch
+from . import _auth_calls as auth
 from . import _calls as calls
 from ._calls import Call, Key
 from ._election import AsyncElection, open_election
@@ -31,6 +33,7 @@ from ._models import (
     Value,
 )
 from ._retry import Attempt, Endpoints, RetryPolicy
+from ._security import Credentials, login_request, tls_verify, token_from
 from ._sync import DEFAULT_TIMEOUT
 from ._txn import Txn
 from ._watch import DEFAULT_IDLE_TIMEOUT, StreamEnded, WatchSession, stream_timeout
@@ -62,10 +65,24 @@ class AsyncClient:
         retry: RetryPolicy | None = None,
         verify: Any = True,
         transport: httpx.AsyncBaseTransport | None = None,
+        ca: str | None = None,
+        cert: str | None = None,
+        key: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        token: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.endpoints = Endpoints(endpoints)
         self.retry = retry or RetryPolicy()
-        self._http = httpx.AsyncClient(timeout=timeout, verify=verify, transport=transport)
+        verify = tls_verify(verify, ca=ca, cert=cert, key=key, ssl_context=ssl_context)
+        self._credentials = Credentials(token, user, password)
+        self._http = httpx.AsyncClient(
+            timeout=timeout,
+            verify=verify,
+            transport=transport,
+            headers=self._credentials.first_headers(),
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -81,8 +98,14 @@ class AsyncClient:
     ) -> None:
         await self.aclose()
 
+    async def _log_in(self, endpoint: str) -> None:
+        target, body, headers = login_request(self._credentials)
+        response = await self._http.post(endpoint + target, content=body, headers=headers)
+        self._http.headers["authorization"] = f"Bearer {token_from(response, endpoint)}"
+
     async def _send(self, call: Call[T]) -> T:
         attempt = Attempt(self.endpoints, self.retry, call.idempotent)
+        logged_in = False
         while True:
             endpoint = attempt.endpoint
             pause: float | None
@@ -93,6 +116,10 @@ class AsyncClient:
             except httpx.TransportError as exc:
                 pause = attempt.transport_failed(exc)
             else:
+                if response.status_code == 401 and self._credentials.can_log_in and not logged_in:
+                    await self._log_in(endpoint)  # the first request, or the token expired
+                    logged_in = True
+                    continue
                 if response.status_code in call.answers:
                     return call.finish(response, endpoint)
                 pause = attempt.answered(response)
@@ -100,6 +127,90 @@ class AsyncClient:
                     return call.finish(response, endpoint)
             if pause:
                 await trio.sleep(pause)
+
+    # -- auth (docs/security.md) --
+
+    async def auth_status(self) -> dict[str, Any]:
+        """Whether auth is enabled, and the auth revision."""
+        return await self._send(auth.auth_read("status"))
+
+    async def auth_enable(self) -> dict[str, Any]:
+        """Enable auth (needs a ``root`` user holding the ``root`` role)."""
+        return await self._send(auth.auth_change("POST", "enable"))
+
+    async def auth_disable(self) -> dict[str, Any]:
+        """Disable auth (root only)."""
+        return await self._send(auth.auth_change("POST", "disable"))
+
+    async def user_add(self, name: str, password: str | None = None) -> dict[str, Any]:
+        """Add a user (no password: it logs in by client certificate only)."""
+        return await self._send(
+            auth.auth_change("POST", "users", body={"name": name, "password": password})
+        )
+
+    async def user_delete(self, name: str) -> dict[str, Any]:
+        """Delete a user: its tokens stop working."""
+        return await self._send(auth.auth_change("DELETE", "users", name))
+
+    async def user_list(self) -> dict[str, Any]:
+        """``{"users": [name, ...]}``."""
+        return await self._send(auth.auth_read("users"))
+
+    async def user_get(self, name: str) -> dict[str, Any]:
+        """``{"name", "roles"}``."""
+        return await self._send(auth.auth_read("users", name))
+
+    async def user_passwd(self, name: str, password: str) -> dict[str, Any]:
+        """Change a user's password: its tokens stop working."""
+        return await self._send(
+            auth.auth_change("PUT", "users", name, "password", body={"password": password})
+        )
+
+    async def user_grant_role(self, name: str, role: str) -> dict[str, Any]:
+        """Give a user a role."""
+        return await self._send(auth.auth_change("PUT", "users", name, "roles", role))
+
+    async def user_revoke_role(self, name: str, role: str) -> dict[str, Any]:
+        """Take a role from a user."""
+        return await self._send(auth.auth_change("DELETE", "users", name, "roles", role))
+
+    async def role_add(self, name: str) -> dict[str, Any]:
+        """Add a role (no permissions yet)."""
+        return await self._send(auth.auth_change("POST", "roles", body={"name": name}))
+
+    async def role_delete(self, name: str) -> dict[str, Any]:
+        """Delete a role (and take it from every user)."""
+        return await self._send(auth.auth_change("DELETE", "roles", name))
+
+    async def role_list(self) -> dict[str, Any]:
+        """``{"roles": [name, ...]}``."""
+        return await self._send(auth.auth_read("roles"))
+
+    async def role_get(self, name: str) -> dict[str, Any]:
+        """``{"name", "permissions": [{"perm", "key", "prefix"}]}``."""
+        return await self._send(auth.auth_read("roles", name))
+
+    async def role_grant(
+        self, name: str, perm: str, key: Key, *, prefix: bool = False
+    ) -> dict[str, Any]:
+        """Grant ``perm`` (read, write, readwrite) on ``key``, or every key under it."""
+        return await self._send(
+            auth.auth_change(
+                "POST",
+                "roles",
+                name,
+                "grant",
+                body=auth.permission_body(key, prefix=prefix, perm=perm),
+            )
+        )
+
+    async def role_revoke(self, name: str, key: Key, *, prefix: bool = False) -> dict[str, Any]:
+        """Revoke the role's permission on exactly that key or prefix."""
+        return await self._send(
+            auth.auth_change(
+                "POST", "roles", name, "revoke", body=auth.permission_body(key, prefix=prefix)
+            )
+        )
 
     # -- keys --
 

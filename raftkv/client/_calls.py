@@ -36,8 +36,10 @@ from ._errors import (
     NotFound,
     OutcomeUnknown,
     PayloadTooLarge,
+    PermissionDenied,
     PreconditionFailed,
     ServerError,
+    Unauthenticated,
     Unavailable,
 )
 from ._models import (
@@ -137,6 +139,10 @@ def raise_for_status(
     }
     if status == 404:
         raise not_found(message, **kwargs)
+    if status == 401:
+        raise Unauthenticated(message, **kwargs)
+    if status == 403:
+        raise PermissionDenied(message, **kwargs)
     if status == 412:
         exc = PreconditionFailed(message, **kwargs)
         exc.mod_revision = parse_etag(response.headers.get("etag"))

@@ -15,6 +15,8 @@
         ├── Compacted (raftkv.Compacted)      410: a read or watch below the compaction point;
         │                                     compact_revision is the oldest one left
         ├── Conflict (ConfChangeRefused)      409: another membership change is pending, ...
+        ├── Unauthenticated (raftkv.Unauthenticated)   401: no identity, a bad or expired token
+        ├── PermissionDenied (raftkv.PermissionDenied) 403: the user lacks the permission
         ├── Unavailable (ProposalDropped)     503 (no leader, no quorum, shutting down) or no
         │                                     endpoint answered: certainly not applied, retry later
         ├── OutcomeUnknown (raftkv.OutcomeUnknown)
@@ -31,6 +33,8 @@ from .._errors import Compacted as _Compacted
 from .._errors import ConfChangeRefused, ProposalDropped, RaftError, UnknownLease
 from .._errors import FutureRevision as _FutureRevision
 from .._errors import OutcomeUnknown as _OutcomeUnknown
+from .._errors import PermissionDenied as _PermissionDenied
+from .._errors import Unauthenticated as _Unauthenticated
 
 __all__ = [
     "BadRequest",
@@ -44,8 +48,10 @@ __all__ = [
     "NotFound",
     "OutcomeUnknown",
     "PayloadTooLarge",
+    "PermissionDenied",
     "PreconditionFailed",
     "ServerError",
+    "Unauthenticated",
     "Unavailable",
 ]
 
@@ -132,6 +138,15 @@ class Compacted(ClientError, _Compacted):
 class Conflict(ClientError, ConfChangeRefused):
     """409: a membership change refused (another one is pending, it would remove the last
     voter, ...)."""
+
+
+class Unauthenticated(ClientError, _Unauthenticated):
+    """401: auth is enabled and the request had no identity, or a bad or expired token (a
+    client given a user and password logs in again once, by itself)."""
+
+
+class PermissionDenied(ClientError, _PermissionDenied):
+    """403: the user lacks a permission the request needs; nothing was done."""
 
 
 class Unavailable(ClientError, ProposalDropped):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from ..kv import TxnCommand, WatchBatch
+from . import _auth_calls as auth
 from . import _calls as calls
 from ._calls import Call, Key
 from ._models import (
@@ -27,6 +29,7 @@ from ._models import (
     Value,
 )
 from ._retry import Attempt, Endpoints, RetryPolicy
+from ._security import Credentials, login_request, tls_verify, token_from
 from ._txn import Txn
 
 if TYPE_CHECKING:
@@ -65,12 +68,27 @@ class Client:
         retry: RetryPolicy | None = None,
         verify: Any = True,
         transport: httpx.BaseTransport | None = None,
+        ca: str | None = None,
+        cert: str | None = None,
+        key: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        token: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.endpoints = Endpoints(endpoints)
         self.retry = retry or RetryPolicy()
-        self._http = httpx.Client(timeout=timeout, verify=verify, transport=transport)
+        verify = tls_verify(verify, ca=ca, cert=cert, key=key, ssl_context=ssl_context)
+        self._credentials = Credentials(token, user, password)
+        self._http = httpx.Client(
+            timeout=timeout,
+            verify=verify,
+            transport=transport,
+            headers=self._credentials.first_headers(),
+        )
         self._async_options: dict[str, Any] = {"timeout": timeout, "retry": self.retry}
         self._async_options["verify"] = verify
+        self._async_options |= {"token": token, "user": user, "password": password}
         if isinstance(transport, httpx.AsyncBaseTransport):  # a mock serving both kinds
             self._async_options["transport"] = transport
         self._portal: Portal | None = None
@@ -92,8 +110,14 @@ class Client:
     ) -> None:
         self.close()
 
+    def _log_in(self, endpoint: str) -> None:
+        target, body, headers = login_request(self._credentials)
+        response = self._http.post(endpoint + target, content=body, headers=headers)
+        self._http.headers["authorization"] = f"Bearer {token_from(response, endpoint)}"
+
     def _send(self, call: Call[T]) -> T:
         attempt = Attempt(self.endpoints, self.retry, call.idempotent)
+        logged_in = False
         while True:
             endpoint = attempt.endpoint
             pause: float | None
@@ -104,6 +128,10 @@ class Client:
             except httpx.TransportError as exc:
                 pause = attempt.transport_failed(exc)
             else:
+                if response.status_code == 401 and self._credentials.can_log_in and not logged_in:
+                    self._log_in(endpoint)  # the first request, or the token expired
+                    logged_in = True
+                    continue
                 if response.status_code in call.answers:
                     return call.finish(response, endpoint)
                 pause = attempt.answered(response)
@@ -111,6 +139,88 @@ class Client:
                     return call.finish(response, endpoint)
             if pause:
                 time.sleep(pause)
+
+    # -- auth (docs/security.md) --
+
+    def auth_status(self) -> dict[str, Any]:
+        """Whether auth is enabled, and the auth revision."""
+        return self._send(auth.auth_read("status"))
+
+    def auth_enable(self) -> dict[str, Any]:
+        """Enable auth (needs a ``root`` user holding the ``root`` role)."""
+        return self._send(auth.auth_change("POST", "enable"))
+
+    def auth_disable(self) -> dict[str, Any]:
+        """Disable auth (root only)."""
+        return self._send(auth.auth_change("POST", "disable"))
+
+    def user_add(self, name: str, password: str | None = None) -> dict[str, Any]:
+        """Add a user (no password: it logs in by client certificate only)."""
+        return self._send(
+            auth.auth_change("POST", "users", body={"name": name, "password": password})
+        )
+
+    def user_delete(self, name: str) -> dict[str, Any]:
+        """Delete a user: its tokens stop working."""
+        return self._send(auth.auth_change("DELETE", "users", name))
+
+    def user_list(self) -> dict[str, Any]:
+        """``{"users": [name, ...]}``."""
+        return self._send(auth.auth_read("users"))
+
+    def user_get(self, name: str) -> dict[str, Any]:
+        """``{"name", "roles"}``."""
+        return self._send(auth.auth_read("users", name))
+
+    def user_passwd(self, name: str, password: str) -> dict[str, Any]:
+        """Change a user's password: its tokens stop working."""
+        return self._send(
+            auth.auth_change("PUT", "users", name, "password", body={"password": password})
+        )
+
+    def user_grant_role(self, name: str, role: str) -> dict[str, Any]:
+        """Give a user a role."""
+        return self._send(auth.auth_change("PUT", "users", name, "roles", role))
+
+    def user_revoke_role(self, name: str, role: str) -> dict[str, Any]:
+        """Take a role from a user."""
+        return self._send(auth.auth_change("DELETE", "users", name, "roles", role))
+
+    def role_add(self, name: str) -> dict[str, Any]:
+        """Add a role (no permissions yet)."""
+        return self._send(auth.auth_change("POST", "roles", body={"name": name}))
+
+    def role_delete(self, name: str) -> dict[str, Any]:
+        """Delete a role (and take it from every user)."""
+        return self._send(auth.auth_change("DELETE", "roles", name))
+
+    def role_list(self) -> dict[str, Any]:
+        """``{"roles": [name, ...]}``."""
+        return self._send(auth.auth_read("roles"))
+
+    def role_get(self, name: str) -> dict[str, Any]:
+        """``{"name", "permissions": [{"perm", "key", "prefix"}]}``."""
+        return self._send(auth.auth_read("roles", name))
+
+    def role_grant(self, name: str, perm: str, key: Key, *, prefix: bool = False) -> dict[str, Any]:
+        """Grant ``perm`` (read, write, readwrite) on ``key``, or every key under it."""
+        return self._send(
+            auth.auth_change(
+                "POST",
+                "roles",
+                name,
+                "grant",
+                body=auth.permission_body(key, prefix=prefix, perm=perm),
+            )
+        )
+
+    def role_revoke(self, name: str, key: Key, *, prefix: bool = False) -> dict[str, Any]:
+        """Revoke the role's permission on exactly that key or prefix."""
+        return self._send(
+            auth.auth_change(
+                "POST", "roles", name, "revoke", body=auth.permission_body(key, prefix=prefix)
+            )
+        )
 
     # -- keys --
 

@@ -6,6 +6,10 @@
   what is proposed; ``apply`` answers ``PutResult``, ``DeleteResult``, ``CompareFailed`` or
   ``InvalidCommand``.
 * ``KVService``: the store on a running node: writes answered once applied, linearizable reads.
+* Auth (docs/security.md): users, roles and permissions in the replicated state (``AuthState``,
+  changed by ``UserAdd``, ``RoleGrant``, ``AuthEnable``, ... commands); a client's command is
+  proposed ``acting_for`` its user and checked as it applies (``needs_of``, ``AccessRefused``);
+  ``AuthAdmin`` on a node: changes, logins, tokens (``issue_token``/``read_token``).
 * The wire formats shared by the daemon and the client: key-values as JSON, revisions as ETags,
   keys in URL paths.
 
@@ -17,16 +21,49 @@
 """
 
 from .._errors import (
+    AuthError,
+    AuthRefused,
     Compacted,
     FutureRevision,
     InvalidKey,
     LeaseIdTaken,
+    PermissionDenied,
+    Unauthenticated,
     UnknownLease,
     ValueTooLarge,
     WatchLost,
 )
+from ._access import needs_of
+from ._auth import (
+    ROOT,
+    AuthState,
+    KeyRange,
+    Needs,
+    Perm,
+    Permission,
+    Role,
+    User,
+    Verdict,
+    check_name,
+)
+from ._auth_commands import (
+    AuthCommand,
+    AuthDisable,
+    AuthEnable,
+    RoleAdd,
+    RoleDelete,
+    RoleGrant,
+    RoleRevoke,
+    UserAdd,
+    UserDelete,
+    UserGrant,
+    UserPasswd,
+    UserRevoke,
+)
+from ._auth_service import DEFAULT_TOKEN_TTL, AuthAdmin
 from ._commands import (
     COMMAND_VERSION,
+    AsUser,
     Command,
     CompactCommand,
     Compare,
@@ -50,6 +87,8 @@ from ._commands import (
     encode_put,
 )
 from ._compactor import DEFAULT_KEEP_REVISIONS, AutoCompaction, Retention, parse_retention
+from ._credentials import TokenClaims, check_password, hash_password, issue_token, read_token
+from ._identity import acting_for, requester
 from ._leases import LeaseInfo
 from ._lessor import LeaseLimits, LeaseStatus, Lessor
 from ._limits import (
@@ -61,7 +100,10 @@ from ._limits import (
     check_value_size,
 )
 from ._results import (
+    AccessRefused,
     ApplyResult,
+    AuthChanged,
+    AuthFailed,
     CompactRefused,
     CompactResult,
     CompareFailed,
@@ -105,7 +147,20 @@ __all__ = [
     "DEFAULT_KEEP_REVISIONS",
     "DEFAULT_MAX_KEY_BYTES",
     "DEFAULT_MAX_VALUE_BYTES",
+    "DEFAULT_TOKEN_TTL",
+    "ROOT",
+    "AccessRefused",
     "ApplyResult",
+    "AsUser",
+    "AuthAdmin",
+    "AuthChanged",
+    "AuthCommand",
+    "AuthDisable",
+    "AuthEnable",
+    "AuthError",
+    "AuthFailed",
+    "AuthRefused",
+    "AuthState",
     "AutoCompaction",
     "Command",
     "CompactCommand",
@@ -126,6 +181,7 @@ __all__ = [
     "InvalidTxn",
     "KVService",
     "KVStateMachine",
+    "KeyRange",
     "KeyValue",
     "LeaseCheckpointCommand",
     "LeaseCommand",
@@ -143,18 +199,36 @@ __all__ = [
     "LeasesCheckpointed",
     "Lessor",
     "Limits",
+    "Needs",
+    "Perm",
+    "Permission",
+    "PermissionDenied",
     "PutCommand",
     "PutResult",
     "RangeOp",
     "RangeResult",
     "Retention",
+    "Role",
+    "RoleAdd",
+    "RoleDelete",
+    "RoleGrant",
+    "RoleRevoke",
+    "TokenClaims",
     "TxnCommand",
     "TxnFormatError",
     "TxnOp",
     "TxnResponse",
     "TxnResult",
+    "Unauthenticated",
     "UnknownLease",
+    "User",
+    "UserAdd",
+    "UserDelete",
+    "UserGrant",
+    "UserPasswd",
+    "UserRevoke",
     "ValueTooLarge",
+    "Verdict",
     "WatchBatch",
     "WatchEvent",
     "WatchHub",
@@ -162,9 +236,12 @@ __all__ = [
     "WatchStatistics",
     "Watcher",
     "WireFormatError",
+    "acting_for",
     "bytes_field",
     "bytes_from_json",
     "check_key",
+    "check_name",
+    "check_password",
     "check_prefix",
     "check_txn",
     "check_value_size",
@@ -175,12 +252,17 @@ __all__ = [
     "encode_key_path",
     "encode_put",
     "encode_query_bytes",
+    "hash_password",
+    "issue_token",
     "key_value_from_json",
     "key_value_to_json",
+    "needs_of",
     "parse_etag",
     "parse_retention",
     "parse_revision_tag",
     "range_from_json",
+    "read_token",
+    "requester",
     "txn_from_json",
     "txn_to_json",
 ]

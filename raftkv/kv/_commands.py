@@ -12,6 +12,8 @@ must keep decoding)::
     [1, 8, lease, ttl]                                 grant a lease (ttl in seconds)
     [1, 9, lease]                                      revoke a lease: delete its keys
     [1, 10, [[lease, remaining], ...]]                 checkpoint remaining TTLs (0: clear)
+    [1, 11, user | null, command]                      a client's command, with its identity
+    [1, 12, kind, ...]                                 an auth change (``_auth_commands``)
 
     compare: [key, target, op, value]   target 0 value | 1 version | 2 create | 3 mod revision
                                         op 0 == | 1 != | 2 < | 3 >; value bytes or an integer
@@ -36,6 +38,13 @@ from typing import Any, Final
 
 import cbor2
 
+from ._auth_commands import (
+    OP_AS_USER,
+    OP_AUTH,
+    AuthCommand,
+    decode_auth_command,
+    encode_auth_command,
+)
 from ._limits import (
     DEFAULT_MAX_KEY_BYTES,
     DEFAULT_MAX_VALUE_BYTES,
@@ -48,6 +57,7 @@ from ._limits import (
 
 __all__ = [
     "COMMAND_VERSION",
+    "AsUser",
     "BadCommand",
     "Command",
     "CompactCommand",
@@ -198,9 +208,22 @@ class TxnCommand:
 
 
 LeaseCommand = LeaseGrantCommand | LeaseRevokeCommand | LeaseCheckpointCommand
-Command = (
+KVCommand = (
     PutCommand | DeleteCommand | DeletePrefixCommand | CompactCommand | TxnCommand | LeaseCommand
 )
+
+
+@dataclass(frozen=True, slots=True)
+class AsUser:
+    """A client's command with who sent it (``user`` None: anonymous), so that every replica
+    checks it against the auth state in force when it applies (``command`` is never an
+    ``AsUser`` itself)."""
+
+    user: str | None
+    command: KVCommand | AuthCommand
+
+
+Command = KVCommand | AuthCommand | AsUser
 
 
 def encode_command(command: Command) -> bytes:
@@ -232,6 +255,15 @@ def encode_command(command: Command) -> bytes:
                     [_encode_op(op) for op in failure],
                 ]
             )
+        case AsUser(user, inner):
+            return as_user(user, encode_command(inner))
+        case _:
+            return encode_auth_command(command, COMMAND_VERSION)
+
+
+def as_user(user: str | None, command: bytes) -> bytes:
+    """The encoded ``command`` wrapped with the identity of the client that asked for it."""
+    return cbor2.dumps([COMMAND_VERSION, OP_AS_USER, user, command])
 
 
 def _encode_op(op: TxnOp) -> list[Any]:
@@ -332,6 +364,19 @@ def _overlapping_write(branch: Sequence[TxnOp]) -> bytes | None:
 
 def decode_command(data: bytes) -> Command:
     """The command in ``data``; ``BadCommand`` if it is not exactly a well-formed command."""
+    item = _decode_item(data)
+    if item[1] == OP_AS_USER and len(item) == 4:
+        user, inner = item[2], item[3]
+        if (user is not None and type(user) is not str) or type(inner) is not bytes:
+            raise BadCommand("a client command is [1, 11, user | null, command]")
+        inner_item = _decode_item(inner)
+        if inner_item[1] == OP_AS_USER:
+            raise BadCommand("a client command inside a client command")
+        return AsUser(user, _decode_plain(inner_item))
+    return _decode_plain(item)
+
+
+def _decode_item(data: bytes) -> list[Any]:
     stream = io.BytesIO(data)
     try:
         item = cbor2.CBORDecoder(stream, max_depth=5).decode()
@@ -346,6 +391,16 @@ def decode_command(data: bytes) -> Command:
         raise BadCommand(f"unsupported command version {version!r:.20}")
     if type(op) is not int:
         raise BadCommand(f"unknown operation {op!r:.20} with {len(args)} arguments")
+    return item
+
+
+def _decode_plain(item: list[Any]) -> KVCommand | AuthCommand:
+    _, op, *args = item
+    if op == OP_AUTH:
+        try:
+            return decode_auth_command(args)
+        except ValueError as exc:
+            raise BadCommand(str(exc)) from None
     if op == _OP_PUT and len(args) in (3, 4):
         key, value, if_revision, *lease = args
         return PutCommand(

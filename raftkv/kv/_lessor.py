@@ -106,7 +106,8 @@ class Lessor:
             lease = self._rng.randrange(1, MAX_INT + 1)
         elif type(lease) is not int or not 1 <= lease <= MAX_INT:
             raise ValueError(f"a lease id is an integer from 1 to {MAX_INT}, not {lease!r}")
-        result = await self.service.node.propose(encode_command(LeaseGrantCommand(lease, ttl)))
+        command = encode_command(LeaseGrantCommand(lease, ttl))
+        result = await self.service.propose(command)
         if isinstance(result, LeaseExists):
             raise LeaseIdTaken(lease)
         assert isinstance(result, LeaseGranted), result
@@ -115,7 +116,7 @@ class Lessor:
 
     async def revoke(self, lease: int) -> LeaseRevoked:
         """Revoke ``lease``: every key attached to it is deleted, at one revision."""
-        result = await self.service.node.propose(encode_command(LeaseRevokeCommand(lease)))
+        result = await self.service.propose(encode_command(LeaseRevokeCommand(lease)))
         if isinstance(result, LeaseNotFound):
             raise UnknownLease(lease)
         assert isinstance(result, LeaseRevoked), result

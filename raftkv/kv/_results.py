@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "AccessRefused",
     "ApplyResult",
+    "AuthChanged",
+    "AuthFailed",
     "CompactRefused",
     "CompactResult",
     "CompareFailed",
@@ -147,6 +150,33 @@ class LeasesCheckpointed:
 
 LeaseResult = LeaseGranted | LeaseExists | LeaseNotFound | LeaseRevoked | LeasesCheckpointed
 
+
+@dataclass(frozen=True, slots=True)
+class AccessRefused:
+    """A client command the auth rules refused when it was applied: nothing changed.
+    ``authenticated`` False: auth is enabled and ``user`` is None or no user."""
+
+    user: str | None
+    authenticated: bool
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuthChanged:
+    auth_revision: int  # the auth state's revision after the change
+    revision: int = 0  # the store's revision when it applied (auth changes make none)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFailed:
+    """An auth change that could not be made: nothing changed."""
+
+    reason: str
+    kind: str  # "not found", "exists" or "refused"
+
+
+AuthResult = AuthChanged | AuthFailed
+
 ApplyResult = (
     PutResult
     | DeleteResult
@@ -156,6 +186,8 @@ ApplyResult = (
     | CompactRefused
     | TxnResult
     | LeaseResult
+    | AuthResult
+    | AccessRefused
     | InvalidCommand
 )
 

@@ -13,8 +13,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
-from .._errors import Compacted, FutureRevision, UnknownLease
+from .._errors import (
+    Compacted,
+    FutureRevision,
+    PermissionDenied,
+    Unauthenticated,
+    UnknownLease,
+)
 from .._node import Node
+from ._auth_service import DEFAULT_TOKEN_TTL, AuthAdmin
 from ._commands import (
     CompactCommand,
     DeletePrefixCommand,
@@ -24,9 +31,11 @@ from ._commands import (
     encode_delete,
     encode_put,
 )
+from ._identity import for_requester
 from ._lessor import LeaseLimits, Lessor
 from ._limits import Limits, check_prefix
 from ._results import (
+    AccessRefused,
     CompactRefused,
     CompactResult,
     CompareFailed,
@@ -54,6 +63,7 @@ class KVService:
         *,
         watch_buffer: int = DEFAULT_BUFFER,
         lease_limits: LeaseLimits | None = None,
+        token_ttl: int = DEFAULT_TOKEN_TTL,
     ) -> None:
         self.node = node
         self.store = store
@@ -62,6 +72,18 @@ class KVService:
         config = node.config
         timeout = config.election_ticks * config.tick_interval
         self.leases = Lessor(self, lease_limits or LeaseLimits.for_election_timeout(timeout))
+        self.auth = AuthAdmin(self, token_ttl)
+
+    async def propose(self, command: bytes) -> object:
+        """Propose ``command`` for the client this task acts for (``acting_for``), answered
+        once applied here; ``Unauthenticated`` or ``PermissionDenied`` if the auth state in
+        force when it applied refused it."""
+        result = await self.node.propose(for_requester(command))
+        if isinstance(result, AccessRefused):
+            if result.authenticated:
+                raise PermissionDenied("permission denied")
+            raise Unauthenticated("authentication required")
+        return result
 
     def close(self, reason: str = "the node is stopping") -> None:
         """End every watch (their callers resume on another member)."""
@@ -80,7 +102,7 @@ class KVService:
             max_key_bytes=self.limits.max_key_bytes,
             max_value_bytes=self.limits.max_value_bytes,
         )
-        result = await self.node.propose(command)
+        result = await self.propose(command)
         if isinstance(result, LeaseNotFound):
             raise UnknownLease(result.lease)
         return _expect(result, PutResult, CompareFailed)
@@ -91,19 +113,19 @@ class KVService:
         command = encode_delete(
             key, if_revision=if_revision, max_key_bytes=self.limits.max_key_bytes
         )
-        result = await self.node.propose(command)
+        result = await self.propose(command)
         return _expect(result, DeleteResult, CompareFailed)
 
     async def delete_prefix(self, prefix: bytes) -> DeletePrefixResult:
         """Delete every key under ``prefix`` (b"": every key) at one revision."""
         check_prefix(prefix, self.limits.max_key_bytes)
-        result = await self.node.propose(encode_command(DeletePrefixCommand(prefix)))
+        result = await self.propose(encode_command(DeletePrefixCommand(prefix)))
         return _expect(result, DeletePrefixResult, DeletePrefixResult)
 
     async def txn(self, txn: TxnCommand) -> TxnResult:
         """Evaluate the compares and apply one branch, atomically, at one revision."""
         check_txn(txn, self.limits)
-        result = await self.node.propose(encode_command(txn))
+        result = await self.propose(encode_command(txn))
         if isinstance(result, LeaseNotFound):
             raise UnknownLease(result.lease)  # the transaction failed whole
         return _expect(result, TxnResult, TxnResult)
@@ -112,7 +134,7 @@ class KVService:
         """Forget the history before ``revision`` on every member (it stays readable);
         ``Compacted`` if it is compacted already, ``FutureRevision`` past the current one."""
         self._check_compact(revision, self.store.revision, self.store.compact_revision)
-        result = await self.node.propose(encode_command(CompactCommand(revision)))
+        result = await self.propose(encode_command(CompactCommand(revision)))
         if isinstance(result, CompactRefused):
             self._check_compact(revision, result.revision, result.compact_revision)
         return _expect(result, CompactResult, CompactResult)

@@ -2,7 +2,7 @@
 record at a time, carrying the retained history (so a node restored from a snapshot serves the
 same reads at past revisions, and the same watch events, as the node that took it)::
 
-    ["raftkv-kv", 3, revision, applied_index, compact_revision, key_count, change_count,
+    ["raftkv-kv", 4, revision, applied_index, compact_revision, key_count, change_count,
      lease_count]
     [key, value, create, mod, version, lease, ...]    key_count records in key order: every
                                                       retained version of the key, oldest first
@@ -10,8 +10,12 @@ same reads at past revisions, and the same watch events, as the node that took i
     [revision, key, ...]                              change_count records: the keys each
                                                       retained revision changed, in order
     [lease, ttl, remaining]                           lease_count records, by lease id
+    [enabled, secret, auth_revision, user_count, role_count]      the auth section:
+    [name, password_hash | null, revision, role, ...]             user_count users, by name
+    [name, perm, key, prefix, perm, key, prefix, ...]             role_count roles, by name
 
-Older versions are still read: 2 (no leases: its header has no lease_count) and 1 (before
+Older versions are still read (with auth disabled and no users or roles): 3 (no auth section),
+2 (no leases: its header has no lease_count) and 1 (before
 histories: ``[..., 1, revision, applied_index, count]`` and ``[key, value, create, mod,
 version]`` records; nothing before its revision is readable).
 
@@ -30,6 +34,7 @@ from typing import IO, Any, Final
 import cbor2
 
 from .._errors import CorruptSnapshot
+from ._auth import AuthState, KeyRange, Perm, Permission, Role, User, check_name
 from ._history import LEASE, History, HistoryView, Record
 from ._leases import LeaseTable
 from ._limits import MAX_INT
@@ -37,7 +42,7 @@ from ._limits import MAX_INT
 __all__ = ["SnapshotState", "read_snapshot", "snapshot_chunks"]
 
 SNAPSHOT_MAGIC: Final = "raftkv-kv"
-SNAPSHOT_VERSION: Final = 3
+SNAPSHOT_VERSION: Final = 4
 _FIELDS: Final = 5  # fields of one version in a key record
 
 
@@ -48,12 +53,14 @@ class SnapshotState:
     applied_index: int
     history: History
     leases: LeaseTable
+    auth: AuthState
 
 
 def snapshot_chunks(
     applied_index: int,
     view: HistoryView,
     leases: list[tuple[int, int, int]],
+    auth: AuthState,
     chunk_bytes: int,
 ) -> Iterator[bytes]:
     """The snapshot of ``view`` as chunks of about ``chunk_bytes`` each, serialized lazily as
@@ -78,6 +85,7 @@ def snapshot_chunks(
             yield [rev, *keys]
         for lease in leases:
             yield list(lease)
+        yield from _auth_records(auth)
 
     for item in records():
         encoded = cbor2.dumps(item)
@@ -120,8 +128,8 @@ def _read(decoder: cbor2.CBORDecoder) -> SnapshotState:
         versions = [_read_v1_record(decoder.decode(), revision) for _ in range(count)]
         _check_key_order(versions)
         history = History.restore(revision, revision, iter(versions), [])
-        return SnapshotState(applied, history, LeaseTable())
-    if (header[1], len(header)) not in ((2, 7), (SNAPSHOT_VERSION, 8)):
+        return SnapshotState(applied, history, LeaseTable(), AuthState())
+    if (header[1], len(header)) not in ((2, 7), (3, 8), (SNAPSHOT_VERSION, 8)):
         raise CorruptSnapshot(f"unsupported snapshot version {header[1]!r:.20}")
     revision, applied, compacted, key_count, change_count, *lease_count = (
         _int(v, what) for v, what in zip(header[2:], _V3, strict=False)
@@ -134,7 +142,73 @@ def _read(decoder: cbor2.CBORDecoder) -> SnapshotState:
     leases = [_read_lease(decoder.decode()) for _ in range(lease_count[0] if lease_count else 0)]
     history = History.restore(revision, compacted, iter(versions), changes)
     _check_changes(history, changes)
-    return SnapshotState(applied, history, _lease_table(leases, versions))
+    auth = _read_auth(decoder) if header[1] >= 4 else AuthState()
+    return SnapshotState(applied, history, _lease_table(leases, versions), auth)
+
+
+def _auth_records(auth: AuthState) -> Iterator[list[Any]]:
+    users, roles = sorted(auth.users.items()), sorted(auth.roles.items())
+    yield [auth.enabled, auth.secret, auth.revision, len(users), len(roles)]
+    for name, user in users:
+        yield [name, user.password, user.revision, *user.roles]
+    for name, role in roles:
+        perms = role.permissions
+        yield [name, *(f for p in perms for f in (int(p.perm), p.range.key, p.range.prefix))]
+
+
+def _read_auth(decoder: cbor2.CBORDecoder) -> AuthState:
+    head = decoder.decode()
+    if type(head) is not list or len(head) != 5 or type(head[0]) is not bool:
+        raise CorruptSnapshot("the auth section must be [enabled, secret, revision, users, roles]")
+    enabled, secret = head[0], head[1]
+    revision, user_count, role_count = (_int(v, "auth field") for v in head[2:])
+    if type(secret) is not bytes or enabled != bool(secret):
+        raise CorruptSnapshot("auth is enabled in the snapshot exactly when it has a secret")
+    users = [_read_user(decoder.decode(), revision) for _ in range(user_count)]
+    roles = [_read_role(decoder.decode()) for _ in range(role_count)]
+    names = ([u.name for u in users], [r.name for r in roles])
+    for sorted_names in names:
+        if any(a >= b for a, b in pairwise(sorted_names)):
+            raise CorruptSnapshot("snapshot users and roles must be in strictly ascending order")
+    role_names = {r.name for r in roles}
+    if any(set(u.roles) - role_names for u in users):
+        raise CorruptSnapshot("a snapshot user holds a role the snapshot does not have")
+    state = AuthState(enabled, secret, revision, {u.name: u for u in users})
+    state.roles = {r.name: r for r in roles}
+    if enabled and state.can_enable() is not None:
+        raise CorruptSnapshot("auth is enabled in the snapshot without a root user")
+    return state
+
+
+def _read_user(v: Any, auth_revision: int) -> User:
+    if type(v) is not list or len(v) < 3 or not (v[1] is None or type(v[1]) is str):
+        raise CorruptSnapshot("a user record must be [name, password_hash | null, revision, ...]")
+    try:
+        name = check_name(v[0], "user")
+        roles = tuple(check_name(r, "role") for r in v[3:])
+    except ValueError as exc:
+        raise CorruptSnapshot(f"bad user record in snapshot: {exc}") from None
+    revision = _int(v[2], "user revision")
+    if revision > auth_revision or list(roles) != sorted(set(roles)):
+        raise CorruptSnapshot(f"inconsistent user record {name!r:.40} in snapshot")
+    return User(name, v[1], roles, revision)
+
+
+def _read_role(v: Any) -> Role:
+    if type(v) is not list or len(v) < 1 or (len(v) - 1) % 3:
+        raise CorruptSnapshot("a role record must be [name, (perm, key, prefix)...]")
+    try:
+        name = check_name(v[0], "role")
+    except ValueError as exc:
+        raise CorruptSnapshot(f"bad role record in snapshot: {exc}") from None
+    perms = []
+    for perm, key, prefix in (v[i : i + 3] for i in range(1, len(v), 3)):
+        if perm not in (1, 2, 3) or type(perm) is not int or type(key) is not bytes:
+            raise CorruptSnapshot(f"bad permission of role {name!r:.40} in snapshot")
+        if type(prefix) is not bool or (not key and not prefix):
+            raise CorruptSnapshot(f"bad permission range of role {name!r:.40} in snapshot")
+        perms.append(Permission(Perm(perm), KeyRange(key, prefix)))
+    return Role(name, tuple(perms))
 
 
 _V1 = ("revision", "applied index", "record count")

@@ -21,8 +21,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import IO
 
+from ._access import change_auth, needs_of
+from ._auth import AuthState, Verdict
+from ._auth_commands import AuthCommand
 from ._commands import (
+    AsUser,
     BadCommand,
+    Command,
     CompactCommand,
     Compare,
     CompareOp,
@@ -41,7 +46,9 @@ from ._commands import (
 from ._history import LEASE, VALUE, Event, History, Record
 from ._leases import LeaseInfo, LeaseTable
 from ._results import (
+    AccessRefused,
     ApplyResult,
+    AuthChanged,
     CompactRefused,
     CompactResult,
     CompareFailed,
@@ -120,6 +127,7 @@ class KVStateMachine:
     def __init__(self) -> None:
         self._history = History()
         self._leases = LeaseTable()
+        self._auth = AuthState()
         # The index of the last entry given to apply() (or of the restored snapshot).
         self.applied_index = 0
         # Told of every new revision (after it is committed) and of every restore.
@@ -159,6 +167,16 @@ class KVStateMachine:
             cmd = decode_command(command)
         except BadCommand as exc:
             return InvalidCommand(str(exc), self._history.revision)
+        if isinstance(cmd, AsUser):
+            refused = self._refusal(cmd.user, cmd.command)
+            if refused is not None:
+                return refused
+            cmd = cmd.command
+        if isinstance(cmd, AuthCommand):
+            changed = change_auth(self._auth, cmd)
+            if isinstance(changed, AuthChanged):
+                return replace(changed, revision=self._history.revision)
+            return changed
         if isinstance(cmd, CompactCommand):
             return self._compact(cmd.revision)
         if isinstance(cmd, LeaseGrantCommand | LeaseCheckpointCommand):
@@ -170,6 +188,14 @@ class KVStateMachine:
             for notify in self._on_revision:
                 notify(writes.rev)
         return result
+
+    def _refusal(self, user: str | None, cmd: Command) -> AccessRefused | None:
+        """Refuse a client's command the auth state in force does not allow: judged here, at
+        apply, every replica refuses the same commands whatever its edge saw."""
+        verdict = self._auth.verdict(user, needs_of(cmd, self.lease_keys))
+        if verdict is Verdict.ALLOWED:
+            return None
+        return AccessRefused(user, verdict is Verdict.DENIED, self._history.revision)
 
     def _run(
         self,
@@ -312,6 +338,17 @@ class KVStateMachine:
     def lease_ids(self) -> list[int]:
         return self._leases.ids()
 
+    def lease_keys(self, lease: int) -> tuple[bytes, ...]:
+        """The keys attached to ``lease`` now (none for an unknown lease)."""
+        info = self._leases.info(lease)
+        return () if info is None else tuple(info.keys)
+
+    @property
+    def auth(self) -> AuthState:
+        """The auth state in force (users, roles, the enabled flag, the token secret). Read it;
+        only applied auth commands change it."""
+        return self._auth
+
     def get(self, key: bytes, *, revision: int | None = None) -> KeyValue | None:
         """The key as of ``revision`` (None: now); ``Compacted`` / ``FutureRevision`` for a
         revision that cannot be read."""
@@ -394,7 +431,8 @@ class KVStateMachine:
         are consumed: it takes a view now (references to the immutable versions, not copies).
         """
         view = self._history.view()
-        return snapshot_chunks(self.applied_index, view, self._leases.records(), chunk_bytes)
+        leases = self._leases.records()
+        return snapshot_chunks(self.applied_index, view, leases, self._auth.copy(), chunk_bytes)
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state with the snapshot in ``data``; ``CorruptSnapshot`` if bad."""
@@ -408,6 +446,7 @@ class KVStateMachine:
         state = read_snapshot(stream)
         self._history, self.applied_index = state.history, state.applied_index
         self._leases = state.leases
+        self._auth = state.auth
         for notify in self._on_restore:
             notify()
 

@@ -1,5 +1,5 @@
 """``raftkv``: the command-line client (get, put, del, ls, watch, txn, compact, lease, lock,
-elect, member, leader, endpoint, status, snapshot, completion).
+elect, member, leader, endpoint, status, snapshot, completion, user, role, auth).
 
 Every command takes ``-w simple|json|table`` (``raftkv_cli.ctl._output``), before or after it.
 
@@ -11,7 +11,8 @@ other failure; 130 interrupted (Ctrl-C, the way ``raftkv watch`` and ``raftkv el
 
 Modules: ``_parser`` (the command line), ``_main`` (running a command, errors to exit
 statuses), ``_output`` (the formats), and one module per group of commands: ``_kv``,
-``_coordination``, ``_cluster``, ``_snapshot``.
+``_coordination``, ``_cluster``, ``_snapshot``, ``_auth`` (users, roles, auth, and the global
+``--cacert``/``--cert``/``--key``/``--user`` options).
 """
 
 from ._common import (

@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import IO
+from typing import IO, Any
 
 from raftkv.client import (
     BadRequest,
@@ -17,10 +17,13 @@ from raftkv.client import (
     LeaseLost,
     NotFound,
     OutcomeUnknown,
+    PermissionDenied,
     PreconditionFailed,
+    Unauthenticated,
 )
 
 from .._backup import BackupError
+from ._auth import client_options
 from ._common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -37,8 +40,13 @@ from ._parser import build_parser, parse
 __all__ = ["main"]
 
 
-def _default_client(endpoints: str, timeout: float) -> Client:
-    return Client(endpoints, timeout=timeout)
+def _default_factory(options: dict[str, Any]) -> ClientFactory:
+    """Clients with the TLS and identity options of the command line."""
+
+    def make(endpoints: str, timeout: float) -> Client:
+        return Client(endpoints, timeout=timeout, **options)
+
+    return make
 
 
 def main(
@@ -57,12 +65,16 @@ def main(
     except SystemExit as exc:  # --help, --version, usage errors: argparse has printed them
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     out = sys.stdout.buffer if stdout is None else stdout
+    try:
+        options = client_options(args, environ)
+    except ValueError as exc:
+        return _fail(exc, EXIT_USAGE)
     ctx = Context(
         args,
         Output(out, args.write_out),
         sys.stdin.buffer if stdin is None else stdin,
         environ,
-        client_factory or _default_client,
+        client_factory or _default_factory(options),
     )
     try:
         code = args.run(ctx)
@@ -78,6 +90,8 @@ def main(
         if stdout is None:
             _discard_stdout()
         return EXIT_OK
+    except OSError as exc:  # a certificate or key file that cannot be read
+        return _fail(exc, EXIT_USAGE)
     finally:
         ctx.close()
         with contextlib.suppress(BrokenPipeError):
@@ -87,6 +101,8 @@ def main(
 
 def _exit_code(exc: ClientError) -> int:
     if isinstance(exc, NotFound | PreconditionFailed | Conflict | Compacted | LeaseLost):
+        return EXIT_FAILED
+    if isinstance(exc, Unauthenticated | PermissionDenied):
         return EXIT_FAILED
     if isinstance(exc, BadRequest):
         return EXIT_USAGE

@@ -10,7 +10,7 @@ import shtab
 
 import raftkv
 
-from . import _cluster, _coordination, _kv, _snapshot
+from . import _auth, _cluster, _coordination, _kv, _snapshot
 from ._common import EXIT_USAGE, PROG, Commands, Context, add_command, seconds
 from ._output import FORMATS
 
@@ -41,9 +41,14 @@ examples:
   raftkv endpoint status --cluster -w table
   raftkv snapshot save backup.snap                   # restore: raftkv snapshot restore --help
   raftkv completion bash > /etc/bash_completion.d/raftkv
+  raftkv --cacert ca.pem --cert me.pem --key me.key get k   # TLS with a client certificate
+  raftkv --user root user add alice:pw               # users, roles, auth: docs/security.md
+  raftkv role grant app readwrite app/ --prefix
+  raftkv auth enable
 
 environment:
   RAFTKV_ENDPOINTS   default for --endpoints (comma-separated client URLs)
+  RAFTKV_PASSWORD    the password of --user NAME
 
 exit status:
   0 done, 1 not found / precondition failed / change refused / revision compacted /
@@ -86,6 +91,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         default="simple",
         help="output format of every command: simple (default), json or table",
     )
+    _auth.add_tls_options(parser)
     commands = cast(
         "Commands",
         parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True),
@@ -94,6 +100,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     _coordination.register(commands)
     _cluster.register(commands)
     _snapshot.register(commands)
+    _auth.register(commands)
     completion = add_command(
         commands, "completion", _completion, help="print a shell completion script"
     )

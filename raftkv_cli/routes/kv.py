@@ -18,6 +18,7 @@ from raftkv.kv import (
 
 from .._http import HTTPError, Reply, json_reply
 from .._request import (
+    DEFAULT_LIST_LIMIT,
     Query,
     Receive,
     Scope,
@@ -32,7 +33,6 @@ from .._request import (
 __all__ = ["DEFAULT_LIST_LIMIT", "KV_PREFIX", "KVRoutes"]
 
 KV_PREFIX = "/v1/kv/"
-DEFAULT_LIST_LIMIT = 1000
 _COMPACT_BODY_BYTES = 1024
 _COMPACT_EXAMPLE = '{"revision": <an integer >= 1>}'
 

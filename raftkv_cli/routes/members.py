@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Response, request
+from quart import Response
 from quart_trio import QuartTrio
 
 import raftkv
@@ -16,7 +16,7 @@ from raftkv.transport import normalize_peer_url
 
 from .._forward import LeaderForwarder
 from .._http import HTTPError, json_reply
-from .._quart import as_response
+from .._quart import as_response, json_object
 from .._request import parse_member_id
 
 __all__ = ["Members", "members_json", "register_members"]
@@ -109,13 +109,6 @@ class Members:
         return as_response(json_reply({"leader": to}))
 
 
-async def _json_object(example: str) -> dict[str, Any]:
-    body = await request.get_json(force=True, silent=True)
-    if not isinstance(body, dict):
-        raise HTTPError(400, "bad body", f"expected {example}")
-    return body
-
-
 def register_members(app: QuartTrio, members: Members) -> None:
     @app.route("/v1/members", methods=["GET"])
     async def members_list() -> Response:
@@ -123,7 +116,7 @@ def register_members(app: QuartTrio, members: Members) -> None:
 
     @app.route("/v1/members", methods=["POST"])
     async def members_add() -> Response:
-        body = await _json_object('{"id": 4, "peer_url": "http://host:port"}')
+        body = await json_object('{"id": 4, "peer_url": "http://host:port"}')
         node_id, peer_url = body.get("id"), body.get("peer_url")
         learner = body.get("learner", True)
         if type(node_id) is not int or node_id < 1:
@@ -146,7 +139,7 @@ def register_members(app: QuartTrio, members: Members) -> None:
 
     @app.route("/v1/leader", methods=["POST"])
     async def leader_transfer() -> Response:
-        to = (await _json_object('{"id": <member id>}')).get("id")
+        to = (await json_object('{"id": <member id>}')).get("id")
         if type(to) is not int or to < 1:
             raise HTTPError(400, "bad body", 'expected {"id": <member id>}')
         return await members.transfer(to)

@@ -3,16 +3,13 @@ ASGI). The JSON is parsed once into a ``raftkv.kv.TxnCommand`` (``raftkv_cli._tx
 
 from __future__ import annotations
 
-from raftkv.kv import KVService, TxnFormatError, ValueTooLarge, txn_from_json
+from raftkv.kv import KVService
 
-from .._http import HTTPError, Reply, json_reply
-from .._request import Receive, Scope, no_query, read_json
+from .._http import Reply, json_reply
+from .._request import Receive, Scope, no_query, txn_request
 from .._txn import txn_result_json
-from .kv import DEFAULT_LIST_LIMIT
 
 __all__ = ["TxnRoutes"]
-
-_EXAMPLE = '{"compare": [...], "success": [...], "failure": [...]}'
 
 
 class TxnRoutes:
@@ -22,19 +19,6 @@ class TxnRoutes:
 
     async def txn(self, scope: Scope, receive: Receive) -> Reply:
         no_query(scope)
-        limits = self.limits
-        try:
-            body = await read_json(scope, receive, limits.max_txn_bytes, _EXAMPLE)
-        except ValueTooLarge:
-            detail = f"the body is over the limit of {limits.max_txn_bytes} bytes"
-            raise HTTPError(413, "transaction too large", detail) from None
-        try:
-            txn = txn_from_json(
-                body,
-                default_range_limit=min(DEFAULT_LIST_LIMIT, limits.max_list_limit),
-                max_range_limit=limits.max_list_limit,
-            )
-        except TxnFormatError as exc:
-            raise HTTPError(400, "bad transaction", str(exc)) from None
+        txn = await txn_request(scope, receive, self.limits)
         result = await self.service.txn(txn)
         return json_reply(txn_result_json(txn, result))

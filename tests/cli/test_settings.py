@@ -50,6 +50,10 @@ def test_defaults_are_a_single_node_on_loopback() -> None:
         peer_cert_file=None,
         peer_key_file=None,
         peer_trusted_ca_file=None,
+        client_cert_file=None,
+        client_key_file=None,
+        client_ca_file=None,
+        auth_token_ttl=300,
     )
     assert s.peer_url == "http://127.0.0.1:12379"
     assert s.peers == {1: "http://127.0.0.1:12379"}

@@ -23,7 +23,7 @@ from raftkv.storage import MemoryStorage
 from raftkv.transport import MemoryNetwork
 from raftkv_cli._app import create_app
 from raftkv_cli._edge import ASGIApp
-from raftkv_cli._serve import hypercorn_config, serve_http
+from raftkv_cli._serve import ClientTLS, hypercorn_config, serve_http
 
 FAST_PROGRESS = 0.05  # seconds between progress events in these tests
 
@@ -305,14 +305,15 @@ async def stream(
 
 
 @asynccontextmanager
-async def serve(api: Api) -> AsyncIterator[str]:
-    """``api``'s app on a real Hypercorn on loopback, configured as raftkvd's; its URL."""
+async def serve(api: Api, tls: ClientTLS | None = None) -> AsyncIterator[str]:
+    """``api``'s app on a real Hypercorn on loopback, configured as raftkvd's (with ``tls``:
+    as ``--client-cert``/``--client-key``/``--client-ca`` configure it); its URL."""
     async with trio.open_nursery() as nursery:
         stop = trio.Event()
         binds = await nursery.start(
             lambda task_status: serve_http(
                 api.app,
-                hypercorn_config("127.0.0.1", 0),
+                hypercorn_config("127.0.0.1", 0, tls),
                 shutdown_trigger=stop.wait,
                 task_status=task_status,
             )
