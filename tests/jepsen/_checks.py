@@ -84,7 +84,10 @@ def acked_writes_survive(history: History, keys: Iterable[str]) -> list[str]:
 
     Each final linearizable read must return a value whose write no acknowledged write of the
     same key certainly followed (a write invoked after it completed would have replaced it), and
-    a key that had an acknowledged write must not read as absent.
+    a key that had an acknowledged write must not read as absent. A write whose outcome is
+    unknown never completed: it may apply at any time after it was sent (a 504'd write that a
+    cut-off follower forwarded reaches the leader once the cut heals), so no write certainly
+    followed it; whether its value may be read last is the linearizability check's to say.
     """
     writes = {(op.key, op.value): op for op in history.ops if op.f == "write"}
     acked = defaultdict(list)
@@ -101,6 +104,8 @@ def acked_writes_survive(history: History, keys: Iterable[str]) -> list[str]:
         source = writes.get((read.key, read.value))
         if read.value is not None and source is None:
             problems.append(f"final read {_op(read)} returned a value nobody wrote")
+            continue
+        if source is not None and source.outcome != OK:
             continue
         later = [w for w in acked[read.key] if source is None or w.invoke > source.complete]
         if later:

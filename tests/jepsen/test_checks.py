@@ -73,6 +73,18 @@ def test_an_acknowledged_write_lost_at_the_end_is_found() -> None:
     assert _checks.acked_writes_survive(h2, ["r0"])
 
 
+def test_an_unknown_write_that_applies_after_a_later_acknowledged_one_is_not_lost() -> None:
+    # A 504'd write sent to a cut-off follower applies once the cut heals, after a write that
+    # was acknowledged meanwhile: the final read returns it, and nothing acknowledged is lost.
+    h = History()
+    _op(h, "write", "r0", "late", node=3, span=(0, 2), outcome=UNKNOWN, status="504")
+    _op(h, "write", "r0", "b", node=2, span=(3, 4))
+    _op(h, "read", "r0", "b", node=2, span=(5, 6))
+    _op(h, "read", "r0", "late", node=1, span=(10, 11), process="final")
+    assert _checks.acked_writes_survive(h, ["r0"]) == []
+    assert _checks.linearizable(h) == []
+
+
 def test_a_set_missing_an_acknowledged_add_or_holding_a_ghost_is_found() -> None:
     h = History()
     _op(h, "add", "set/a", "1", node=1, span=(0, 1))
