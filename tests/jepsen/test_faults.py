@@ -56,10 +56,33 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize("campaign_run", [pytest.param(0, marks=skip)], ids=["run0"])
 
 
+def _workloads(config: pytest.Config) -> list[str]:
+    from jepsen._workloads import WORKLOADS
+
+    raw = str(option(config, "--workload", "register,set"))
+    names = list(WORKLOADS) if raw == "all" else [w.strip() for w in raw.split(",") if w.strip()]
+    unknown = set(names) - set(WORKLOADS)
+    if unknown or not names:
+        raise pytest.UsageError(
+            f"--workload: unknown workloads {sorted(unknown)}; known: {','.join(WORKLOADS)}"
+        )
+    return names
+
+
 def _run(
-    results: Path, families: list[str], seconds: float, *, seed: int, tag: int, nodes: int = 5
+    results: Path,
+    families: list[str],
+    seconds: float,
+    *,
+    seed: int,
+    tag: int,
+    nodes: int = 5,
+    workloads: list[str] | None = None,
 ) -> RunResult:
-    result = run_once(RunConfig(families, seconds, seed, results, tag=tag, nodes=nodes))
+    config = RunConfig(families, seconds, seed, results, tag=tag, nodes=nodes)
+    if workloads is not None:
+        config.workloads = workloads
+    result = run_once(config)
     print(result.summary())
     return result
 
@@ -101,4 +124,14 @@ def test_campaign(
     seed = (int(first) if first is not None else random.randrange(1 << 30)) + campaign_run  # type: ignore[arg-type]
     seconds = float(option(request.config, "--seconds", 60.0))  # type: ignore[arg-type]
     nodes = int(option(request.config, "--nodes", 5))  # type: ignore[arg-type]
-    _assert_clean(_run(results_root, families, seconds, seed=seed, tag=campaign_run, nodes=nodes))
+    workloads = _workloads(request.config)
+    result = _run(
+        results_root,
+        families,
+        seconds,
+        seed=seed,
+        tag=campaign_run,
+        nodes=nodes,
+        workloads=workloads,
+    )
+    _assert_clean(result)
