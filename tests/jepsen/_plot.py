@@ -21,6 +21,9 @@ _MARKERS = {
     "list": "D",
     "slist": "D",
     "member": "P",
+    "wput": "o",
+    "wdel": "o",
+    "wopen": "<",
 }
 _FAMILY_COLOURS = {
     "partition": "#4c72b0",

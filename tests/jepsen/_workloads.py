@@ -210,8 +210,15 @@ async def list_prefix(ctx: Ctx, http: httpx.AsyncClient, node: Node, serializabl
     ctx.history.record(call, outcome, status, extra=keys)
 
 
+def _watch() -> Workload:
+    from jepsen._watchload import WatchWorkload
+
+    return WatchWorkload()
+
+
 WORKLOADS: dict[str, Callable[[], Workload]] = {
     "register": RegisterWorkload,
     "set": SetWorkload,
+    "watch": _watch,
 }
 DEFAULT_WORKLOADS = ["register", "set"]
