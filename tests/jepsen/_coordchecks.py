@@ -1,4 +1,4 @@
-"""The checkers of the coordination workloads (``_watchload``).
+"""The checkers of the coordination workloads (``_watchload``, ``_lockload``).
 
 Both read the committed history of their prefix as the final ``whist`` operations recorded it:
 one line ``[revision, [event, ...]]`` per revision, an event ``[type, key, value,
@@ -167,3 +167,127 @@ def _one_watcher(process: str, ops: list[Operation], reference: list[Revision]) 
         r = wrong[0]
         return f"{head}: revision {r} came as {got[r]}, committed as {expected[r]}"
     return None
+
+
+def lock_fencing(history: History, prefix: str, queue: str, register: str) -> list[str]:
+    """Observed through the committed history of ``prefix``: every write of ``register`` was
+    made while its token's key was the oldest of the ``queue`` (the holder), tokens never
+    decrease along revisions, acknowledged writes are there and refused ones are not; tokens
+    strictly increase from acquisition to acquisition; no client wrote believing it held the
+    lock after a later holder had acquired it."""
+    reference, problems = committed(history, prefix)
+    if reference is None:
+        return problems
+    holders: dict[str, int] = {}  # queue key -> its create revision
+    created: set[int] = set()
+    present: dict[str, int] = {}  # register value -> revision
+    last_token = 0
+    for revision, events in reference:
+        holder = min(holders.values(), default=None)
+        for kind, key, value, create in events:
+            if key == register and kind == "put":
+                token = int(value.split(":")[0])
+                present[value] = revision
+                if token != holder:
+                    problems.append(
+                        f"{register} written at revision {revision} with token {token} while "
+                        f"the holder was {holder}: two tenures overlap"
+                    )
+                if token < last_token:
+                    problems.append(
+                        f"token went back from {last_token} to {token} at revision {revision}"
+                    )
+                last_token = max(last_token, token)
+            elif key.startswith(queue) and kind == "put":
+                holders[key] = create
+                created.add(create)
+            elif key.startswith(queue):
+                holders.pop(key, None)
+    return problems + _lock_writes(history, register, present) + _lock_tokens(history, created)
+
+
+def _lock_writes(history: History, register: str, present: dict[str, int]) -> list[str]:
+    problems = []
+    writes = {op.value: op for op in history.ops if op.f == "lwrite" and op.key == register}
+    for op in writes.values():
+        if op.outcome == OK and present.get(op.value or "") != op.index:
+            problems.append(f"acknowledged guarded write {_op(op)} at {op.index} is not there")
+        if op.outcome == FAIL and op.value in present:
+            problems.append(
+                f"refused guarded write {_op(op)} ({op.status}) is at {present[op.value or '']}"
+            )
+    ghosts = sorted(set(present) - set(writes))
+    if ghosts:
+        problems.append(f"{register} holds values nobody wrote: {ghosts[:5]}")
+    return problems
+
+
+def _lock_tokens(history: History, created: set[int]) -> list[str]:
+    problems = []
+    acquired = sorted(
+        (op for op in history.ops if op.f == "acquire" and op.outcome == OK),
+        key=lambda o: o.complete,
+    )
+    by_token: dict[int, Operation] = {}
+    for op in acquired:
+        token = op.index or 0
+        if token in by_token:
+            problems.append(f"token {token} given twice: {_op(by_token[token])}, {_op(op)}")
+        by_token[token] = op
+        if token not in created:
+            problems.append(f"{_op(op)}: token {token} is no lock key's create revision")
+    for b in acquired:
+        before = [a for a in acquired if a.complete < b.invoke and (a.index or 0) >= (b.index or 0)]
+        if before:
+            problems.append(
+                f"token {b.index} of {_op(b)} is not above {before[0].index} of "
+                f"{_op(before[0])}, which held the lock before it asked"
+            )
+    for w in (op for op in history.ops if op.f == "lwrite"):
+        mine = int((w.value or "0").split(":")[0])
+        later = [a for a in acquired if (a.index or 0) > mine and a.complete < w.invoke]
+        if later:
+            problems.append(
+                f"{w.process} wrote {_op(w)} believing it held the lock (token {mine}), after "
+                f"{_op(later[0])} had acquired it: two tenures overlap in real time"
+            )
+    return problems
+
+
+def healed_at(history: History) -> float:
+    """When the last fault was healed and a write served again (0: no fault)."""
+    if not history.windows:
+        return 0.0
+    end = max(w.end or 0.0 for w in history.windows)
+    served = [
+        op.complete
+        for op in history.ops
+        if op.f == "probe" and op.outcome == OK and op.complete >= end
+    ]
+    return min(served, default=end)
+
+
+def lock_waiters(history: History, bound: float) -> list[str]:
+    """Every client waiting for the lock when the faults healed got it within ``bound``."""
+    healed = healed_at(history)
+    attempts: dict[str, list[Operation]] = defaultdict(list)
+    for op in history.ops:
+        if op.f == "acquire":
+            attempts[op.process].append(op)
+    problems = []
+    for process, ops in sorted(attempts.items()):
+        if not any(op.invoke <= healed < op.complete for op in ops):
+            continue
+        got = [op for op in ops if op.outcome == OK and op.complete >= healed]
+        if not got:
+            problems.append(
+                f"{process} was waiting for the lock when the faults healed at {healed:.2f}s "
+                f"and never got it: {[_op(op) + ' ' + op.status for op in ops[-3:]]}"
+            )
+        elif got[0].complete - healed > bound:
+            problems.append(
+                f"{process} was waiting when the faults healed at {healed:.2f}s and got the "
+                f"lock only after {got[0].complete - healed:.2f}s (bound {bound:.1f}s): "
+                f"{_op(got[0])}"
+            )
+    return problems

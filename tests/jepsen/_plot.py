@@ -24,6 +24,9 @@ _MARKERS = {
     "wput": "o",
     "wdel": "o",
     "wopen": "<",
+    "acquire": "*",
+    "lwrite": "h",
+    "release": ">",
 }
 _FAMILY_COLOURS = {
     "partition": "#4c72b0",

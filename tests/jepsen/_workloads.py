@@ -216,9 +216,16 @@ def _watch() -> Workload:
     return WatchWorkload()
 
 
+def _lock() -> Workload:
+    from jepsen._lockload import LockWorkload
+
+    return LockWorkload()
+
+
 WORKLOADS: dict[str, Callable[[], Workload]] = {
     "register": RegisterWorkload,
     "set": SetWorkload,
     "watch": _watch,
+    "lock": _lock,
 }
 DEFAULT_WORKLOADS = ["register", "set"]

@@ -304,3 +304,93 @@ def test_a_committed_history_that_differs_between_members_or_from_the_writes_is_
     )
     problems = _streams(stale)
     assert len(problems) == 1 and "the store at revision 2" in problems[0]
+
+
+# -- the lock workload ----------------------------------------------------------------------------
+
+LOCK_HISTORY = [
+    (1, [["put", "lock/L/a", "", 1]]),
+    (2, [["put", "lock/reg", "1:l0-0-0", 2]]),
+    (3, [["put", "lock/L/b", "", 3]]),
+    (4, [["delete", "lock/L/a", "", 0]]),
+    (5, [["put", "lock/reg", "3:l1-0-0", 2]]),
+    (6, [["delete", "lock/L/b", "", 0]]),
+]
+
+
+def _lock_run(revisions: list = LOCK_HISTORY, *, writes: bool = True) -> History:
+    """l0 holds token 1 over [1, 4], l1 (asking at 0.5) token 3 from 5; their writes acked."""
+    h = History()
+    _op(h, "acquire", "lock/L", None, node=0, span=(0, 1), process="l0")
+    h.ops[-1].index = 1
+    _op(h, "acquire", "lock/L", None, node=0, span=(0.5, 5), process="l1")
+    h.ops[-1].index = 3
+    if writes:
+        for process, value, span, revision in (
+            ("l0", "1:l0-0-0", (2, 3), 2),
+            ("l1", "3:l1-0-0", (6, 7), 5),
+        ):
+            _op(h, "lwrite", "lock/reg", value, node=0, span=span, process=process)
+            h.ops[-1].index = revision
+    _committed(h, "lock/", revisions, node=1)
+    return h
+
+
+def _fencing(h: History) -> list[str]:
+    return _coordchecks.lock_fencing(h, "lock/", "lock/L/", "lock/reg")
+
+
+def test_tenures_one_after_another_pass() -> None:
+    assert _fencing(_lock_run()) == []
+
+
+def test_a_write_by_a_holder_whose_tenure_is_over_is_found() -> None:
+    # token 1 writes again at revision 5, after its key was deleted and token 3 holds the lock
+    late = [*LOCK_HISTORY[:4], (5, [["put", "lock/reg", "1:l0-0-1", 2]]), *LOCK_HISTORY[4:]]
+    problems = _fencing(_lock_run([(r, e) for r, (_, e) in enumerate(late, 1)], writes=False))
+    assert any("while the holder was 3: two tenures overlap" in p for p in problems)
+    early = [*LOCK_HISTORY[:3], (4, [["put", "lock/reg", "3:l1-0-9", 2]]), *LOCK_HISTORY[3:]]
+    problems = _fencing(_lock_run([(r, e) for r, (_, e) in enumerate(early, 1)], writes=False))
+    assert any("token 3 while the holder was 1" in p for p in problems)
+    assert any("nobody wrote" in p for p in problems)
+
+
+def test_tokens_that_go_back_or_repeat_are_found() -> None:
+    back = [*LOCK_HISTORY, (7, [["put", "lock/reg", "1:l0-0-0", 2]])]
+    assert any("token went back" in p for p in _fencing(_lock_run(back)))
+    h = _lock_run()
+    _op(h, "acquire", "lock/L", None, node=0, span=(8, 9), process="l2")
+    h.ops[-1].index = 3
+    problems = _fencing(h)
+    assert any("token 3 given twice" in p for p in problems)
+    assert any("is not above 3" in p for p in problems)
+
+
+def test_lost_refused_or_late_guarded_writes_are_found() -> None:
+    lost = _lock_run(LOCK_HISTORY[:4] + LOCK_HISTORY[5:])
+    assert any("acknowledged guarded write" in p for p in _fencing(lost))
+    refused = _lock_run()
+    refused.ops[2].outcome = FAIL
+    assert any("refused guarded write" in p for p in _fencing(refused))
+    believed = _lock_run()  # l0 checked its lease at 5.5, after l1 had the lock at 5
+    _op(believed, "lwrite", "lock/reg", "1:l0-0-1", node=0, span=(5.5, 6), process="l0")
+    believed.ops[-1].outcome = FAIL
+    assert any("overlap in real time" in p for p in _fencing(believed))
+
+
+def test_a_waiter_that_does_not_get_the_lock_after_the_heal_is_found() -> None:
+    h = History()
+    w = h.open_window("pause", "pause-leader", "leader 1")
+    w.start, w.end = 1.0, 10.0
+    _op(h, "probe", "probe/1", "0", node=2, span=(10.0, 10.5), process="nemesis")
+    _op(h, "acquire", "lock/L", None, node=0, span=(9, 12), process="l0")
+    _op(h, "acquire", "lock/L", None, node=0, span=(2, 3), process="l1", outcome=FAIL)
+    assert _coordchecks.healed_at(h) == 10.5
+    assert _coordchecks.lock_waiters(h, 5.0) == []
+    _op(h, "acquire", "lock/L", None, node=0, span=(8, 10.6), process="l2", outcome=FAIL)
+    _op(h, "acquire", "lock/L", None, node=0, span=(10.7, 40), process="l2")
+    _op(h, "acquire", "lock/L", None, node=0, span=(9, 60), process="l3", outcome=UNKNOWN)
+    problems = _coordchecks.lock_waiters(h, 5.0)
+    assert len(problems) == 2
+    assert "l2 was waiting" in problems[0] and "only after 29.50s" in problems[0]
+    assert "l3 was waiting" in problems[1] and "never got it" in problems[1]
