@@ -115,6 +115,35 @@ def test_family(
     _assert_clean(result, known_too=True)
 
 
+# The coordination workloads beside the register writers, each under the faults it is most
+# about: a node killed under the watchers' streams; leases lost to pauses and partitions.
+WORKLOAD_CASES = {
+    "watch": (["kill:kill-one", "partition:isolate-leader"], 909, "event-ok"),
+    "lock": (["pause:pause-leader", "partition:isolate-leader"], 1010, "lwrite-ok"),
+}
+
+
+@pytest.mark.parametrize("workload", sorted(WORKLOAD_CASES))
+def test_workload(
+    workload: str, netns_session: None, results_root: Path, request: pytest.FixtureRequest
+) -> None:
+    if _families(request.config):
+        pytest.skip("a campaign run (--nemesis) replaces the short CI runs")
+    families, seed, kind = WORKLOAD_CASES[workload]
+    result = _run(
+        results_root,
+        families,
+        SHORT_SECONDS,
+        seed=seed,
+        tag=seed,
+        nodes=3,
+        workloads=["register", workload],
+    )
+    assert result.history.windows, result.summary()
+    assert result.stats["by_kind"].get(kind, 0) > 10, result.summary()  # type: ignore[attr-defined]
+    _assert_clean(result, known_too=True)
+
+
 def test_campaign(
     campaign_run: int, netns_session: None, results_root: Path, request: pytest.FixtureRequest
 ) -> None:
