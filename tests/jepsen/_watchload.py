@@ -206,12 +206,15 @@ class WatchWorkload:
         for j in range(10_000):
             if ctx.done():
                 return
+            # From now, at a revision that changed the prefix (the edge a resume must get
+            # right), or at the one after it.
             written = [op.index for op in ctx.history.ops if op.f == "wput" and op.index]
-            start = rng.choice([None, rng.randint(1, max(written))]) if written else None
+            start = rng.choice(written) + rng.choice([0, 1]) if written else None
+            if rng.random() < 0.3:
+                start = None
             watcher = Watcher(ctx, f"wa{process}.{j}", rng.choice(WATCH_PREFIXES), start)
-            until = min(
-                ctx.deadline, trio.current_time() + rng.uniform(2, 8) * ctx.timing.election_timeout
-            )
+            lasts = rng.uniform(1, 4) * ctx.timing.election_timeout
+            until = min(ctx.deadline, trio.current_time() + lasts)
             await watcher.follow(http, rng, until)
 
     async def final(self, ctx: Ctx) -> None:
