@@ -208,7 +208,9 @@ def lock_fencing(history: History, prefix: str, queue: str, register: str) -> li
 
 def _lock_writes(history: History, register: str, present: dict[str, int]) -> list[str]:
     problems = []
-    writes = {op.value: op for op in history.ops if op.f == "lwrite" and op.key == register}
+    writes = {
+        op.value: op for op in history.ops if op.f in ("lwrite", "lzombie") and op.key == register
+    }
     for op in writes.values():
         if op.outcome == OK and present.get(op.value or "") != op.index:
             problems.append(f"acknowledged guarded write {_op(op)} at {op.index} is not there")

@@ -11,7 +11,10 @@ it releases (the lease is revoked).
 
 Recorded: ``acquire`` (from asking to holding; ``value``/``index`` = the token), ``lwrite``
 (invoked right after ``lease.check()`` passed, so at a moment the client knew it held the
-lock), ``release``. A client still waiting at the deadline goes on waiting (bounded), so that a
+lock), ``release``; and after a quarter of the tenures, ``lzombie``: one more fenced write
+with the token of the tenure just ended, as a holder that was paused past its lease would send
+it (this client's own lease keeps running, so a real pause cannot be had in-process): the guard
+must refuse it. A client still waiting at the deadline goes on waiting (bounded), so that a
 waiter left when the faults healed is seen to get the lock. ``final`` reads the committed
 history of ``lock/`` (the queue's keys and the register) from revision 1;
 ``_coordchecks.lock_fencing`` and ``lock_waiters`` check it.
@@ -20,7 +23,7 @@ history of ``lock/`` (the queue's keys and the register) from revision 1;
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import httpx
@@ -48,6 +51,7 @@ LOCK_NAME = "lock/L"
 LOCK_REGISTER = "lock/reg"
 LOCK_TTL = 2  # seconds: the cluster's minimum above 1.5 election timeouts of at most 1 s
 HOLD = (0.0, 0.15)  # seconds before each of a holder's writes
+ZOMBIE_SHARE = 0.25  # tenures followed by a write with their token once they are over
 LOCK_CLIENTS_MAX = 8  # sizes how long a waiter may go on past the deadline
 
 
@@ -68,8 +72,9 @@ class _LockClient:
     rng: random.Random
     give_up: float  # waiting may go on past the deadline (see the module), never beyond this
 
-    async def tenure(self, k: int) -> None:
-        """One acquisition: ask, hold (fenced writes), release; each phase recorded."""
+    async def tenure(self, k: int) -> bool:
+        """One acquisition: ask, hold (fenced writes), release; each phase recorded. Whether
+        it got the lock."""
         history = self.ctx.history
         asking: Call | None = history.begin(self.process, "acquire", LOCK_NAME, None, 0)
         releasing: Call | None = None
@@ -77,12 +82,14 @@ class _LockClient:
             with trio.move_on_at(self.give_up):
                 async with self.kv.lock(LOCK_NAME, ttl=LOCK_TTL) as held:
                     assert asking is not None
-                    history.record(asking, OK, "held", held.token)
+                    history.record(replace(asking, value=str(held.token)), OK, "held", held.token)
                     asking = None
                     await self.writes(held, k)
                     releasing = history.begin(self.process, "release", LOCK_NAME, None, 0)
                 if releasing is not None:
                     history.record(releasing, OK, "released", held.token)
+                    if self.rng.random() < ZOMBIE_SHARE:
+                        await self.late_write(held, k)
         except ClientError as exc:  # LeaseLost, Unavailable, OutcomeUnknown, ...
             if asking is not None:
                 history.record(asking, FAIL, type(exc).__name__)
@@ -90,9 +97,10 @@ class _LockClient:
                 ended = releasing or history.begin(self.process, "release", LOCK_NAME, None, 0)
                 history.record(ended, UNKNOWN, type(exc).__name__)
             await trio.sleep(0.05)
-            return
+            return asking is None
         if asking is not None:  # gave up waiting
             history.record(asking, UNKNOWN, "gave up")
+        return asking is None
 
     async def writes(self, held: AsyncHeldLock, k: int) -> None:
         history = self.ctx.history
@@ -114,6 +122,25 @@ class _LockClient:
                 raise LeaseLost(f"the guard of token {held.token} failed: the lock is gone")
             history.record(call, OK, "200", r.revision)
 
+    async def late_write(self, held: AsyncHeldLock, k: int) -> None:
+        """A write with the token of a tenure that is over, as from a holder that was paused
+        or whose request was delayed: the guard must refuse it (``lzombie``)."""
+        value = f"{held.token}:{self.process}-{k}-late"
+        call = self.ctx.history.begin(self.process, "lzombie", LOCK_REGISTER, value, 0)
+        txn = self.kv.txn().compare(create_revision(held.key) == held.token)
+        try:
+            r = await txn.then(put(LOCK_REGISTER, value)).commit()
+        except ClientError as exc:
+            outcome = FAIL if isinstance(exc, Unavailable) else UNKNOWN
+            self.ctx.history.record(call, outcome, type(exc).__name__)
+            return
+        self.ctx.history.record(
+            call,
+            OK if r.succeeded else FAIL,
+            "200" if r.succeeded else "compare failed",
+            r.revision if r.succeeded else None,
+        )
+
 
 class LockWorkload:
     name = "lock"
@@ -129,11 +156,12 @@ class LockWorkload:
         )
         give_up = ctx.deadline + waiter_bound(ctx, LOCK_CLIENTS_MAX) + 5.0
         client = _LockClient(ctx, kv, f"l{process}", rng, give_up)
+        got = True  # a client that is waiting at the deadline goes on until it gets the lock
         async with kv:
             for k in range(1_000_000):
-                if ctx.done() or trio.current_time() > give_up:
+                if (ctx.done() and got) or trio.current_time() > give_up:
                     return
-                await client.tenure(k)
+                got = await client.tenure(k)
 
     async def final(self, ctx: Ctx) -> None:
         """The committed history of ``lock/``, from revision 1, on the first member that gives

@@ -26,6 +26,7 @@ _MARKERS = {
     "wopen": "<",
     "acquire": "*",
     "lwrite": "h",
+    "lzombie": "h",
     "release": ">",
 }
 _FAMILY_COLOURS = {

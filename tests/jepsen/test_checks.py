@@ -372,6 +372,12 @@ def test_lost_refused_or_late_guarded_writes_are_found() -> None:
     refused = _lock_run()
     refused.ops[2].outcome = FAIL
     assert any("refused guarded write" in p for p in _fencing(refused))
+    # l0's write with token 1 after its tenure, let through by the guard at revision 7
+    late = _lock_run([*LOCK_HISTORY, (7, [["put", "lock/reg", "1:l0-0-late", 2]])])
+    _op(late, "lzombie", "lock/reg", "1:l0-0-late", node=0, span=(8, 9), process="l0")
+    late.ops[-1].index = 7
+    problems = _fencing(late)
+    assert any("at revision 7 with token 1 while the holder was None" in p for p in problems)
     believed = _lock_run()  # l0 checked its lease at 5.5, after l1 had the lock at 5
     _op(believed, "lwrite", "lock/reg", "1:l0-0-1", node=0, span=(5.5, 6), process="l0")
     believed.ops[-1].outcome = FAIL
