@@ -13,7 +13,9 @@ nox.options.reuse_existing_virtualenvs = True
 
 PACKAGES = ["raftkv", "raftkv_cli"]
 SOURCES = ["raftkv", "raftkv_cli", "tests", "bench", "noxfile.py"]
-JEPSEN_DEFAULT_CAMPAIGN = ["--nemesis", "all", "--seconds", "300", "--runs", "10"]
+JEPSEN_DEFAULT_CAMPAIGN = [
+    *("--nemesis", "all", "--workload", "all", "--seconds", "300", "--runs", "10"),
+]
 
 
 def _install(session: nox.Session) -> None:
@@ -71,7 +73,8 @@ def jepsen(session: nox.Session) -> None:
     """The fault suite (as root): raftkvd in network namespaces under every nemesis family.
 
     ``nox -s jepsen -- --nemesis partition,bridge,oneway,netem,pause,kill,churn,disk
-    --seconds 300 --runs N --seed S [--results-dir DIR]``; without arguments,
+    --seconds 300 --runs N --seed S [--workload register,set,watch,lock] [--results-dir DIR]``
+    (``--workload`` defaults to register,set; ``all`` for every workload); without arguments,
     JEPSEN_DEFAULT_CAMPAIGN. Each run's summary line names its seed and results directory.
     """
     _install(session)

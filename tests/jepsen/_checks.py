@@ -24,6 +24,11 @@ _MINORITY_WRITE_STATUSES = {
 }
 
 
+# What a minority must not acknowledge: the clients' writes, and the nemesis's probes.
+_CLIENT_WRITES = ("write", "add", "wput", "wdel")
+_WRITES = (*_CLIENT_WRITES, "probe")
+
+
 def linearizable(history: History) -> list[str]:
     """Per register, a total order that respects real time and the register's rules exists."""
     try:
@@ -177,13 +182,13 @@ def minority(history: History) -> list[str]:
             if op.node in w.minority and op.invoke >= since and op.complete <= w.end
         ]
         for op in inside:
-            if op.f in ("write", "add", "probe") and op.outcome == OK:
+            if op.f in _WRITES and op.outcome == OK:
                 problems.append(
                     f"{w.name} {w.detail}: minority node {op.node} acknowledged "
                     f"{_op(op)} ({op.status})"
                 )
             elif (
-                op.f in ("write", "add")
+                op.f in _CLIENT_WRITES
                 and op.status not in _MINORITY_WRITE_STATUSES
                 and op.outcome != FAIL
             ):

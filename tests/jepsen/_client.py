@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import httpx
+import trio
 
 from jepsen._history import FAIL, OK, UNKNOWN
 
@@ -54,3 +55,9 @@ async def send(
     else:
         outcome = UNKNOWN
     return Answer(outcome, str(r.status_code), r)
+
+
+async def pace(answer: Answer) -> None:
+    """A refused connection answers at once; do not spin on a node that is down."""
+    if answer.response is None and answer.outcome == FAIL:
+        await trio.sleep(0.05)

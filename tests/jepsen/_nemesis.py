@@ -93,6 +93,8 @@ class Nemesis:
         if restarted:
             await self.wait_started(window, self.history.now())
         await self.recover(window)
+        if restarted:
+            await self.wait_all_up(window)
 
     async def probe_minority(self, window: Window) -> None:
         nodes = [self.ctx.cluster.nodes[i] for i in window.minority]
@@ -152,6 +154,22 @@ class Nemesis:
                     break
                 await trio.sleep(0.05)
         window.notes.append(f"processes answered after {self.history.now() - started:.2f}s")
+
+    async def wait_all_up(self, window: Window) -> None:
+        """After a restart: wait (bounded) until every running member answers HTTP, so that the
+        next fault does not pick a node that is still starting (a cut-off node must answer
+        serializable reads, and one that is not listening yet cannot)."""
+        started = self.history.now()
+        with trio.move_on_after(30):
+            while True:
+                running = [n for n in self.ctx.cluster.members if n.alive()]
+                if all([await self.status(n) for n in running]):
+                    window.notes.append(
+                        f"every member answered {self.history.now() - started:.2f}s later"
+                    )
+                    return
+                await trio.sleep(0.05)
+        window.notes.append("not every member answered within 30 s")
 
     async def run(self, rng: random.Random) -> None:
         """Faults until the clients' deadline, each healed before the next, then a quiet end.

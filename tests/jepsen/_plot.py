@@ -21,6 +21,13 @@ _MARKERS = {
     "list": "D",
     "slist": "D",
     "member": "P",
+    "wput": "o",
+    "wdel": "o",
+    "wopen": "<",
+    "acquire": "*",
+    "lwrite": "h",
+    "lzombie": "h",
+    "release": ">",
 }
 _FAMILY_COLOURS = {
     "partition": "#4c72b0",

@@ -1,7 +1,8 @@
 """Campaign figures from a results directory: ``python -m jepsen._report <results-dir>``
 (run from ``tests/``). Reads every ``run-*/summary.json`` and prints the table docs/testing.md
 keeps: runs, operations, faults injected by kind, unknown outcomes, availability of the majority
-side during partitions, the slowest return to service after a heal, problems found."""
+side during partitions, the slowest return to service after a heal, the watch and lock
+workloads' operations by kind and outcome, problems found."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+# The watch and lock workloads' kinds, counted apart (the watchers' events are not requests).
+_COORDINATION = {"wput", "wdel", "wopen", "event", "werror", "acquire", "lwrite", "lzombie"}
+
 
 def campaign(results: Path) -> dict[str, object]:
     runs = [json.loads(p.read_text()) for p in sorted(results.glob("run-*/summary.json"))]
     faults: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
     not_injected: Counter[str] = Counter()
     mechanisms: set[str] = set()
     ops = unknown = majority_ops = 0
@@ -24,6 +29,7 @@ def campaign(results: Path) -> dict[str, object]:
         ops += s["ops"]
         unknown += s["unknown"]
         faults.update(s["faults"])
+        kinds.update(s.get("by_kind", {}))
         not_injected.update(s["not_injected"])
         mechanisms.update(s["mechanisms"])
         if s["majority_availability"] is not None:
@@ -46,6 +52,9 @@ def campaign(results: Path) -> dict[str, object]:
         ),
         "slowest return to service after a heal (s)": max(recoveries) if recoveries else None,
         "bound (5 election timeouts, s)": runs[0]["stats"]["recovery_bound_s"] if runs else None,
+        "coordination operations": {
+            k: v for k, v in sorted(kinds.items()) if k.split("-")[0] in _COORDINATION
+        },
         "runs with problems": sum(1 for r in runs if r["problems"]),
         "problems": problems,
         "known-bug findings": known,

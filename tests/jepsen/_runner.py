@@ -31,7 +31,7 @@ from jepsen._history import OK, History
 from jepsen._nemesis import RECOVERY_BOUND, FaultFn, Nemesis
 from jepsen._netns import Lab, open_lab
 from jepsen._plot import latency_plot
-from jepsen._workloads import WORKLOADS, Ctx
+from jepsen._workloads import DEFAULT_WORKLOADS, WORKLOADS, Ctx
 
 ALL_FAMILIES = list(_faults.FAMILIES)
 # Product bugs the suite has found and that are being fixed elsewhere: (problem prefix, bug).
@@ -49,8 +49,11 @@ class RunConfig:
     results: Path
     tag: int = 0
     nodes: int = 5
+    workloads: list[str] = field(default_factory=lambda: list(DEFAULT_WORKLOADS))
     register_clients: int = 5
     set_clients: int = 2
+    watch_clients: int = 2  # each a writer and a watcher at a time
+    lock_clients: int = 3
     timing: Timing = field(default_factory=Timing)
     max_ops: int = 200_000
     extra_flags: list[str] = field(default_factory=list)
@@ -58,11 +61,20 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         self.faults = _faults.select(self.families)
+        unknown = set(self.workloads) - set(WORKLOADS)
+        if unknown:
+            raise ValueError(f"unknown workloads {sorted(unknown)}; known: {','.join(WORKLOADS)}")
+
+    def clients(self, workload: str) -> int:
+        return int(getattr(self, f"{workload}_clients"))
 
     def rerun(self) -> str:
+        workloads = (
+            "" if self.workloads == DEFAULT_WORKLOADS else f" --workload {','.join(self.workloads)}"
+        )
         return (
             f"nox -s jepsen -- --nemesis {','.join(self.families)} --seconds "
-            f"{self.seconds:g} --seed {self.seed} --runs 1"
+            f"{self.seconds:g} --seed {self.seed} --runs 1{workloads}"
         )
 
 
@@ -147,6 +159,8 @@ def run_once(config: RunConfig) -> RunResult:
 
 def _flags(config: RunConfig) -> list[str]:
     flags = list(config.extra_flags)
+    if {"watch", "lock"} & set(config.workloads):  # their final reads go back to revision 1
+        flags += ["--auto-compaction-retention", "0"]
     if "disk" in config.faults:
         flags += ["--snapshot-count", str(_disk.SNAPSHOT_COUNT), "--catch-up-entries", "100"]
     return flags
@@ -166,23 +180,20 @@ def _drive(config: RunConfig, lab: Lab, cluster: Cluster, history: History) -> C
             trio.current_time() + config.seconds,
             config.max_ops,
             rng,
+            workloads={name: WORKLOADS[name]() for name in config.workloads},
         )
         async with open_http(config.timing.request_timeout + 1.5) as http:
             nemesis = Nemesis(ctx, lab, config.faults, http)
             with trio.fail_after(config.seconds + 120):
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(nemesis.run, random.Random(rng.random()))
-                    for w, count in (
-                        ("register", config.register_clients),
-                        ("set", config.set_clients),
-                    ):
-                        workload = WORKLOADS[w]()
-                        for p in range(count):
+                    for name, workload in ctx.workloads.items():
+                        for p in range(config.clients(name)):
                             nursery.start_soon(workload.client, ctx, p, random.Random(rng.random()))
             heal_all(lab, cluster)
             await _settle(ctx, nemesis)
-            for w in WORKLOADS.values():
-                await w().final(ctx)
+            for workload in ctx.workloads.values():
+                await workload.final(ctx)
         return ctx
 
     return trio.run(main)
@@ -219,8 +230,8 @@ async def _settle(ctx: Ctx, nemesis: Nemesis) -> None:
 
 def _check(config: RunConfig, ctx: Ctx) -> list[str]:
     problems = []
-    for w in WORKLOADS.values():
-        problems += w().check(ctx)
+    for workload in ctx.workloads.values():
+        problems += workload.check(ctx)
     problems += _checks.converged(ctx.final_values, ctx.history)
     problems += _checks.minority(ctx.history)
     problems += _checks.recovery(ctx.history, RECOVERY_BOUND * config.timing.election_timeout)

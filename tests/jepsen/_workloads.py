@@ -7,16 +7,17 @@ A workload has three parts, called by the runner in this order::
     def check(self, ctx) -> list[str]            # the problems found (empty: it holds)
 
 Every request goes into ``ctx.history`` as an ``Operation`` (``_history``), so the checks read one
-record and the plot shows every workload. New workloads plug in here, in ``WORKLOADS``:
+record and the plot shows every workload. Workloads are registered in ``WORKLOADS``; a run
+takes the ones its ``RunConfig.workloads`` names (``--workload``), one instance each:
 
-* a **watch** workload: clients open ``/v1/watch?prefix=&start_revision=`` streams beside the
-  register writers and record each event as an operation (``f="event"``, value, revision); its
-  ``final`` reads the committed history of the prefix at the last revision, and its ``check``
-  requires every watcher's stream to equal that history from its start revision (no gap, no
-  duplicate, same order on every member).
-* a **lock** workload: clients acquire and release a lock, recording each tenure with its
-  fencing token (``f="acquire"``/``"release"``); ``check`` requires tenures ordered by token not
-  to overlap in real time for acknowledged acquisitions, and tokens to increase.
+* ``register`` and ``set`` (here);
+* ``watch`` (``_watchload``): watchers follow ``/v1/watch`` streams across failures beside
+  writers on their prefix; every watcher's stream must equal the committed history of its prefix
+  from its start revision (no gap, no repeat, same order), and every member must hold that same
+  history;
+* ``lock`` (``_lockload``): clients take a lock and write a register fenced by their token;
+  observed through the store's history, no two tenures overlap and tokens never decrease, and
+  every waiter gets the lock once the faults heal.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 import httpx
 import trio
 
-from jepsen._client import Answer, open_http, send
+from jepsen._client import Answer, open_http, pace, send
 from jepsen._history import FAIL, OK, UNKNOWN, History
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class Ctx:
     rng: random.Random
     final_values: dict[int, dict[str, str | None]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    workloads: dict[str, Workload] = field(default_factory=dict)  # this run's, by name
 
     def done(self) -> bool:
         return trio.current_time() >= self.deadline or len(self.history.ops) >= self.max_ops
@@ -71,12 +73,6 @@ class Workload(Protocol):
     def check(self, ctx: Ctx) -> list[str]: ...
 
 
-async def _pace(answer: Answer) -> None:
-    """A refused connection answers at once; do not spin on a node that is down."""
-    if answer.response is None and answer.outcome == FAIL:
-        await trio.sleep(0.05)
-
-
 def read_value(answer: Answer) -> tuple[str, str | None]:
     """(outcome, value) of a GET: 200 a value, 404 absent, anything else no answer."""
     r = answer.response
@@ -93,7 +89,7 @@ async def put_register(
     call = ctx.history.begin(process, "write", key, value, node.id)
     a = await send(http, "PUT", f"{node.url}/{key}", content=value)
     ctx.history.record(call, a.outcome, a.status, a.index)
-    await _pace(a)
+    await pace(a)
     return a.outcome
 
 
@@ -111,7 +107,7 @@ async def get_register(
     a = await send(http, "GET", f"{node.url}/{key}{query}")
     outcome, value = read_value(a)
     ctx.history.record(replace(call, value=value), outcome, a.status, a.index)
-    await _pace(a)
+    await pace(a)
     return outcome, value
 
 
@@ -177,7 +173,7 @@ class SetWorkload:
                     headers={"If-None-Match": "*"},
                 )
                 ctx.history.record(call, a.outcome, a.status, a.index)
-                await _pace(a)
+                await pace(a)
 
     async def final(self, ctx: Ctx) -> None:
         async with open_http(ctx.client_timeout) as http:
@@ -214,7 +210,22 @@ async def list_prefix(ctx: Ctx, http: httpx.AsyncClient, node: Node, serializabl
     ctx.history.record(call, outcome, status, extra=keys)
 
 
+def _watch() -> Workload:
+    from jepsen._watchload import WatchWorkload
+
+    return WatchWorkload()
+
+
+def _lock() -> Workload:
+    from jepsen._lockload import LockWorkload
+
+    return LockWorkload()
+
+
 WORKLOADS: dict[str, Callable[[], Workload]] = {
     "register": RegisterWorkload,
     "set": SetWorkload,
+    "watch": _watch,
+    "lock": _lock,
 }
+DEFAULT_WORKLOADS = ["register", "set"]

@@ -3,7 +3,8 @@
 The fault suite (``test_faults.py``) takes its campaign options here::
 
     pytest tests/jepsen --nemesis partition,bridge,oneway,netem,pause,kill,churn,disk \\
-        --seconds 300 --runs 10 --seed 7 --results-dir /tmp/jepsen
+        --seconds 300 --runs 10 --seed 7 --results-dir /tmp/jepsen \\
+        --workload register,set,watch,lock
 
 Without ``--nemesis`` it runs the short version of each family that CI runs.
 """
@@ -40,6 +41,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(default: a new temporary directory)",
     )
     group.addoption("--nodes", type=int, default=5, help="cluster size of a campaign run")
+    group.addoption(
+        "--workload",
+        default="register,set",
+        help="comma-separated workloads of a campaign run: register,set,watch,lock (or all; "
+        "default register,set)",
+    )
 
 
 def option(config: pytest.Config, name: str, default: object = None) -> object:

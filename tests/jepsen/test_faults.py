@@ -56,10 +56,33 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize("campaign_run", [pytest.param(0, marks=skip)], ids=["run0"])
 
 
+def _workloads(config: pytest.Config) -> list[str]:
+    from jepsen._workloads import WORKLOADS
+
+    raw = str(option(config, "--workload", "register,set"))
+    names = list(WORKLOADS) if raw == "all" else [w.strip() for w in raw.split(",") if w.strip()]
+    unknown = set(names) - set(WORKLOADS)
+    if unknown or not names:
+        raise pytest.UsageError(
+            f"--workload: unknown workloads {sorted(unknown)}; known: {','.join(WORKLOADS)}"
+        )
+    return names
+
+
 def _run(
-    results: Path, families: list[str], seconds: float, *, seed: int, tag: int, nodes: int = 5
+    results: Path,
+    families: list[str],
+    seconds: float,
+    *,
+    seed: int,
+    tag: int,
+    nodes: int = 5,
+    workloads: list[str] | None = None,
 ) -> RunResult:
-    result = run_once(RunConfig(families, seconds, seed, results, tag=tag, nodes=nodes))
+    config = RunConfig(families, seconds, seed, results, tag=tag, nodes=nodes)
+    if workloads is not None:
+        config.workloads = workloads
+    result = run_once(config)
     print(result.summary())
     return result
 
@@ -92,6 +115,35 @@ def test_family(
     _assert_clean(result, known_too=True)
 
 
+# The coordination workloads beside the register writers, each under the faults it is most
+# about: a node killed under the watchers' streams; leases lost to pauses and partitions.
+WORKLOAD_CASES = {
+    "watch": (["kill:kill-one", "partition:isolate-leader"], 909, "event-ok"),
+    "lock": (["pause:pause-leader", "partition:isolate-leader"], 1010, "lwrite-ok"),
+}
+
+
+@pytest.mark.parametrize("workload", sorted(WORKLOAD_CASES))
+def test_workload(
+    workload: str, netns_session: None, results_root: Path, request: pytest.FixtureRequest
+) -> None:
+    if _families(request.config):
+        pytest.skip("a campaign run (--nemesis) replaces the short CI runs")
+    families, seed, kind = WORKLOAD_CASES[workload]
+    result = _run(
+        results_root,
+        families,
+        SHORT_SECONDS,
+        seed=seed,
+        tag=seed,
+        nodes=3,
+        workloads=["register", workload],
+    )
+    assert result.history.windows, result.summary()
+    assert result.stats["by_kind"].get(kind, 0) > 10, result.summary()  # type: ignore[attr-defined]
+    _assert_clean(result, known_too=True)
+
+
 def test_campaign(
     campaign_run: int, netns_session: None, results_root: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -101,4 +153,14 @@ def test_campaign(
     seed = (int(first) if first is not None else random.randrange(1 << 30)) + campaign_run  # type: ignore[arg-type]
     seconds = float(option(request.config, "--seconds", 60.0))  # type: ignore[arg-type]
     nodes = int(option(request.config, "--nodes", 5))  # type: ignore[arg-type]
-    _assert_clean(_run(results_root, families, seconds, seed=seed, tag=campaign_run, nodes=nodes))
+    workloads = _workloads(request.config)
+    result = _run(
+        results_root,
+        families,
+        seconds,
+        seed=seed,
+        tag=campaign_run,
+        nodes=nodes,
+        workloads=workloads,
+    )
+    _assert_clean(result)
