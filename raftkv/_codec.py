@@ -6,7 +6,16 @@ exactly the expected shape raises ``CodecError`` (never ``KeyError``/``TypeError
 transport can refuse a bad frame without it ever reaching ``RawNode.step``.
 
 Format version: ``CODEC_VERSION``; it is carried by the peer handshake and the WAL header,
-and bumped on any incompatible change.
+and bumped on any incompatible change (peers of different versions then refuse each other, and
+a WAL of another version does not open), so compatible changes are made without a bump:
+
+* ``Propose.sent_term`` (the term a follower forwarded its proposals in) travels in the term
+  slot of each forwarded entry, which was always 0 on the wire (the leader assigns entries
+  their term and index): ``[11, 0, src, dst, [[sent_term, 0, type, data], ...]]``. A node of
+  the previous version decodes the new form unchanged and ignores the slot, as it always did;
+  the previous form decodes as ``sent_term`` 0, which the leader appends unchecked (that sender
+  makes its callers no promise that needs the check). Entries of one message that disagree on
+  the slot are refused as malformed; an empty one (never sent) carries no sent term.
 """
 
 from __future__ import annotations
@@ -227,9 +236,20 @@ def _dec_read_resp(t: int, s: int, d: int, f: list[Any]) -> Message:
     return ReadIndexResponse(t, s, d, _int(index), _bytes(context), _bool(reject))
 
 
+def _enc_propose(m: Propose) -> list[Any]:
+    # The sent term rides in each entry's term slot (see the module docstring).
+    return [[[m.sent_term, e.index, int(e.type), e.data] for e in m.entries]]
+
+
 def _dec_propose(t: int, s: int, d: int, f: list[Any]) -> Message:
-    (entries,) = _list(f, 1)
-    return Propose(t, s, d, _entries(entries))
+    (items,) = _list(f, 1)
+    entries = _entries(items)
+    sent_terms = {e.term for e in entries}
+    if len(sent_terms) > 1:
+        raise CodecError("the entries of a forwarded proposal disagree on their term")
+    sent_term = sent_terms.pop() if sent_terms else 0
+    unstamped = tuple(Entry(0, e.index, e.type, e.data) for e in entries)
+    return Propose(t, s, d, unstamped, sent_term)
 
 
 _CODECS: dict[type[Any], tuple[int, _Enc]] = {
@@ -246,7 +266,7 @@ _CODECS: dict[type[Any], tuple[int, _Enc]] = {
     TimeoutNow: (8, lambda m: [m.commit]),
     ReadIndexRequest: (9, lambda m: [m.context]),
     ReadIndexResponse: (10, lambda m: [m.index, m.context, m.reject]),
-    Propose: (11, lambda m: [[encode_entry(e) for e in m.entries]]),
+    Propose: (11, _enc_propose),
 }
 
 _DECODERS: dict[int, _Dec] = {

@@ -39,6 +39,10 @@ snapshots = st.builds(
     Snapshot, st.builds(SnapshotMetadata, terms, terms, conf), st.binary(max_size=64)
 )
 ctx = st.binary(max_size=8)
+# As the core makes them: a forwarded entry has term 0 (the leader stamps it), any index.
+unstamped = st.builds(
+    Entry, st.just(0), terms, st.sampled_from(list(EntryType)), st.binary(max_size=16)
+)
 messages = st.one_of(
     st.builds(AppendEntries, terms, ids, ids, terms, terms, st.tuples(entries, entries), terms),
     st.builds(AppendEntriesResponse, terms, ids, ids, terms, st.booleans(), terms, terms),
@@ -50,7 +54,9 @@ messages = st.one_of(
     st.builds(TimeoutNow, terms, ids, ids, terms),
     st.builds(ReadIndexRequest, terms, ids, ids, ctx),
     st.builds(ReadIndexResponse, terms, ids, ids, terms, ctx, st.booleans()),
-    st.builds(Propose, terms, ids, ids, st.tuples(entries)),
+    st.builds(
+        Propose, terms, ids, ids, st.lists(unstamped, min_size=1, max_size=3).map(tuple), terms
+    ),
 )
 
 
@@ -101,3 +107,36 @@ def test_garbage_cbor_is_a_codec_error() -> None:
     with pytest.raises(_codec.CodecError):
         _codec.loads(b"\xff\x00garbage")
     assert _codec.loads(cbor2.dumps([1])) == [1]
+
+
+# -- Propose across versions -------------------------------------------------------------------
+
+
+def _previous_version_decode_propose(v: list) -> tuple[int, int, int, tuple[Entry, ...]]:
+    """How a node of the previous version decoded a Propose: [11, term, src, dst, [entries]]."""
+    tag, term, src, dst, *fields = v
+    assert tag == 11
+    (items,) = _codec._list(fields, 1)
+    return term, src, dst, tuple(_codec.decode_entry(e) for e in items)
+
+
+def test_a_propose_keeps_the_shape_the_previous_version_reads() -> None:
+    m = Propose(0, 2, 1, (Entry(0, 0, EntryType.NORMAL, b"x=1"), Entry(0, 0, data=b"y")), 7)
+    wire = _codec.loads(_codec.dumps(_codec.encode_message(m)))
+    term, src, dst, old_entries = _previous_version_decode_propose(wire)
+    assert (term, src, dst) == (0, 2, 1)
+    # The previous version's leader restamps term and index; it sees the same commands.
+    assert [(e.type, e.data) for e in old_entries] == [(e.type, e.data) for e in m.entries]
+    assert _codec.decode_message(wire) == m
+
+
+def test_a_propose_of_the_previous_version_decodes_with_sent_term_0() -> None:
+    old_wire = [11, 0, 2, 1, [[0, 0, int(EntryType.NORMAL), b"x=1"]]]
+    decoded = _codec.decode_message(old_wire)
+    assert decoded == Propose(0, 2, 1, (Entry(0, 0, EntryType.NORMAL, b"x=1"),), 0)
+
+
+def test_a_propose_whose_entries_disagree_on_the_sent_term_is_refused() -> None:
+    bad = [11, 0, 2, 1, [[3, 0, 0, b"a"], [4, 0, 0, b"b"]]]
+    with pytest.raises(_codec.CodecError, match="disagree"):
+        _codec.decode_message(bad)

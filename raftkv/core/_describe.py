@@ -96,7 +96,7 @@ def describe_message(m: Message) -> str:
     elif isinstance(m, ReadIndexResponse):
         body = f"index={m.index} ctx={_data(m.context)}" + (" reject" if m.reject else "")
     elif isinstance(m, Propose):
-        body = f"entries={describe_entries(m.entries)}"
+        body = f"sent-term={m.sent_term} entries={describe_entries(m.entries)}"
     else:  # pragma: no cover - exhaustive over Message
         raise TypeError(f"not a message: {m!r}")
     return f"{head} {body}".rstrip()

@@ -160,14 +160,22 @@ class ReadIndexResponse:
 class Propose:
     """Follower -> leader: proposals forwarded so that clients can write to any member.
 
-    ``term`` is 0: a forwarded proposal carries no term claim. Entries have term and index 0;
-    the leader assigns both.
+    ``term`` is 0: a forwarded proposal claims no term, so it passes no term check and moves
+    nobody's term. ``sent_term`` is the term the follower buffered and sent the entries in (the
+    term of the leader it addressed); that leader appends them only while it still leads that
+    very term. So once the sender has applied an entry of a later term without having applied a
+    proposal, the proposal can never commit: every later leader's log holds that later entry,
+    and terms never decrease along a log. A delayed copy that reaches the same node after it is
+    elected again is refused. ``sent_term`` 0 comes from a node of the previous version, which
+    promised its callers nothing of the kind: such entries are appended unchecked.
+    Entries have term and index 0; the leader assigns both.
     """
 
     term: int
     src: int
     dst: int
     entries: tuple[Entry, ...]
+    sent_term: int
 
 
 Message = (

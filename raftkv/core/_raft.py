@@ -94,6 +94,8 @@ class Raft:
         self.pending_conf_index = 0
         # The last entry a leader appended for a follower's forwarded proposal (this term).
         self.forwarded_index = 0
+        # A leader's first entry of its term (the no-op); 0 when not leading.
+        self.noop_index = 0
         self.uncommitted_size = 0
         self.read_only = ReadOnly()
         # ReadIndex requests a new leader holds until it has committed an entry of its term.
@@ -101,6 +103,9 @@ class Raft:
         # Batching: appends and read heartbeats are sent once per Ready, not once per proposal.
         self.append_dirty = False
         self.read_heartbeat_context: bytes | None = None
+        # Proposals a follower batches for its leader until the next Ready (``flush``).
+        # Invariant: every entry in it was proposed in ``self.term`` (``_reset`` empties it on
+        # every change of term or role), so the whole batch is sent with that term.
         self.forward_buffer: list[Entry] = []
         # Retiring, lingering or removed after applying our own removal (see _removal).
         self.removal = Removal(self)
@@ -234,6 +239,7 @@ class Raft:
         self.tracker.reset(self.id, self.log.last_index())
         self.pending_conf_index = 0
         self.forwarded_index = 0
+        self.noop_index = 0
         self.uncommitted_size = 0
         self.read_only = ReadOnly()
         self.pending_reads = []
@@ -273,7 +279,7 @@ class Raft:
         # no change is accepted before the no-op below is applied (§4.1 + the 2015 fix).
         self.pending_conf_index = self.log.last_index()
         # The no-op entry commits everything before it once it commits (§5.4.2, §8).
-        self._append_entries([Entry(self.term, self.log.last_index() + 1)])
+        self.noop_index = self._append_entries([Entry(self.term, self.log.last_index() + 1)]).index
         log.debug("%d became leader at term %d", self.id, self.term)
 
     # -- local inputs ----------------------------------------------------------------------------
@@ -570,6 +576,17 @@ class Raft:
 
     def _step_propose(self, m: Propose) -> None:
         if self.role is Role.LEADER:
+            if m.sent_term and m.sent_term != self.term:
+                # Sent to the leader of another term (perhaps to us, before we lost and won
+                # again): its sender may already have told its caller that it will never apply.
+                log.debug(
+                    "%d (leader, term %d) dropped proposals %d sent in term %d",
+                    self.id,
+                    self.term,
+                    m.src,
+                    m.sent_term,
+                )
+                return
             # Only local callers may change membership; forwarded entries are plain commands.
             entries = [e for e in m.entries if e.type is EntryType.NORMAL]
             if not entries:
@@ -837,8 +854,13 @@ class Raft:
         if self.config.broadcast_commit:
             return True
         # Someone waits on the followers for these entries (a forwarded proposal's client, every
-        # member for a membership change or a new leader's no-op): tell them now.
-        return self.forwarded_index > previous or self.pending_conf_index > previous
+        # member for a membership change or a new leader's no-op, which tells a follower that
+        # what it forwarded in an earlier term will never apply): tell them now.
+        return (
+            self.forwarded_index > previous
+            or self.pending_conf_index > previous
+            or self.noop_index > previous
+        )
 
     def _commit_for(self, node: int) -> int:
         """Our commit index, capped at what ``node`` is known to hold (it must not commit
@@ -877,7 +899,8 @@ class Raft:
                 self.read_heartbeat_context = None
         elif self.forward_buffer:
             if self.lead is not None and self.role is Role.FOLLOWER:
-                self._send_early(Propose(0, self.id, self.lead, tuple(self.forward_buffer)))
+                entries = tuple(self.forward_buffer)
+                self._send_early(Propose(0, self.id, self.lead, entries, self.term))
             self.forward_buffer = []
 
     # -- applying --------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ delivered by hand so each test shows exactly the exchange the rule is about.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from raftkv.core import (
     Message,
     NotLeader,
     ProposalDropped,
+    Propose,
     RawNode,
     ReadIndexRequest,
     Ready,
@@ -333,6 +335,18 @@ def test_without_broadcast_commit_a_membership_change_is_announced_at_once() -> 
     net.deliver_all()
     assert net.nodes[2].commit == net.nodes[3].commit == net.nodes[1].commit
     assert 4 in net.nodes[2].status().conf_state.learners
+
+
+def test_without_broadcast_commit_a_new_leaders_first_entry_is_announced_at_once() -> None:
+    """Once a follower applied the new leader's first entry, whatever it forwarded in an earlier
+    term and did not apply will never apply (its callers are told so at once): that commit goes
+    out at once, with ``broadcast_commit=False`` too."""
+    net = Net(5, broadcast_commit=False)
+    net.elect(1)  # the no-op follows the bootstrap entries, all committed already
+    # (A follower whose acknowledgement came before the quorum's would otherwise learn it
+    # only with the next heartbeat.)
+    assert {net.nodes[i].commit for i in range(2, 6)} == {net.nodes[1].commit}
+    assert all(net.applied[i][-1].term == net.nodes[1].term for i in range(2, 6))
 
 
 def test_without_broadcast_commit_a_follower_read_learns_the_commit_it_waits_for() -> None:
@@ -709,3 +723,65 @@ def test_no_ready_sends_a_peer_the_same_heartbeat_or_empty_append_twice(
         c = sweep_cluster(seed)
         RandomSchedule(c, random.Random(seed)).run(200)
     assert no_redundant_messages == []
+
+
+# -- forwarded proposals ---------------------------------------------------------------------------
+
+
+def _log_data(net: Net, i: int) -> list[bytes]:
+    store = net.stores[i]
+    return [e.data for e in store.entries(store.first_index(), store.last_index() + 1)]
+
+
+def test_a_forwarded_proposal_is_appended_only_in_the_term_it_was_sent() -> None:
+    """A follower's ``Propose`` carries the term it was sent in (``term`` stays 0: it claims no
+    term), and a leader appends it only while it leads that very term. A delayed copy reaching
+    the same node after it lost and won again is refused: its sender, having applied an entry
+    of a later term, may have told its caller that the proposal will never apply."""
+    net = Net(3, pre_vote=False, check_quorum=False)
+    net.elect(1)
+    term = net.nodes[1].term
+    net.nodes[2].propose(b"late")
+    net.process(2)
+    (forward,) = net.take(Propose)
+    assert (forward.term, forward.sent_term) == (0, term)
+    net.elect(3)
+    net.elect(1)  # leads again, in a later term
+    assert net.nodes[1].term > term
+    net.nodes[1].step(forward)
+    net.deliver_all()
+    assert b"late" not in _log_data(net, 1)
+    # The same entries sent in the leader's current term are appended; so are those of a
+    # sender of the previous version, which carry no sent term (0) and were never checked.
+    net.nodes[1].step(dataclasses.replace(forward, sent_term=net.nodes[1].term))
+    legacy = Propose(0, 3, 1, (Entry(0, 0, data=b"legacy"),), 0)
+    net.nodes[1].step(legacy)
+    net.deliver_all()
+    assert _log_data(net, 1)[-2:] == [b"late", b"legacy"]
+    assert [e.data for e in net.applied[2][-2:]] == [b"late", b"legacy"]
+
+
+def test_a_forward_carries_only_entries_of_its_sent_term() -> None:
+    """Entries a follower buffered are sent with its current term, so they must all have been
+    proposed in it: a change of term before the next Ready empties the buffer (those proposals
+    are lost, as if the message were), and nothing is forwarded under the later term."""
+    net = Net(3, pre_vote=False, check_quorum=False)
+    net.elect(1)
+    follower = net.nodes[2]
+    follower.propose(b"buffered")  # buffered until the next Ready
+    net.nodes[3].campaign()
+    net.process(3)
+    for m in net.take(RequestVote, dst=2):
+        follower.step(m)  # a later term arrives first
+    net.process(2)
+    assert not net.take(Propose)
+    net.deliver_all()
+    assert net.nodes[3].role is Role.LEADER
+    follower.propose(b"next")
+    net.process(2)
+    (forward,) = net.take(Propose)
+    assert forward.sent_term == follower.term == net.nodes[3].term
+    assert [e.data for e in forward.entries] == [b"next"]
+    net.inflight.append(forward)
+    net.deliver_all()
+    assert b"buffered" not in _log_data(net, 3) and b"next" in _log_data(net, 3)
