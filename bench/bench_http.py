@@ -172,7 +172,8 @@ def bench_ceiling(m: Matrix, preload_s: int, python: str) -> None:
         _stop([proc])
 
 
-def bench_raftkv(m: Matrix, preload_s: int, workdir: Path) -> None:
+def start_raftkv_cluster(workdir: Path) -> tuple[list[subprocess.Popen[bytes]], list[int], int]:
+    """A three-node raftkvd cluster on loopback: (processes, client ports, leader id)."""
     peers = [_free_port() for _ in range(3)]
     clients = [_free_port() for _ in range(3)]
     cluster = ",".join(f"http://127.0.0.1:{p}" for p in peers)
@@ -198,16 +199,22 @@ def bench_raftkv(m: Matrix, preload_s: int, workdir: Path) -> None:
                 stderr=subprocess.STDOUT,
             )
         )
+    url = f"http://127.0.0.1:{clients[0]}"
+    deadline = time.monotonic() + 30
+    leader = None
+    while leader is None and time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+            leader = httpx.get(url + "/-/status", timeout=1).json()["leader"]
+        time.sleep(0.1)
+    if leader is None:
+        _stop(procs)
+        raise RuntimeError("raftkvd cluster elected no leader")
+    return procs, clients, leader
+
+
+def bench_raftkv(m: Matrix, preload_s: int, workdir: Path) -> None:
+    procs, clients, leader = start_raftkv_cluster(workdir)
     try:
-        url = f"http://127.0.0.1:{clients[0]}"
-        deadline = time.monotonic() + 30
-        leader = None
-        while leader is None and time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
-                leader = httpx.get(url + "/-/status", timeout=1).json()["leader"]
-            time.sleep(0.1)
-        if leader is None:
-            raise RuntimeError("raftkvd cluster elected no leader")
         leader_url = f"http://127.0.0.1:{clients[leader - 1]}"
         _preload(leader_url, "raw", preload_s)
         m.run("raftkv", leader_url, "raw", ["put", "get"])

@@ -9,7 +9,7 @@ import importlib
 import sys
 from pathlib import Path
 
-SUITES = ["core", "storage", "node", "http"]
+SUITES = ["core", "storage", "node", "http", "watch", "lease"]
 
 
 def main(argv: list[str]) -> int:

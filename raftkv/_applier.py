@@ -50,6 +50,7 @@ class Applier:
         if rd.snapshot is not None:
             index = rd.snapshot.metadata.index
             self._snapshotter.restore(rd.snapshot.data, index)
+            self._waiters.snapshot_restored(rd.snapshot.metadata.term)
             self._stats.snapshots_restored += 1
             log.info("node %d restored a snapshot at %d", self.id, index)
         if rd.committed_entries:
@@ -80,6 +81,7 @@ class Applier:
             result = sm.apply(e.index, command)
             if origin == my_id:
                 waiters.proposal_applied(seq, result)
+        waiters.applied_term(entries[-1].term)  # the newest term among them: terms only grow
         self._stats.applied_entries += len(entries)
 
     def _apply_conf_change(self, e: Entry) -> None:

@@ -99,6 +99,9 @@ class Intake:
             return
         if entry_id is not None:
             self._waiters.appended(entry_id.index, entry_id.term, item.waiter, conf_change=False)
+        # Appended in this term, or buffered to be forwarded in it (a change of term empties
+        # the buffer: then it was never sent, and the next term's entries tell so).
+        self._waiters.proposal_sent(item.seq, self._raw.term)
 
     def send_reads(self) -> None:
         """One ReadIndex request for every read that arrived since the last call."""

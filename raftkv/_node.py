@@ -56,6 +56,8 @@ from .core import (
     ConfChange,
     ConfChangeType,
     MemoryLogStore,
+    NotLeader,
+    ProgressState,
     RawNode,
     Ready,
     Role,
@@ -216,6 +218,29 @@ class Node:
         change = ConfChange(kind, node_id, peer_url.encode())
         return await self._requests.conf_change(change, self._deadline(timeout))
 
+    async def promote_member(self, node_id: int, *, timeout: float | None = None) -> dict[int, str]:
+        """Make learner ``node_id`` a voter now, rather than waiting for the automatic promotion
+        (leader only). Refused unless it is a learner whose log is within ``promote_lag``
+        entries of the leader's: a voter that cannot yet vote sensibly weakens the quorum."""
+        status = self.status()
+        if status.role is not Role.LEADER:
+            raise NotLeader(status.leader, "membership")
+        member = next((m for m in status.members if m.id == node_id), None)
+        if member is None or member.voter:
+            what = "not a member" if member is None else "already a voter"
+            raise ConfChangeRefused(f"node {node_id} is {what}")
+        if (
+            member.match is None
+            or member.state != ProgressState.REPLICATE.value  # not yet heard from, or lagging
+            or member.match + self.config.promote_lag < status.last_index
+        ):
+            raise ConfChangeRefused(
+                f"learner {node_id} has not caught up (matches {member.match or 0} of"
+                f" {status.last_index})"
+            )
+        change = ConfChange(ConfChangeType.ADD_VOTER, node_id, member.peer_url.encode())
+        return await self._requests.conf_change(change, self._deadline(timeout))
+
     async def remove_member(self, node_id: int, *, timeout: float | None = None) -> dict[int, str]:
         """Remove a member (leader only); returns the member table once applied here."""
         change = ConfChange(ConfChangeType.REMOVE_NODE, node_id)
@@ -268,7 +293,8 @@ class Node:
     def _tick(self) -> None:
         self._raw.tick()
         self._ticks += 1
-        self._membership.promote_caught_up_learner(self._raw, self.config.promote_lag)
+        if self.config.auto_promote:
+            self._membership.promote_caught_up_learner(self._raw, self.config.promote_lag)
         config = self.config
         self._membership.maybe_publish(
             self._raw, config.client_url, self._ticks, config.election_ticks

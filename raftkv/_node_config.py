@@ -23,6 +23,8 @@ class NodeConfig:
     snapshot_count: int = 10_000  # applied entries between snapshots
     catch_up_entries: int = 5_000  # entries kept behind a snapshot for slow followers
     promote_lag: int = 100  # a learner within this many entries of the leader is promoted
+    # Off: learners stay learners until promote_member() (etcd's `member promote`) is asked.
+    auto_promote: bool = True
     max_size_per_msg: int = 1 << 20
     max_inflight_msgs: int = 256
     max_uncommitted_entries_size: int = 64 << 20

@@ -50,7 +50,7 @@ class Requests:
             except NotLeader as exc:
                 await self._wait_leader_until(deadline, exc)  # it never entered the log: retry
             finally:
-                self._waiters.proposals.pop(seq, None)
+                self._waiters.forget_proposal(seq)
 
     async def read_barrier(self, deadline: float) -> int:
         while True:

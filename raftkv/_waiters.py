@@ -77,6 +77,9 @@ class Waiters:
         # Proposals of ours, by sequence number: matched when their entry is applied, wherever
         # the leader appended it (a forwarded proposal's index is never known up front).
         self.proposals: dict[int, Waiter] = {}
+        # The term each proposal handed to the core was appended or forwarded in, by sequence
+        # number. Inserted in term order (terms only grow), so the oldest come first.
+        self._sent_terms: dict[int, int] = {}
         # Entries appended here as leader: index -> (term, waiter). Another leader's entry at
         # that index means ours was replaced and will never apply.
         self._by_index: dict[int, tuple[int, Waiter]] = {}
@@ -93,6 +96,47 @@ class Waiters:
         waiter = self.proposals[seq] = Waiter()
         return seq, waiter
 
+    def proposal_sent(self, seq: int, term: int) -> None:
+        """Proposal ``seq`` was appended here (leading) or forwarded to the leader in ``term``.
+        The core appends a forwarded proposal only in the term it was sent in (``Propose``), so
+        its entry, if there is ever one, has that term."""
+        self._sent_terms[seq] = term
+
+    def forget_proposal(self, seq: int) -> None:
+        """The caller stopped waiting for proposal ``seq``."""
+        self.proposals.pop(seq, None)
+        self._sent_terms.pop(seq, None)
+
+    def applied_term(self, term: int) -> None:
+        """This node applied an entry of ``term``. A proposal sent in an earlier term that has
+        not applied by now never will: every later leader's log holds that entry, terms never
+        decrease along a log, and the proposal's entry could only have the earlier term. Its
+        caller learns so at once, rather than at its timeout."""
+        sent = self._sent_terms
+        while sent:
+            seq, sent_term = next(iter(sent.items()))
+            if sent_term >= term:
+                return
+            del sent[seq]
+            waiter = self.proposals.pop(seq, None)
+            if waiter is not None:
+                reason = f"sent in term {sent_term}, it did not commit before term {term}"
+                waiter.fail(ProposalDropped(f"dropped: leader changed ({reason}); safe to retry"))
+
+    def snapshot_restored(self, term: int) -> None:
+        """A snapshot of an entry of ``term`` replaced the state: proposals sent up to that term
+        may be inside it, applied without this node seeing them — their outcome is unknown."""
+        sent = self._sent_terms
+        while sent:
+            seq, sent_term = next(iter(sent.items()))
+            if sent_term > term:
+                return
+            del sent[seq]
+            waiter = self.proposals.pop(seq, None)
+            if waiter is not None:
+                detail = "a snapshot installed here may hold the write; read it back"
+                waiter.fail(OutcomeUnknown(detail))
+
     def appended(self, index: int, term: int, waiter: Waiter, *, conf_change: bool) -> None:
         """This node, leading, appended the waiter's entry at ``index`` in ``term``."""
         self._by_index[index] = (term, waiter)
@@ -107,6 +151,7 @@ class Waiters:
             self._conf_changes.pop(index, None)
 
     def proposal_applied(self, seq: int, result: object) -> None:
+        self._sent_terms.pop(seq, None)
         waiter = self.proposals.pop(seq, None)
         if waiter is not None:
             waiter.set(result)

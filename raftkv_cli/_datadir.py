@@ -16,11 +16,14 @@ tells the operator-facing side (logs, warnings about ignored flags).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import raftkv
 
 from ._settings import Settings, SettingsError
 
@@ -33,6 +36,10 @@ __all__ = [
     "read_meta",
     "write_meta",
 ]
+
+# Failures of the disk itself while a data directory is set up (a full, read-only or failing
+# disk): storage errors, not a bad --data-dir.
+_DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
 
 META_NAME = "meta"
 META_FORMAT = 1
@@ -143,4 +150,9 @@ def init_data_dir(state: DataDirState) -> None:
         if meta is None:
             write_meta(state.path, Meta(state.node_id, state.cluster_id))
     except OSError as exc:
-        raise SettingsError(f"cannot initialise data directory {state.path}: {exc}") from None
+        message = f"cannot initialise data directory {state.path}: {exc.strerror or exc}"
+        if exc.errno in _DISK_ERRORS:  # the disk, not the flag: as any storage failure (exit 1)
+            raise raftkv.StorageError(
+                f"{message}; free space or fix the disk, then restart"
+            ) from None
+        raise SettingsError(message) from None

@@ -3,9 +3,10 @@
 Key routes (the seed's ``/<key>`` and ``/v1/kv``) are most of the traffic and their logic is
 small, so they are served here on the raw ASGI path (a bare ASGI route on Hypercorn serves about
 1.6x what the same Quart-Trio route does), and so are the store's other routes (``/v1/txn``,
-``/v1/compact``, and ``/v1/watch``, whose response streams); everything else goes to the Quart
-app. Every response, from either side, leaves through ``_with_position``: the one place that
-adds the raft position headers (``X-Raft-Index``, ``X-Raft-Term``).
+``/v1/compact``, ``/v1/leases``, and ``/v1/watch``, whose response streams); everything else goes
+to the Quart app, and so does a leader-only lease request on a node that does not lead (Quart
+replays it on the leader). Every response, from either side, leaves through ``_with_position``:
+the one place that adds the raft position headers (``X-Raft-Index``, ``X-Raft-Term``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from typing import Any
 import raftkv
 
 from ._http import HTTPError, Reply, reply_for_exception, send_reply
-from ._request import Receive, Scope, Send
+from ._request import Receive, Scope, Send, check_headers, no_query
 from .routes.kv import KV_PREFIX, KVRoutes
+from .routes.leases import LEASES_PATH, LeaseRoutes
 from .routes.seed import SeedKeys
+from .routes.snapshot import SNAPSHOT_PATH, SnapshotRoute
 from .routes.txn import TxnRoutes
 from .routes.watch import DEFAULT_PROGRESS_INTERVAL, WATCH_PATH, WatchRoute
 
@@ -53,6 +56,7 @@ class Edge:
         self,
         node: raftkv.Node,
         kv: KVRoutes,
+        leases: LeaseRoutes,
         fallback: ASGIApp,
         *,
         watch_progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
@@ -60,7 +64,9 @@ class Edge:
         self.node = node
         self.fallback = fallback
         self.watch = WatchRoute(kv.service, progress_interval=watch_progress_interval)
+        self.snapshot = SnapshotRoute(kv.service)
         txn = TxnRoutes(kv.service)
+        self.leases = leases
         seed = SeedKeys(kv)
         self._seed: dict[str, Handler] = {
             "GET": lambda scope, _: seed.get(scope),
@@ -92,11 +98,16 @@ class Edge:
             return
         send = self._with_position(send)
         path, method = scope["path"], scope["method"]
+        try:
+            check_headers(scope)
+        except HTTPError as exc:
+            await send_reply(send, exc.reply(), head=method == "HEAD")
+            return
         if path == "/":
             await self._serve(self._root, _KEY_METHODS, scope, receive, send)
         elif is_key_path(path):
             if method in ("POST", "DELETE") and path[1:].isdigit():
-                await self.fallback(scope, receive, send)  # the seed's member routes
+                await self._serve_fallback(scope, receive, send)  # the seed's member routes
                 return
             allow = _MEMBER_METHODS if path[1:].isdigit() else _KEY_METHODS
             await self._serve(self._seed, allow, scope, receive, send)
@@ -106,12 +117,36 @@ class Edge:
             await self._serve(routes, ", ".join(sorted(routes)), scope, receive, send)
         elif path == WATCH_PATH:
             await self._serve_stream(self.watch, "GET", scope, receive, send)
+        elif path == SNAPSHOT_PATH:
+            await self._serve_stream(self.snapshot, "GET", scope, receive, send)
+        elif path == LEASES_PATH or path.startswith(LEASES_PATH + "/"):
+            await self._serve_leases(scope, receive, send)
         else:
-            await self.fallback(scope, receive, send)
+            await self._serve_fallback(scope, receive, send)
+
+    async def _serve_fallback(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The Quart routes (members, leadership, ``/-/``). Those outside ``/-/`` take no query
+        parameters; the ``/-/`` ones, for probes and scrapers, ignore what they are given."""
+        if not scope["path"].startswith("/-/"):
+            try:
+                no_query(scope)
+            except HTTPError as exc:
+                await send_reply(send, exc.reply(), head=scope["method"] == "HEAD")
+                return
+        await self.fallback(scope, receive, send)
 
     async def _serve(
-        self, routes: dict[str, Handler], allow: str, scope: Scope, receive: Receive, send: Send
+        self,
+        routes: dict[str, Handler],
+        allow: str,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        not_leader: ASGIApp | None = None,
     ) -> None:
+        """Answer with the route of the request's method; ``not_leader`` takes over a request
+        that only the leader can answer when this node does not lead."""
         method = scope["method"]
         handler = routes.get(method)
         if handler is None:
@@ -119,9 +154,22 @@ class Edge:
         else:
             try:
                 reply = await handler(scope, receive)
+            except raftkv.NotLeader as exc:
+                if not_leader is not None:
+                    await not_leader(scope, receive, send)  # it replays the request on the leader
+                    return
+                reply = reply_for_exception(exc, method, scope["path"])
             except Exception as exc:  # noqa: BLE001  # one request's answer (logged if unexpected)
                 reply = reply_for_exception(exc, method, scope["path"])
         await send_reply(send, reply, head=method == "HEAD")
+
+    async def _serve_leases(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = self.leases.routes(scope["path"])
+        if found is None:
+            await self.fallback(scope, receive, send)  # Quart's JSON 404
+            return
+        routes, allow = found
+        await self._serve(routes, allow, scope, receive, send, not_leader=self.fallback)
 
     async def _serve_stream(
         self, handler: StreamHandler, allow: str, scope: Scope, receive: Receive, send: Send

@@ -88,6 +88,10 @@ def error_for_exception(exc: BaseException) -> HTTPError | None:
         return HTTPError(400, "invalid transaction", str(exc))
     if isinstance(exc, raftkv.ValueTooLarge):
         return HTTPError(413, "value too large", str(exc))
+    if isinstance(exc, raftkv.UnknownLease):
+        return HTTPError(404, "lease not found", str(exc), extra={"id": exc.lease})
+    if isinstance(exc, raftkv.LeaseIdTaken):
+        return HTTPError(409, "lease exists", str(exc), extra={"id": exc.lease})
     if isinstance(exc, raftkv.ConfChangeRefused):
         return HTTPError(409, "membership change refused", str(exc))
     if isinstance(exc, raftkv.NotLeader):

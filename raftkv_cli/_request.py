@@ -26,14 +26,19 @@ from raftkv.kv import (
 from ._http import HTTPError
 
 __all__ = [
+    "LeaseGrantRequest",
     "Query",
     "Receive",
     "Scope",
     "Send",
     "WatchRequest",
+    "check_headers",
     "declared_length",
     "header",
     "key_at",
+    "lease_grant_request",
+    "no_query",
+    "parse_lease_id",
     "parse_member_id",
     "read_body",
     "read_json",
@@ -68,6 +73,32 @@ def unquote(raw: bytes, what: str) -> bytes:
     return unquote_to_bytes(raw)
 
 
+def no_query(scope: Scope) -> None:
+    """Refuse any query parameter: the route takes none."""
+    Query.of(scope)
+
+
+# Request headers that would change what a request does if raftkv honoured them: refused rather
+# than ignored (a conditional write that is not conditional loses data). raftkv's own are
+# If-Match and If-None-Match (writes), Last-Event-ID (watches).
+_UNSUPPORTED_CONDITIONS = (b"if-modified-since", b"if-unmodified-since", b"if-range")
+_OPTION_PREFIXES = (b"x-raftkv-", b"x-raft-")
+_OWN_HEADERS = frozenset({b"x-raftkv-forwarded"})  # a member's forward (raftkv_cli._forward)
+
+
+def check_headers(scope: Scope) -> None:
+    """400 for a header that looks like an option raftkv does not have."""
+    for name, _ in scope["headers"]:
+        lowered = bytes(name).lower()
+        if lowered in _UNSUPPORTED_CONDITIONS:
+            shown = lowered.decode("latin-1")
+            detail = f"{shown} is not supported: use If-Match or If-None-Match"
+            raise HTTPError(400, "unsupported header", detail)
+        if lowered.startswith(_OPTION_PREFIXES) and lowered not in _OWN_HEADERS:
+            shown = lowered.decode("latin-1")
+            raise HTTPError(400, "unknown header", f"{shown} is not a raftkv request header")
+
+
 def header(scope: Scope, name: bytes) -> str | None:
     """The last value of header ``name`` (lower-case bytes), decoded as Latin-1."""
     found = None
@@ -85,7 +116,10 @@ class Query:
     values: Mapping[str, bytes]
 
     @classmethod
-    def of(cls, scope: Scope) -> Query:
+    def of(cls, scope: Scope, *accepted: str) -> Query:
+        """The query of a route that takes the parameters ``accepted``: any other is refused
+        (400 naming it), so that a misspelt or unsupported option is never silently ignored
+        (``PUT /v1/kv/k?ttl=5`` is not a write with a TTL)."""
         values: dict[str, bytes] = {}
         for pair in bytes(scope.get("query_string", b"")).split(b"&"):
             if not pair:
@@ -93,6 +127,12 @@ class Query:
             k, _, v = pair.partition(b"=")
             name = unquote(k.replace(b"+", b" "), "bad query").decode("utf-8", "replace")
             values[name] = unquote(v.replace(b"+", b" "), "bad query")
+        unknown = sorted(set(values) - set(accepted))
+        if unknown:
+            takes = ", ".join(accepted) if accepted else "none"
+            names = ", ".join(repr(n) for n in unknown)
+            detail = f"{scope['method']} {scope['path']} takes no {names} (its parameters: {takes})"
+            raise HTTPError(400, "unknown parameter", detail)
         return cls(values)
 
     def bytes(self, name: str) -> bytes | None:
@@ -130,14 +170,20 @@ class Query:
             raise HTTPError(400, f"bad {name}", f"{name} must be an integer >= 1, not {text!r}")
         return value
 
-    def flag(self, name: str) -> bool:
-        """A boolean parameter: ``true`` or ``false`` (absent: false); anything else 400."""
+    def flag(self, name: str, default: bool = False) -> bool:
+        """A boolean parameter: ``true`` or ``false`` (absent: ``default``); anything else
+        400."""
         text = self.text(name)
-        if text is None or text == "false":
-            return False
-        if text == "true":
-            return True
+        if text is None:
+            return default
+        if text in ("true", "false"):
+            return text == "true"
         raise HTTPError(400, f"bad {name}", f"{name} is true or false, not {text!r}")
+
+    def lease(self) -> int:
+        """``?lease=ID``: the lease a write attaches its key to (absent: 0, none)."""
+        text = self.text("lease")
+        return 0 if text is None else parse_lease_id(text)
 
 
 def key_at(scope: Scope, prefix: str, limits: Limits) -> bytes:
@@ -171,6 +217,43 @@ def write_condition(scope: Scope) -> int | None:
     if revision < 1:
         raise HTTPError(400, "bad If-Match", "revisions start at 1")
     return revision
+
+
+def parse_lease_id(text: str) -> int:
+    """A lease id in a path or query: a decimal integer from 1 to 2^63 - 1; else 400."""
+    lease = _integer(text, 1)
+    if lease is None:
+        detail = f"{text!r:.40} is not a lease id (an integer from 1 to {_MAX_INT})"
+        raise HTTPError(400, "invalid lease id", detail)
+    return lease
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseGrantRequest:
+    """``POST /v1/leases``: the TTL asked for (whole seconds; its bounds are the lessor's to
+    check) and the lease id chosen by the client, if any."""
+
+    ttl: int
+    id: int | None
+
+
+_GRANT_BODY_BYTES = 1024
+_GRANT_EXAMPLE = '{"ttl": <seconds>, "id": <optional lease id>}'
+
+
+async def lease_grant_request(scope: Scope, receive: Receive) -> LeaseGrantRequest:
+    body = await read_json(scope, receive, _GRANT_BODY_BYTES, _GRANT_EXAMPLE)
+    if not isinstance(body, dict) or "ttl" not in body or set(body) - {"ttl", "id"}:
+        raise HTTPError(400, "bad body", f"expected {_GRANT_EXAMPLE}")
+    ttl, lease = body["ttl"], body.get("id")
+    if type(ttl) is not int:
+        raise HTTPError(
+            400, "bad ttl", f"a lease TTL is a whole number of seconds, not {ttl!r:.40}"
+        )
+    if lease is not None and (type(lease) is not int or not 1 <= lease <= _MAX_INT):
+        detail = f"a lease id is an integer from 1 to {_MAX_INT}, not {lease!r:.40}"
+        raise HTTPError(400, "invalid lease id", detail)
+    return LeaseGrantRequest(ttl, lease)
 
 
 def parse_member_id(text: str) -> int:
@@ -244,7 +327,7 @@ def watch_request(scope: Scope, limits: Limits) -> WatchRequest:
     """``?key=`` or ``?prefix=`` (neither: every key; both: 400), ``?start_revision=``,
     ``?prev_kv=true``; a ``Last-Event-ID: r`` header resumes at ``r + 1`` and wins over
     ``start_revision``."""
-    query = Query.of(scope)
+    query = Query.of(scope, "key", "prefix", "start_revision", "prev_kv")
     key, prefix = query.bytes("key"), query.bytes("prefix")
     if key is not None and prefix is not None:
         raise HTTPError(400, "conflicting parameters", "watch a key or a prefix, not both")

@@ -31,8 +31,10 @@ __all__ = [
     "SettingsError",
     "build_parser",
     "main_parse",
+    "parse_cluster",
     "parse_peer_url",
     "parse_settings",
+    "parse_token",
     "usage_error",
 ]
 
@@ -186,7 +188,7 @@ def _host(text: str) -> str:
     return value
 
 
-def _token(text: str) -> str:
+def parse_token(text: str) -> str:
     if not _CLUSTER_TOKEN.fullmatch(text):
         raise SettingsError(
             f"expected 1-64 letters, digits, '.', '_' or '-' (not first), got {text!r}"
@@ -222,7 +224,7 @@ def _retention(text: str) -> Retention:
         raise SettingsError(str(exc)) from None
 
 
-def _cluster(text: str) -> tuple[str, ...]:
+def parse_cluster(text: str) -> tuple[str, ...]:
     urls = [u.strip() for u in text.split(",")]
     if not text.strip() or any(not u for u in urls):
         raise SettingsError(f"expected comma-separated peer URLs, got {text!r}")
@@ -267,7 +269,7 @@ _GROUPS: dict[str, list[_Option]] = {
         _Option(
             ("--cluster",),
             "cluster",
-            _cluster,
+            parse_cluster,
             ("http://127.0.0.1:12379",),
             "comma-separated peer (Raft) URLs of every member, in id order",
             "URLS",
@@ -284,7 +286,7 @@ _GROUPS: dict[str, list[_Option]] = {
         _Option(
             ("--cluster-token", "--cluster-id"),
             "cluster_token",
-            _token,
+            parse_token,
             None,
             "the cluster's name, checked when peers connect and against --data-dir; give every "
             f"cluster its own (default: {DEFAULT_CLUSTER_TOKEN}, the same on every member)",

@@ -1,10 +1,11 @@
 """Clients for raftkv's HTTP API: ``Client`` (blocking) and ``AsyncClient`` (Trio), on httpx.
 
 >>> from raftkv.client import Client
->>> with Client("http://127.0.0.1:12380,http://127.0.0.1:22380") as kv:  # doctest: +SKIP
+>>> with Client("http://127.0.0.1:12380,http://127.0.0.1:22380") as kv:
 ...     rev = kv.put("config/a", "1").revision
-...     kv.put("config/a", "2", if_revision=rev)          # compare-and-swap
-...     [kv.key for kv in kv.get_prefix("config/").kvs]
+...     kv.put("config/a", "2", if_revision=rev).revision    # compare-and-swap
+...     [item.key for item in kv.get_prefix("config/").kvs]
+2
 [b'config/a']
 
 Transactions (``raftkv.client._txn``)::
@@ -18,6 +19,16 @@ Watches (``raftkv.client._watch``): every revision once, in order, across node f
             for event in batch.events:       # WatchEvent: type, kv, prev_kv
                 ...
 
+Leases, locks and elections (``raftkv.client._lease``, ``_lock``, ``_election``;
+docs/coordination.md)::
+
+    with kv.lease(ttl=10) as lease:             # kept alive in the background, revoked after
+        kv.put("svc/me", "up", lease=lease.id)
+    with kv.lock("jobs/nightly") as held:       # fair, under a lease; held.token fences
+        ...
+    with kv.election("svc/primary") as e:
+        e.campaign("10.0.0.7")                  # blocks until elected
+
 Failures raise the ``ClientError`` tree drawn in ``raftkv.client._errors``. Reads and certain
 refusals (503) are retried on the other endpoints; a write whose outcome is unknown (504, or a
 connection broken after sending) raises ``OutcomeUnknown`` and is never retried blindly. The
@@ -26,6 +37,8 @@ wire formats are described in ``raftkv.kv`` and ``raftkv.client._wire``.
 
 from ..kv import KeyValue, WatchBatch, WatchEvent
 from ._async import AsyncClient, AsyncWatch
+from ._blocking import Election, HeldLock, Lease
+from ._election import AsyncElection, ElectionObserver
 from ._errors import (
     BadRequest,
     ClientError,
@@ -33,6 +46,8 @@ from ._errors import (
     Conflict,
     FutureRevision,
     KeyNotFound,
+    LeaseLost,
+    LeaseNotFound,
     NotFound,
     OutcomeUnknown,
     PayloadTooLarge,
@@ -40,13 +55,20 @@ from ._errors import (
     ServerError,
     Unavailable,
 )
+from ._lease import AsyncLease
+from ._lock import AsyncHeldLock
 from ._models import (
     CompactResponse,
     DeleteResponse,
+    Leader,
+    LeaseGrant,
+    LeaseRevoked,
+    LeaseStatus,
     Member,
     Position,
     PutResponse,
     RangeResponse,
+    SnapshotSaved,
     TxnDeleteResult,
     TxnGetResult,
     TxnOpResult,
@@ -74,6 +96,9 @@ from ._txn import (
 __all__ = [
     "DEFAULT_TIMEOUT",
     "AsyncClient",
+    "AsyncElection",
+    "AsyncHeldLock",
+    "AsyncLease",
     "AsyncWatch",
     "BadRequest",
     "Client",
@@ -82,9 +107,19 @@ __all__ = [
     "Compacted",
     "Conflict",
     "DeleteResponse",
+    "Election",
+    "ElectionObserver",
     "FutureRevision",
+    "HeldLock",
     "KeyNotFound",
     "KeyValue",
+    "Leader",
+    "Lease",
+    "LeaseGrant",
+    "LeaseLost",
+    "LeaseNotFound",
+    "LeaseRevoked",
+    "LeaseStatus",
     "Member",
     "NotFound",
     "OutcomeUnknown",
@@ -95,6 +130,7 @@ __all__ = [
     "RangeResponse",
     "RetryPolicy",
     "ServerError",
+    "SnapshotSaved",
     "Target",
     "Txn",
     "TxnDeleteResult",

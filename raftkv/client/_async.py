@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import httpx
 import trio
@@ -13,12 +14,19 @@ import trio
 from ..kv import TxnCommand, WatchBatch
 from . import _calls as calls
 from ._calls import Call, Key
+from ._election import AsyncElection, open_election
+from ._lease import AsyncLease, open_lease
+from ._lock import AsyncHeldLock, open_lock
 from ._models import (
     CompactResponse,
     DeleteResponse,
+    LeaseGrant,
+    LeaseRevoked,
+    LeaseStatus,
     Member,
     PutResponse,
     RangeResponse,
+    SnapshotSaved,
     TxnResponse,
     Value,
 )
@@ -35,9 +43,12 @@ T = TypeVar("T")
 class AsyncClient:
     """``Client``, for Trio tasks: the same methods, awaited.
 
-    >>> async with AsyncClient("http://127.0.0.1:12380") as kv:  # doctest: +SKIP
-    ...     await kv.put("greeting", "hello")
-    ...     (await kv.get("greeting")).value
+    >>> import trio
+    >>> async def main() -> bytes:
+    ...     async with AsyncClient("http://127.0.0.1:12380") as kv:
+    ...         await kv.put("greeting", "hello")
+    ...         return (await kv.get("greeting")).value
+    >>> trio.run(main)
     b'hello'
 
     Pauses between retry rounds use ``trio.sleep``. One client may serve many tasks at once.
@@ -82,6 +93,8 @@ class AsyncClient:
             except httpx.TransportError as exc:
                 pause = attempt.transport_failed(exc)
             else:
+                if response.status_code in call.answers:
+                    return call.finish(response, endpoint)
                 pause = attempt.answered(response)
                 if pause is None:
                     return call.finish(response, endpoint)
@@ -101,10 +114,14 @@ class AsyncClient:
         """
         return await self._send(calls.get(key, serializable=serializable, revision=revision))
 
-    async def put(self, key: Key, value: Key, *, if_revision: int | None = None) -> PutResponse:
+    async def put(
+        self, key: Key, value: Key, *, if_revision: int | None = None, lease: int | None = None
+    ) -> PutResponse:
         """Store ``value``; returns once committed. ``if_revision``: compare-and-swap on the key's
-        mod revision (0: create only); ``PreconditionFailed`` when it does not match."""
-        return await self._send(calls.put(key, value, if_revision=if_revision))
+        mod revision (0: create only); ``PreconditionFailed`` when it does not match. ``lease``:
+        attach the key to that lease (``LeaseNotFound`` if it is gone); without it, a put
+        detaches the key from any lease."""
+        return await self._send(calls.put(key, value, if_revision=if_revision, lease=lease))
 
     async def delete(
         self, key: Key | None = None, *, prefix: Key | None = None, if_revision: int | None = None
@@ -168,6 +185,52 @@ class AsyncClient:
         )
         return AsyncWatch(self._http, session, idle_timeout)
 
+    # -- leases and what builds on them --
+
+    async def grant_lease(self, ttl: int, *, id: int | None = None) -> LeaseGrant:
+        """A lease of ``ttl`` whole seconds (at least the cluster's minimum, above its election
+        timeout); ``id`` chooses its id (``Conflict`` if taken). Nothing keeps it alive: see
+        ``lease()`` for that."""
+        return await self._send(calls.grant_lease(ttl, lease=id))
+
+    async def keepalive(self, lease: int) -> int:
+        """Renew ``lease`` for its whole TTL, which it returns; ``LeaseNotFound`` if gone."""
+        return await self._send(calls.keepalive(lease))
+
+    async def lease_status(self, lease: int, *, keys: bool = True) -> LeaseStatus:
+        """The lease's TTL left by the leader's clock, its granted TTL and attached keys."""
+        return await self._send(calls.lease_status(lease, keys=keys))
+
+    async def revoke_lease(self, lease: int) -> LeaseRevoked:
+        """Revoke ``lease``: every key attached to it is deleted, at one revision."""
+        return await self._send(calls.revoke_lease(lease))
+
+    async def leases(self) -> tuple[int, ...]:
+        """The ids of every lease, in order."""
+        return await self._send(calls.leases())
+
+    def lease(
+        self, ttl: int = 10, *, id: int | None = None
+    ) -> AbstractAsyncContextManager[AsyncLease]:
+        """A lease kept alive while the block runs, revoked after it (``_lease``)::
+
+        async with kv.lease(ttl=10) as lease:
+            await kv.put("svc/me", "up", lease=lease.id)
+        """
+        return open_lease(self, ttl, id=id)
+
+    def lock(self, name: Key, *, ttl: int = 10) -> AbstractAsyncContextManager[AsyncHeldLock]:
+        """The lock ``name``, held while the block runs (``_lock``); ``held.token`` fences::
+
+        async with kv.lock("jobs/nightly") as held:
+            ...
+        """
+        return open_lock(self, name, ttl=ttl)
+
+    def election(self, name: Key, *, ttl: int = 10) -> AbstractAsyncContextManager[AsyncElection]:
+        """The election ``name``: campaign, proclaim, resign, leader, observe (``_election``)."""
+        return open_election(self, name, ttl=ttl)
+
     # -- cluster --
 
     async def members(self) -> tuple[Member, ...]:
@@ -187,6 +250,38 @@ class AsyncClient:
     async def status(self) -> dict[str, Any]:
         """The answering node's ``/-/status``: id, role, term, leader, indexes, members."""
         return await self._send(calls.status())
+
+    async def health(self) -> dict[str, Any]:
+        """The answering node's ``/-/health``: ``{"health": "ok"}``, or why not."""
+        return await self._send(calls.health())
+
+    async def promote_member(self, member_id: int) -> tuple[Member, ...]:
+        """Make a learner a voter now (refused unless it has caught up); the new member list."""
+        return await self._send(calls.promote_member(member_id))
+
+    async def save_snapshot(self, file: IO[bytes]) -> SnapshotSaved:
+        """``Client.save_snapshot``: a consistent backup of the store streamed into ``file``."""
+        attempt = Attempt(self.endpoints, self.retry, idempotent=True)
+        while True:
+            endpoint = attempt.endpoint
+            pause: float | None
+            try:
+                async with self._http.stream("GET", endpoint + calls.SNAPSHOT_TARGET) as response:
+                    if response.status_code == 200:
+                        file.seek(0)
+                        file.truncate()
+                        size = 0
+                        async for chunk in response.aiter_bytes():
+                            size += file.write(chunk)
+                        return calls.snapshot_saved(response, endpoint, size)
+                    await response.aread()
+                    pause = attempt.answered(response)
+                    if pause is None:
+                        raise calls.snapshot_refused(response, endpoint)
+            except httpx.TransportError as exc:
+                pause = attempt.transport_failed(exc)
+            if pause:
+                await trio.sleep(pause)
 
 
 class AsyncWatch:

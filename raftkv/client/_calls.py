@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import httpx
 
 from ..kv import (
     TxnCommand,
     WireFormatError,
+    bytes_from_json,
     encode_etag,
     encode_key_path,
     encode_query_bytes,
@@ -26,10 +27,12 @@ from ..kv import (
 )
 from ._errors import (
     BadRequest,
+    ClientError,
     Compacted,
     Conflict,
     FutureRevision,
     KeyNotFound,
+    LeaseNotFound,
     NotFound,
     OutcomeUnknown,
     PayloadTooLarge,
@@ -40,9 +43,13 @@ from ._errors import (
 from ._models import (
     CompactResponse,
     DeleteResponse,
+    LeaseGrant,
+    LeaseRevoked,
+    LeaseStatus,
     Member,
     PutResponse,
     RangeResponse,
+    SnapshotSaved,
     TxnResponse,
     Value,
 )
@@ -52,6 +59,7 @@ from ._wire import (
     Key,
     key_bytes,
     members_from_json,
+    parse_error_body,
     parse_error_field,
     parse_position,
     parse_retry_after,
@@ -67,10 +75,15 @@ __all__ = [
     "delete",
     "get",
     "get_prefix",
+    "grant_lease",
+    "keepalive",
+    "lease_status",
+    "leases",
     "members",
     "put",
     "raise_for_status",
     "remove_member",
+    "revoke_lease",
     "status",
     "to_bytes",
     "transfer_leadership",
@@ -97,6 +110,8 @@ class Call(Generic[T]):
     idempotent: bool  # safe to send again after an unclear failure (reads)
     content: bytes | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Statuses that are this call's answer as they are (no try elsewhere), e.g. 503 for health.
+    answers: frozenset[int] = frozenset()
 
 
 # -- answers --------------------------------------------------------------------------------------
@@ -206,18 +221,21 @@ def _condition(if_revision: int | None) -> dict[str, str]:
     return {"if-match": encode_etag(if_revision)}
 
 
-def put(key: Key, value: Key, *, if_revision: int | None = None) -> Call[PutResponse]:
+def put(
+    key: Key, value: Key, *, if_revision: int | None = None, lease: int | None = None
+) -> Call[PutResponse]:
     raw = key_bytes(key)
+    query = "" if lease is None else f"?lease={check_lease_id(lease)}"
 
     def finish(response: httpx.Response, endpoint: str) -> PutResponse:
-        raise_for_status(response, endpoint, idempotent=False)
+        _raise_for_lease(response, endpoint, idempotent=False, lease=lease or 0)
         return PutResponse(
             parse_etag(response.headers.get("etag")), parse_position(response.headers)
         )
 
     return Call(
         "PUT",
-        f"/v1/kv/{encode_key_path(raw)}",
+        f"/v1/kv/{encode_key_path(raw)}{query}",
         finish,
         idempotent=False,
         content=to_bytes(value, "value"),
@@ -320,6 +338,128 @@ def txn(command: TxnCommand) -> Call[TxnResponse]:
     )
 
 
+# -- leases -------------------------------------------------------------------------------------
+
+_MAX_INT = (1 << 63) - 1
+
+
+def check_lease_id(lease: int) -> int:
+    """``lease`` if it is a lease id (an integer from 1 to 2^63 - 1); ``ValueError`` otherwise."""
+    if type(lease) is not int or not 1 <= lease <= _MAX_INT:
+        raise ValueError(f"a lease id is an integer from 1 to {_MAX_INT}, not {lease!r}")
+    return lease
+
+
+def _raise_for_lease(
+    response: httpx.Response, endpoint: str, *, idempotent: bool, lease: int
+) -> None:
+    """``raise_for_status``, where a 404 about a lease is ``LeaseNotFound``."""
+    if response.status_code == 404 and parse_error_body(response.content)[0] == "lease not found":
+        try:
+            raise_for_status(response, endpoint, idempotent=idempotent, not_found=LeaseNotFound)
+        except LeaseNotFound as exc:
+            exc.lease = lease
+            raise
+    raise_for_status(response, endpoint, idempotent=idempotent)
+
+
+def _lease_field(body: Any, name: str) -> int:
+    value = body.get(name) if isinstance(body, dict) else None
+    if type(value) is not int:
+        raise WireFormatError(f"expected {name!r} as an integer")
+    return value
+
+
+def grant_lease(ttl: int, *, lease: int | None = None) -> Call[LeaseGrant]:
+    """A lease of ``ttl`` whole seconds; ``lease`` chooses its id (``Conflict`` if taken)."""
+    if type(ttl) is not int or ttl < 1:
+        raise ValueError(f"a lease TTL is a whole number of seconds >= 1, not {ttl!r}")
+    body: dict[str, int] = {"ttl": ttl}
+    if lease is not None:
+        body["id"] = check_lease_id(lease)
+
+    def finish(response: httpx.Response, endpoint: str) -> LeaseGrant:
+        raise_for_status(response, endpoint, idempotent=False)
+        answer = _json_body(response, endpoint)
+        try:
+            return LeaseGrant(_lease_field(answer, "id"), _lease_field(answer, "ttl"))
+        except WireFormatError as exc:
+            raise _malformed(response, endpoint, exc) from None
+
+    content = json.dumps(body).encode()
+    return Call("POST", "/v1/leases", finish, idempotent=False, content=content, headers=_JSON)
+
+
+def keepalive(lease: int) -> Call[int]:
+    """Renew ``lease`` for its whole TTL (answered by the leader); its TTL. Sending it twice
+    renews it twice: it may be retried anywhere."""
+
+    def finish(response: httpx.Response, endpoint: str) -> int:
+        _raise_for_lease(response, endpoint, idempotent=True, lease=lease)
+        try:
+            return _lease_field(_json_body(response, endpoint), "ttl")
+        except WireFormatError as exc:
+            raise _malformed(response, endpoint, exc) from None
+
+    target = f"/v1/leases/{check_lease_id(lease)}/keepalive"
+    return Call("POST", target, finish, idempotent=True)
+
+
+def lease_status(lease: int, *, keys: bool = True) -> Call[LeaseStatus]:
+    def finish(response: httpx.Response, endpoint: str) -> LeaseStatus:
+        _raise_for_lease(response, endpoint, idempotent=True, lease=lease)
+        body = _json_body(response, endpoint)
+        try:
+            attached = _attached_keys(body) if keys else None
+            return LeaseStatus(
+                lease, _lease_field(body, "ttl"), _lease_field(body, "granted_ttl"), attached
+            )
+        except WireFormatError as exc:
+            raise _malformed(response, endpoint, exc) from None
+
+    query = "" if keys else "?keys=false"
+    return Call("GET", f"/v1/leases/{check_lease_id(lease)}{query}", finish, idempotent=True)
+
+
+def _attached_keys(body: Any) -> tuple[bytes, ...]:
+    listed = body.get("keys") if isinstance(body, dict) else None
+    if not isinstance(listed, list) or not all(isinstance(k, dict) for k in listed):
+        raise WireFormatError("expected 'keys' as a list of objects")
+    return tuple(bytes_from_json(k, "key") for k in listed)
+
+
+def revoke_lease(lease: int) -> Call[LeaseRevoked]:
+    """Revoke ``lease`` and delete its keys. Revoking twice does what revoking once does, so it
+    may be retried (a retry of one that applied finds the lease gone: ``LeaseNotFound``)."""
+
+    def finish(response: httpx.Response, endpoint: str) -> LeaseRevoked:
+        _raise_for_lease(response, endpoint, idempotent=True, lease=lease)
+        body = _json_body(response, endpoint)
+        try:
+            return LeaseRevoked(
+                lease, _lease_field(body, "revision"), _lease_field(body, "deleted")
+            )
+        except WireFormatError as exc:
+            raise _malformed(response, endpoint, exc) from None
+
+    return Call("DELETE", f"/v1/leases/{check_lease_id(lease)}", finish, idempotent=True)
+
+
+def leases() -> Call[tuple[int, ...]]:
+    def finish(response: httpx.Response, endpoint: str) -> tuple[int, ...]:
+        raise_for_status(response, endpoint, idempotent=True)
+        body = _json_body(response, endpoint)
+        listed = body.get("leases") if isinstance(body, dict) else None
+        if not isinstance(listed, list):
+            raise _malformed(response, endpoint, WireFormatError("expected {'leases': [...]}"))
+        try:
+            return tuple(_lease_field(item, "id") for item in listed)
+        except WireFormatError as exc:
+            raise _malformed(response, endpoint, exc) from None
+
+    return Call("GET", "/v1/leases", finish, idempotent=True)
+
+
 # -- cluster ------------------------------------------------------------------------------------
 
 
@@ -369,6 +509,15 @@ def remove_member(member_id: int) -> Call[tuple[Member, ...]]:
     )
 
 
+def promote_member(member_id: int) -> Call[tuple[Member, ...]]:
+    return Call(
+        "POST",
+        f"/v1/members/{_member_id(member_id)}/promote",
+        lambda response, endpoint: _members(response, endpoint, idempotent=False),
+        idempotent=False,
+    )
+
+
 def transfer_leadership(member_id: int) -> Call[None]:
     def finish(response: httpx.Response, endpoint: str) -> None:
         raise_for_status(response, endpoint, idempotent=False)
@@ -383,6 +532,21 @@ def transfer_leadership(member_id: int) -> Call[None]:
     )
 
 
+def health() -> Call[dict[str, Any]]:
+    """``/-/health``: answered 200 when healthy, 503 with the reason when not — both are an
+    answer here, not a failure to retry elsewhere."""
+
+    def finish(response: httpx.Response, endpoint: str) -> dict[str, Any]:
+        if response.status_code not in (200, 503):
+            raise_for_status(response, endpoint, idempotent=True)
+        body = _json_body(response, endpoint)
+        if not isinstance(body, dict) or not isinstance(body.get("health"), str):
+            raise _malformed(response, endpoint, WireFormatError("expected {'health': ...}"))
+        return body
+
+    return Call("GET", "/-/health", finish, idempotent=True, answers=frozenset({503}))
+
+
 def status() -> Call[dict[str, Any]]:
     def finish(response: httpx.Response, endpoint: str) -> dict[str, Any]:
         raise_for_status(response, endpoint, idempotent=True)
@@ -392,3 +556,25 @@ def status() -> Call[dict[str, Any]]:
         return body
 
     return Call("GET", "/-/status", finish, idempotent=True)
+
+
+SNAPSHOT_TARGET: Final = "/v1/snapshot"
+
+
+def snapshot_saved(response: httpx.Response, endpoint: str, size: int) -> SnapshotSaved:
+    """What a whole ``GET /v1/snapshot`` body of ``size`` bytes holds, by its headers."""
+    try:
+        revision = int(response.headers["x-raftkv-revision"])
+        index = int(response.headers["x-raftkv-index"])
+    except (KeyError, ValueError) as exc:
+        raise _malformed(response, endpoint, WireFormatError(f"snapshot headers: {exc}")) from None
+    return SnapshotSaved(revision, index, size, endpoint)
+
+
+def snapshot_refused(response: httpx.Response, endpoint: str) -> ClientError:
+    """The error of a ``GET /v1/snapshot`` answered otherwise than 200."""
+    try:
+        raise_for_status(response, endpoint, idempotent=True)
+    except ClientError as exc:
+        return exc
+    return _malformed(response, endpoint, WireFormatError(f"status {response.status_code}"))

@@ -3,7 +3,10 @@
     raftkv.RaftError
     └── ClientError                 a request that did not succeed; status, error, detail, endpoint
         ├── NotFound                404
-        │   └── KeyNotFound         404 for a key
+        │   ├── KeyNotFound         404 for a key
+        │   └── LeaseNotFound (raftkv.UnknownLease)   404 for a lease: never granted, revoked
+        │                           or expired
+        ├── LeaseLost               a lease (and what it held: a lock, leadership) may be gone
         ├── PreconditionFailed      412: compare-and-swap mismatch; mod_revision if the server said
         ├── BadRequest (ValueError) 400, 405: a bad key, id, URL or body; retrying will not help
         │   ├── PayloadTooLarge     413: a value (or transaction) over the server's limit
@@ -25,7 +28,7 @@
 from __future__ import annotations
 
 from .._errors import Compacted as _Compacted
-from .._errors import ConfChangeRefused, ProposalDropped, RaftError
+from .._errors import ConfChangeRefused, ProposalDropped, RaftError, UnknownLease
 from .._errors import FutureRevision as _FutureRevision
 from .._errors import OutcomeUnknown as _OutcomeUnknown
 
@@ -36,6 +39,8 @@ __all__ = [
     "Conflict",
     "FutureRevision",
     "KeyNotFound",
+    "LeaseLost",
+    "LeaseNotFound",
     "NotFound",
     "OutcomeUnknown",
     "PayloadTooLarge",
@@ -76,6 +81,18 @@ class NotFound(ClientError):
 
 class KeyNotFound(NotFound):
     """The key does not exist."""
+
+
+class LeaseNotFound(NotFound, UnknownLease):
+    """The lease does not exist: it was never granted, or it was revoked or expired."""
+
+    lease: int = 0
+
+
+class LeaseLost(ClientError):
+    """A lease kept alive in the background can no longer be known to live: it expired or was
+    revoked, or no keep-alive was answered within its TTL. What it held (a lock, leadership in
+    an election) may belong to another client now."""
 
 
 class PreconditionFailed(ClientError):

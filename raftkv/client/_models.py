@@ -10,6 +10,10 @@ __all__ = [
     "CompactResponse",
     "DeleteResponse",
     "KeyValue",
+    "Leader",
+    "LeaseGrant",
+    "LeaseRevoked",
+    "LeaseStatus",
     "Member",
     "Position",
     "PutResponse",
@@ -85,6 +89,16 @@ class Member:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotSaved:
+    """``save_snapshot``: a consistent backup written (``GET /v1/snapshot``)."""
+
+    revision: int  # the store's revision it holds
+    index: int  # the log index it was taken at
+    size: int  # bytes written: the whole backup file, checksum trailer included
+    endpoint: str  # the member that made it
+
+
+@dataclass(frozen=True, slots=True)
 class TxnPutResult:
     revision: int  # the transaction's revision
     prev_kv: KeyValue | None  # the key before the put; None if the put created it
@@ -122,3 +136,40 @@ class TxnResponse:
     revision: int  # the store's revision after the transaction
     responses: tuple[TxnOpResult, ...]
     position: Position | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseGrant:
+    id: int
+    ttl: int  # seconds granted
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseStatus:
+    """A lease by the leader's clock (``GET /v1/leases/<id>``)."""
+
+    id: int
+    ttl: int  # seconds left, rounded up; -1: expired, its revocation under way
+    granted_ttl: int
+    keys: tuple[bytes, ...] | None  # attached keys, in key order (None: not asked for)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRevoked:
+    id: int
+    revision: int  # the store's revision after the revocation
+    deleted: int  # keys it deleted
+
+
+@dataclass(frozen=True, slots=True)
+class Leader:
+    """An election's leader: its key (``<name>/<lease id>``), the value it proclaims, and the
+    revision that created its key (which grows from leader to leader: a fencing token)."""
+
+    key: bytes
+    value: bytes
+    revision: int
+
+    @property
+    def text(self) -> str:
+        return self.value.decode()

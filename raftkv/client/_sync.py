@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -15,14 +16,21 @@ from ._calls import Call, Key
 from ._models import (
     CompactResponse,
     DeleteResponse,
+    LeaseGrant,
+    LeaseRevoked,
+    LeaseStatus,
     Member,
     PutResponse,
     RangeResponse,
+    SnapshotSaved,
     TxnResponse,
     Value,
 )
 from ._retry import Attempt, Endpoints, RetryPolicy
 from ._txn import Txn
+
+if TYPE_CHECKING:
+    from ._blocking import Election, HeldLock, Lease, Portal
 from ._watch import DEFAULT_IDLE_TIMEOUT, StreamEnded, WatchSession, stream_timeout
 
 __all__ = ["DEFAULT_TIMEOUT", "Client", "Watch"]
@@ -38,9 +46,10 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
 class Client:
     """A raftkv cluster, through the HTTP API of any of its nodes.
 
-    >>> with Client("http://127.0.0.1:12380,http://127.0.0.1:22380") as kv:  # doctest: +SKIP
-    ...     kv.put("greeting", "hello")
+    >>> with Client("http://127.0.0.1:12380,http://127.0.0.1:22380") as kv:
+    ...     kv.put("greeting", "hello").revision
     ...     kv.get("greeting").value
+    1
     b'hello'
 
     ``endpoints`` is a list of client URLs or one comma-separated string. Requests go to the
@@ -60,8 +69,16 @@ class Client:
         self.endpoints = Endpoints(endpoints)
         self.retry = retry or RetryPolicy()
         self._http = httpx.Client(timeout=timeout, verify=verify, transport=transport)
+        self._async_options: dict[str, Any] = {"timeout": timeout, "retry": self.retry}
+        self._async_options["verify"] = verify
+        if isinstance(transport, httpx.AsyncBaseTransport):  # a mock serving both kinds
+            self._async_options["transport"] = transport
+        self._portal: Portal | None = None
 
     def close(self) -> None:
+        portal, self._portal = self._portal, None
+        if portal is not None:
+            portal.close()
         self._http.close()
 
     def __enter__(self) -> Client:
@@ -87,6 +104,8 @@ class Client:
             except httpx.TransportError as exc:
                 pause = attempt.transport_failed(exc)
             else:
+                if response.status_code in call.answers:
+                    return call.finish(response, endpoint)
                 pause = attempt.answered(response)
                 if pause is None:
                     return call.finish(response, endpoint)
@@ -104,10 +123,14 @@ class Client:
         """
         return self._send(calls.get(key, serializable=serializable, revision=revision))
 
-    def put(self, key: Key, value: Key, *, if_revision: int | None = None) -> PutResponse:
+    def put(
+        self, key: Key, value: Key, *, if_revision: int | None = None, lease: int | None = None
+    ) -> PutResponse:
         """Store ``value``; returns once committed. ``if_revision``: compare-and-swap on the key's
-        mod revision (0: create only); ``PreconditionFailed`` when it does not match."""
-        return self._send(calls.put(key, value, if_revision=if_revision))
+        mod revision (0: create only); ``PreconditionFailed`` when it does not match. ``lease``:
+        attach the key to that lease (``LeaseNotFound`` if it is gone); without it, a put
+        detaches the key from any lease."""
+        return self._send(calls.put(key, value, if_revision=if_revision, lease=lease))
 
     def delete(
         self, key: Key | None = None, *, prefix: Key | None = None, if_revision: int | None = None
@@ -179,6 +202,79 @@ class Client:
         )
         return Watch(self._http, session, idle_timeout)
 
+    # -- leases and what builds on them --
+
+    def grant_lease(self, ttl: int, *, id: int | None = None) -> LeaseGrant:
+        """A lease of ``ttl`` whole seconds (at least the cluster's minimum, above its election
+        timeout); ``id`` chooses its id (``Conflict`` if taken). Nothing keeps it alive: see
+        ``lease()`` for that."""
+        return self._send(calls.grant_lease(ttl, lease=id))
+
+    def keepalive(self, lease: int) -> int:
+        """Renew ``lease`` for its whole TTL, which it returns; ``LeaseNotFound`` if gone."""
+        return self._send(calls.keepalive(lease))
+
+    def lease_status(self, lease: int, *, keys: bool = True) -> LeaseStatus:
+        """The lease's TTL left by the leader's clock, its granted TTL and attached keys."""
+        return self._send(calls.lease_status(lease, keys=keys))
+
+    def revoke_lease(self, lease: int) -> LeaseRevoked:
+        """Revoke ``lease``: every key attached to it is deleted, at one revision."""
+        return self._send(calls.revoke_lease(lease))
+
+    def leases(self) -> tuple[int, ...]:
+        """The ids of every lease, in order."""
+        return self._send(calls.leases())
+
+    def _background(self) -> Portal:
+        # (imported here: the background thread runs an AsyncClient, which imports this module)
+        from ._async import AsyncClient  # noqa: PLC0415
+        from ._blocking import Portal  # noqa: PLC0415
+
+        if self._portal is None:
+            urls, options = self.endpoints.urls, self._async_options
+            self._portal = Portal(lambda: AsyncClient(urls, **options))
+        return self._portal
+
+    @contextmanager
+    def lease(self, ttl: int = 10, *, id: int | None = None) -> Iterator[Lease]:
+        """A lease kept alive (by a background thread) while the block runs, revoked after it::
+
+        with kv.lease(ttl=10) as lease:
+            kv.put("svc/me", "up", lease=lease.id)
+            ...
+            lease.check()          # LeaseLost once it may be gone
+        """
+        from ._blocking import Lease  # noqa: PLC0415
+
+        portal = self._background()
+        with portal.context(portal.client.lease(ttl, id=id)) as lease:
+            yield Lease(portal, lease)
+
+    @contextmanager
+    def lock(self, name: Key, *, ttl: int = 10) -> Iterator[HeldLock]:
+        """The lock ``name``, held while the block runs; ``held.token`` is its fencing token
+        (it grows from holder to holder: the resource it protects must check it)::
+
+        with kv.lock("jobs/nightly", ttl=10) as held:
+            ...
+        """
+        from ._blocking import HeldLock  # noqa: PLC0415
+
+        portal = self._background()
+        with portal.context(portal.client.lock(name, ttl=ttl)) as held:
+            yield HeldLock(portal, held)
+
+    @contextmanager
+    def election(self, name: Key, *, ttl: int = 10) -> Iterator[Election]:
+        """The election ``name``: ``campaign``, ``proclaim``, ``resign``, ``leader``,
+        ``observe`` (see ``AsyncClient.election``)."""
+        from ._blocking import Election  # noqa: PLC0415
+
+        portal = self._background()
+        with portal.context(portal.client.election(name, ttl=ttl)) as election:
+            yield Election(portal, election)
+
     # -- cluster --
 
     def members(self) -> tuple[Member, ...]:
@@ -198,6 +294,38 @@ class Client:
     def status(self) -> dict[str, Any]:
         """The answering node's ``/-/status``: id, role, term, leader, indexes, members."""
         return self._send(calls.status())
+
+    def health(self) -> dict[str, Any]:
+        """The answering node's ``/-/health``: ``{"health": "ok"}``, or why not."""
+        return self._send(calls.health())
+
+    def promote_member(self, member_id: int) -> tuple[Member, ...]:
+        """Make a learner a voter now (refused unless it has caught up); the new member list."""
+        return self._send(calls.promote_member(member_id))
+
+    def save_snapshot(self, file: IO[bytes]) -> SnapshotSaved:
+        """Stream a consistent backup of the store (every acknowledged write) into ``file``, a
+        seekable binary file, rewritten from its start when another member is tried after a
+        failure. It ends with a checksum: a file cut short is told by its missing trailer."""
+        attempt = Attempt(self.endpoints, self.retry, idempotent=True)
+        while True:
+            endpoint = attempt.endpoint
+            pause: float | None
+            try:
+                with self._http.stream("GET", endpoint + calls.SNAPSHOT_TARGET) as response:
+                    if response.status_code == 200:
+                        file.seek(0)
+                        file.truncate()
+                        size = sum(file.write(chunk) for chunk in response.iter_bytes())
+                        return calls.snapshot_saved(response, endpoint, size)
+                    response.read()
+                    pause = attempt.answered(response)
+                    if pause is None:
+                        raise calls.snapshot_refused(response, endpoint)
+            except httpx.TransportError as exc:
+                pause = attempt.transport_failed(exc)
+            if pause:
+                time.sleep(pause)
 
 
 class Watch:

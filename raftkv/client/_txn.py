@@ -17,7 +17,7 @@ Every compare is evaluated on the store as it is when the transaction applies; i
 the ``then`` operations run, else the ``otherwise`` ones, all at one revision. Compares:
 ``value(key)``, ``version(key)``, ``create_revision(key)``, ``mod_revision(key)`` with ``==``,
 ``!=``, ``<``, ``>`` (an absent key has version and revisions 0, and no value compares true
-with it, as in etcd). Operations: ``put(key, value)``, ``get(key)``,
+with it, as in etcd). Operations: ``put(key, value, lease=)``, ``get(key)``,
 ``get_prefix(prefix, limit=)``, ``delete(key)``, ``delete_prefix(prefix)``; a branch may not
 write one key twice. They are ``raftkv.kv`` commands, so a ``TxnCommand`` built elsewhere goes
 through as well (``.compare(*cmd.compares).then(*cmd.success)...``). The builder is immutable:
@@ -136,8 +136,10 @@ def mod_revision(key: Key) -> Target:
 # -- operations ---------------------------------------------------------------------------------
 
 
-def put(key: Key, value: Key) -> PutCommand:
-    return PutCommand(key_bytes(key), to_bytes(value, "value"))
+def put(key: Key, value: Key, *, lease: int = 0) -> PutCommand:
+    """Write ``value`` under ``key`` (attached to ``lease`` if given; a put without one detaches
+    the key from its lease)."""
+    return PutCommand(key_bytes(key), to_bytes(value, "value"), None, lease)
 
 
 def get(key: Key) -> RangeOp:
@@ -204,8 +206,8 @@ def _check_ops(ops: tuple[TxnOp, ...]) -> None:
     for op in ops:
         if not isinstance(op, _OPS):
             raise TypeError(f"expected an operation such as put('k', 'v'), not {op!r:.60}")
-        if isinstance(op, PutCommand) and (op.if_revision is not None or op.lease):
-            raise ValueError("a put in a transaction takes no if_revision or lease: use compares")
+        if isinstance(op, PutCommand) and op.if_revision is not None:
+            raise ValueError("a put in a transaction takes no if_revision: use compares")
 
 
 def txn_responses_from_json(body: Any) -> tuple[bool, int, tuple[TxnOpResult, ...]]:

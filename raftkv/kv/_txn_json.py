@@ -6,7 +6,7 @@ the format for the daemon, which parses it (``txn_from_json``), and the client, 
      "success": [{"put": {"key": "k", "value": "w"}}],
      "failure": [{"get": {"key": "k"}}]}
 
-    op: {"put": {"key", "value"}} | {"get": {"key"}} | {"range": {"prefix", "limit"?}}
+    op: {"put": {"key", "value", "lease"?}} | {"get": {"key"}} | {"range": {"prefix", "limit"?}}
         | {"delete": {"key"}} | {"delete": {"prefix"}}
 
 Keys, prefixes and values are strings (UTF-8) or ``key_b64`` / ``prefix_b64`` / ``value_b64``
@@ -56,7 +56,7 @@ SYMBOLS = {op: symbol for symbol, op in OPERATORS.items()}
 _KEY = ("key", "key_b64")
 _PREFIX = ("prefix", "prefix_b64")
 _VALUE = ("value", "value_b64")
-_OP_FIELDS = {"put": {*_KEY, *_VALUE}, "get": {*_KEY}, "range": {*_PREFIX, "limit"}}
+_OP_FIELDS = {"put": {*_KEY, *_VALUE, "lease"}, "get": {*_KEY}, "range": {*_PREFIX, "limit"}}
 _OP_FIELDS["delete"] = {*_KEY, *_PREFIX}
 
 
@@ -146,7 +146,7 @@ def _op(value: Any, where: str, limits: tuple[int | None, int | None]) -> TxnOp:
     obj = _object(args, at, fields)
     match kind:
         case "put":
-            return PutCommand(_key(obj, at), _bytes(obj, "value", at))
+            return PutCommand(_key(obj, at), _bytes(obj, "value", at), None, _lease(obj, at))
         case "get":
             return RangeOp(_key(obj, at))
         case "range":
@@ -157,6 +157,14 @@ def _op(value: Any, where: str, limits: tuple[int | None, int | None]) -> TxnOp:
                     raise TxnFormatError(f"{at}: delete a key or a prefix, not both")
                 return DeletePrefixCommand(_bytes(obj, "prefix", at))
             return DeleteCommand(_key(obj, at))
+
+
+def _lease(obj: dict[str, Any], where: str) -> int:
+    """A put's lease: 0 (none) when absent, else a positive int64."""
+    lease = obj.get("lease", 0)
+    if type(lease) is not int or not 0 <= lease <= MAX_INT or ("lease" in obj and not lease):
+        raise TxnFormatError(f"{where}.lease: a lease id is an integer from 1 to {MAX_INT}")
+    return lease
 
 
 def _limit(obj: dict[str, Any], where: str, default: int | None, maximum: int | None) -> int | None:
@@ -193,8 +201,9 @@ def _compare_json(c: Compare) -> dict[str, Any]:
 
 def _op_json(op: TxnOp) -> dict[str, Any]:
     match op:
-        case PutCommand(key, data):
-            return {"put": {**bytes_field("key", key), **bytes_field("value", data)}}
+        case PutCommand(key, data, _, lease):
+            leased = {"lease": lease} if lease else {}
+            return {"put": {**bytes_field("key", key), **bytes_field("value", data), **leased}}
         case RangeOp(key, True, limit):
             limited = {} if limit is None else {"limit": limit}
             return {"range": {**bytes_field("prefix", key), **limited}}

@@ -7,7 +7,14 @@ Each handler takes the ASGI scope (and ``receive`` for a body), parses it once t
 
 from __future__ import annotations
 
-from raftkv.kv import CompareFailed, KVService, PutResult, encode_etag, key_value_to_json
+from raftkv.kv import (
+    CompareFailed,
+    KVService,
+    PutResult,
+    UnknownLease,
+    encode_etag,
+    key_value_to_json,
+)
 
 from .._http import HTTPError, Reply, json_reply
 from .._request import (
@@ -16,6 +23,7 @@ from .._request import (
     Scope,
     header,
     key_at,
+    no_query,
     read_body,
     read_json,
     write_condition,
@@ -37,7 +45,7 @@ class KVRoutes:
     async def get(self, scope: Scope, prefix: str = KV_PREFIX) -> Reply:
         """A key's value as the body, its mod revision as the ``ETag``."""
         key = key_at(scope, prefix, self.limits)
-        query = Query.of(scope)
+        query = Query.of(scope, "consistency", "revision")
         kv = await self.service.get(
             key, linearizable=query.linearizable(), revision=query.revision()
         )
@@ -54,11 +62,19 @@ class KVRoutes:
         )
 
     async def write(self, scope: Scope, receive: Receive, prefix: str = KV_PREFIX) -> PutResult:
-        """Put the body under the key, if its condition holds (else 412)."""
+        """Put the body under the key, if its condition holds (else 412), attached to the lease
+        ``?lease=`` names (404 if there is no such lease; without it, detached)."""
         key = key_at(scope, prefix, self.limits)
         condition = write_condition(scope)
+        lease = Query.of(scope, "lease").lease()
         value = await read_body(scope, receive, self.limits.max_value_bytes)
-        result = await self.service.put(key, value, if_revision=condition)
+        if lease and self.service.store.lease(lease) is None:
+            # Refused before the log if it is unknown once we are up to date (else the store
+            # refuses it as it applies, which leaves an entry).
+            await self.service.node.read_barrier()
+            if self.service.store.lease(lease) is None:
+                raise UnknownLease(lease)
+        result = await self.service.put(key, value, if_revision=condition, lease=lease)
         if isinstance(result, CompareFailed):
             raise _precondition_failed(result)
         return result
@@ -71,6 +87,7 @@ class KVRoutes:
 
     async def delete(self, scope: Scope) -> Reply:
         key = key_at(scope, KV_PREFIX, self.limits)
+        no_query(scope)
         result = await self.service.delete(key, if_revision=write_condition(scope))
         if isinstance(result, CompareFailed):
             raise _precondition_failed(result)
@@ -79,7 +96,7 @@ class KVRoutes:
         return json_reply({"revision": result.revision, "deleted": 1})
 
     async def list(self, scope: Scope) -> Reply:
-        query = Query.of(scope)
+        query = Query.of(scope, "prefix", "after", "limit", "consistency", "revision")
         maximum = self.limits.max_list_limit
         result = await self.service.range(
             query.bytes("prefix") or b"",
@@ -99,7 +116,7 @@ class KVRoutes:
     async def delete_prefix(self, scope: Scope) -> Reply:
         """``DELETE /v1/kv?prefix=p``: every key under ``p`` at one revision. The parameter must
         be there (``prefix=`` deletes every key): a bare ``DELETE /v1/kv`` is a mistake."""
-        prefix = Query.of(scope).bytes("prefix")
+        prefix = Query.of(scope, "prefix").bytes("prefix")
         if prefix is None:
             detail = "DELETE /v1/kv deletes by prefix: give ?prefix= (empty: every key)"
             raise HTTPError(400, "missing prefix", detail)
@@ -110,6 +127,7 @@ class KVRoutes:
 
     async def compact(self, scope: Scope, receive: Receive) -> Reply:
         """``POST /v1/compact`` ``{"revision": n}``: forget the history before ``n``."""
+        no_query(scope)
         body = await read_json(scope, receive, _COMPACT_BODY_BYTES, _COMPACT_EXAMPLE)
         revision = body.get("revision") if isinstance(body, dict) else None
         if type(revision) is not int or revision < 1 or len(body) != 1:

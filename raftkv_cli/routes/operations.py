@@ -59,6 +59,7 @@ def register_operations(
 def status_json(s: raftkv.NodeStatus, service: KVService) -> dict[str, object]:
     return {
         "id": s.id,
+        "version": raftkv.__version__,
         "role": s.role.value,
         "term": s.term,
         "leader": s.leader,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from raftkv.kv import KVService, TxnFormatError, ValueTooLarge, txn_from_json
 
 from .._http import HTTPError, Reply, json_reply
-from .._request import Receive, Scope, read_json
+from .._request import Receive, Scope, no_query, read_json
 from .._txn import txn_result_json
 from .kv import DEFAULT_LIST_LIMIT
 
@@ -21,6 +21,7 @@ class TxnRoutes:
         self.limits = service.limits
 
     async def txn(self, scope: Scope, receive: Receive) -> Reply:
+        no_query(scope)
         limits = self.limits
         try:
             body = await read_json(scope, receive, limits.max_txn_bytes, _EXAMPLE)

@@ -110,7 +110,7 @@ def test_ls(run: Run, cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch) -> 
         "version": 1,
     }
     # A long listing is fetched page by page.
-    monkeypatch.setattr(ctl, "_PAGE", 2)
+    monkeypatch.setattr(ctl._kv, "_PAGE", 2)
     before = len(cluster.seen)
     assert run("ls") == (0, b"a/1\na/2\na/3\nb\n")
     assert [s.target for s in cluster.seen[before:]] == [
@@ -126,15 +126,18 @@ def test_ls(run: Run, cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_members(run: Run, cluster: FakeCluster) -> None:
+    cluster.unhealthy["http://n3:32380"] = "no leader"
+    run("put", "k", "v")
     code, out = run("members")
     assert code == 0
     assert out.decode().splitlines() == [
-        "ID  ROLE    PEER URL         CLIENT URL",
-        "1   leader  http://n1:12379  -",
-        "2   voter   http://n2:22379  -",
-        "3   voter   http://n3:32379  -",
+        "ID  ROLE    PEER URL         CLIENT URL       APPLIED  HEALTH",
+        "1   leader  http://n1:12379  http://n1:12380  1        ok",
+        "2   voter   http://n2:22379  http://n2:22380  1        ok",
+        "3   voter   http://n3:32379  http://n3:32380  1        no leader",
     ]
     assert run("members", "list") == (0, out)
+    assert run("member", "list") == (0, out)
     code, out = run("members", "add", "4", "http://n4:42379")
     assert code == 0
     assert out.decode().splitlines()[-1] == "4   voter   http://n4:42379  -"
@@ -143,6 +146,26 @@ def test_members(run: Run, cluster: FakeCluster) -> None:
     assert code == 0
     assert len(out.splitlines()) == 4
     assert run("members", "remove", "3")[0] == 1
+
+
+def test_member_promote(run: Run, cluster: FakeCluster, capsys) -> None:
+    cluster.members[4] = "http://n4:42379"
+    cluster.learners.add(4)
+    assert run("member", "list")[1].decode().splitlines()[-1].split()[:2] == ["4", "learner"]
+    code, out = run("member", "promote", "4")
+    assert code == 0
+    assert out.decode().splitlines()[-1].split()[:2] == ["4", "voter"]
+    assert run("member", "promote", "4")[0] == 1
+    assert "already a voter" in capsys.readouterr().err
+
+
+def test_member_list_says_which_member_cannot_be_reached(run: Run, cluster: FakeCluster) -> None:
+    cluster.script("http://n2:22380", httpx.ConnectError)  # asked once, not retried
+    code, out = run("--endpoints", "http://n1:12380", "member", "list", "-w", "json")
+    assert code == 0
+    health = {m["id"]: m["health"] for m in json.loads(out)["members"]}
+    assert health[1] == health[3] == "ok"
+    assert health[2].startswith("unreachable: http://n2:22380 unreachable")
 
 
 def test_status(run: Run) -> None:

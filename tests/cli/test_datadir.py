@@ -1,10 +1,13 @@
 """The data directory's identity: a node never starts on another node's or cluster's data."""
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+import raftkv
 from raftkv_cli._datadir import (
     DataDirState,
     Meta,
@@ -150,3 +153,19 @@ def test_a_joining_node_names_the_same_cluster(tmp_path: Path) -> None:
     add_data(tmp_path)
     with pytest.raises(SettingsError, match="belongs to cluster"):
         check_data_dir(settings(tmp_path, *argv, "--cluster-token", "other"))
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO, errno.EROFS])
+def test_a_failing_disk_at_init_is_a_storage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    """A full or failing disk is not a bad flag: raftkvd exits 1 naming the storage (as for
+    any storage failure), not 2."""
+
+    def fail(*_: object) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr("raftkv_cli._datadir.write_meta", fail)
+    state = DataDirState(tmp_path / "d", False, 1, None)
+    with pytest.raises(raftkv.StorageError, match=os.strerror(code)):
+        init_data_dir(state)

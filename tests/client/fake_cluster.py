@@ -31,6 +31,7 @@ from raftkv.kv import (
     key_value_to_json,
     txn_from_json,
 )
+from raftkv_cli._backup import backup_chunks
 from raftkv_cli._txn import txn_result_json
 from raftkv_cli.routes.watch import batch_json
 
@@ -59,6 +60,10 @@ class FakeCluster:
     )
     leader: int = 1
     term: int = 3
+    learners: set[int] = field(default_factory=set)
+    # member -> the client URL it published (the fake's endpoints answer as these members)
+    client_urls: dict[int, str] = field(default_factory=lambda: dict(enumerate(ENDPOINTS, 1)))
+    unhealthy: dict[str, str] = field(default_factory=dict)  # endpoint -> its /-/health reason
     # endpoint -> what its next requests meet before reaching the real handler
     scripts: dict[str, list[Script]] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
@@ -83,7 +88,7 @@ class FakeCluster:
             if isinstance(item, type):
                 raise item(f"scripted {item.__name__}", request=request)
             return item(request)
-        return self.route(request, raw)
+        return self.route(request, raw, endpoint)
 
     def mock_transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -111,8 +116,10 @@ class FakeCluster:
             return int(request.headers["if-match"].strip('"'))
         return None
 
-    def route(self, request: httpx.Request, raw: str) -> httpx.Response:
+    def route(self, request: httpx.Request, raw: str, endpoint: str = "") -> httpx.Response:
         try:
+            if raw.startswith(("/-/", "/v1/members", "/v1/snapshot")):
+                return self.cluster_route(request, raw, endpoint)
             return self._route(request, raw)
         except raftkv.Compacted as exc:
             error = {"error": "revision compacted", "detail": str(exc)}
@@ -188,6 +195,15 @@ class FakeCluster:
                     "revision": result.revision,
                 }
             )
+        if path == "/v1/leader" and method == "POST":
+            self.leader = json.loads(request.read())["id"]
+            return self.json({"leader": self.leader})
+        return self.error(405, "method not allowed", f"{method} {path}")
+
+    def cluster_route(self, request: httpx.Request, path: str, endpoint: str) -> httpx.Response:
+        """Members, snapshots and ``/-/``: ``endpoint`` answers as the member that published
+        it as its client URL."""
+        method = request.method
         if path == "/v1/members":
             if method == "POST":
                 body = json.loads(request.read())
@@ -195,18 +211,51 @@ class FakeCluster:
                     return self.error(409, "member exists", f"node {body['id']} is a member")
                 self.members[body["id"]] = body["peer_url"]
             return self.json(self.members_json())
+        if path.startswith("/v1/members/") and path.endswith("/promote") and method == "POST":
+            member = int(path.split("/")[3])
+            if member not in self.members:
+                return self.error(404, "no such member", f"node {member} is not a member")
+            if member not in self.learners:
+                return self.error(409, "change refused", f"node {member} is already a voter")
+            self.learners.discard(member)
+            return self.json(self.members_json())
         if path.startswith("/v1/members/") and method == "DELETE":
             member = int(path.rsplit("/", 1)[1])
             if member not in self.members:
                 return self.error(404, "no such member", f"node {member} is not a member")
             del self.members[member]
             return self.json(self.members_json())
-        if path == "/v1/leader" and method == "POST":
-            self.leader = json.loads(request.read())["id"]
-            return self.json({"leader": self.leader})
+        if path == "/v1/snapshot" and method == "GET":
+            chunks = backup_chunks(self.kv.snapshot_chunks())
+            headers = {
+                "x-raftkv-revision": str(self.kv.revision),
+                "x-raftkv-index": str(self.kv.applied_index),
+            }
+            return httpx.Response(200, headers=headers, stream=_Chunks(iter(chunks)))
+        if path == "/-/health":
+            if endpoint in self.unhealthy:
+                return self.json({"health": self.unhealthy[endpoint]}, 503)
+            return self.json({"health": "ok"})
         if path == "/-/status":
-            return self.json({"id": 1, "role": "leader", "term": self.term, **self.members_json()})
+            return self.json(self.status_json(endpoint))
         return self.error(405, "method not allowed", f"{method} {path}")
+
+    def member_at(self, endpoint: str) -> int:
+        return next((i for i, url in self.client_urls.items() if url == endpoint), 1)
+
+    def status_json(self, endpoint: str) -> dict[str, Any]:
+        me = self.member_at(endpoint)
+        return {
+            "id": me,
+            "version": raftkv.__version__,
+            "role": "leader" if me == self.leader else "follower",
+            "term": self.term,
+            "commit_index": self.kv.applied_index,
+            "applied_index": self.kv.applied_index,
+            "revision": self.kv.revision,
+            "keys": len(self.kv),
+            **self.members_json(),
+        }
 
     def watch_stream(
         self,
@@ -263,8 +312,8 @@ class FakeCluster:
             {
                 "id": i,
                 "peer_url": url,
-                "client_url": None,
-                "voter": True,
+                "client_url": self.client_urls.get(i),
+                "voter": i not in self.learners,
                 "leader": i == self.leader,
             }
             for i, url in sorted(self.members.items(), reverse=True)

@@ -31,9 +31,16 @@ def test_both_clients_have_the_same_api() -> None:
 
     sync, asynchronous = api(Client), api(AsyncClient)
     assert sync.keys() == asynchronous.keys()
-    # Two methods return an object rather than a result: a transaction builder (whose commit
-    # is awaited) and a watch (iterated with async for).
-    builders = {"txn": "Txn[Awaitable[TxnResponse]]", "watch": "AsyncWatch"}
+    # Some methods return an object rather than a result: a transaction builder (whose commit
+    # is awaited), a watch (iterated with async for), and the context managers of leases, locks
+    # and elections (entered with async with).
+    builders = {
+        "txn": "Txn[Awaitable[TxnResponse]]",
+        "watch": "AsyncWatch",
+        "lease": "AbstractAsyncContextManager[AsyncLease]",
+        "lock": "AbstractAsyncContextManager[AsyncHeldLock]",
+        "election": "AbstractAsyncContextManager[AsyncElection]",
+    }
     for name, signature in sync.items():
         assert list(signature.parameters) == list(asynchronous[name].parameters), name
         if name in builders:

@@ -1,5 +1,7 @@
 """Client against a fake cluster: every call, keys of every shape, results and positions."""
 
+from pathlib import Path
+
 import pytest
 from fake_cluster import FakeCluster
 
@@ -15,6 +17,7 @@ from raftkv.client import (
     Value,
 )
 from raftkv.kv import KeyValue
+from raftkv_cli._backup import read_backup
 
 
 def test_put_get_delete(client: Client, cluster: FakeCluster) -> None:
@@ -147,9 +150,9 @@ def test_serializable_get(client: Client, cluster: FakeCluster) -> None:
 def test_members(client: Client, cluster: FakeCluster) -> None:
     members = client.members()
     assert members == (
-        Member(1, "http://n1:12379", None, True, True),
-        Member(2, "http://n2:22379", None, True, False),
-        Member(3, "http://n3:32379", None, True, False),
+        Member(1, "http://n1:12379", "http://n1:12380", True, True),
+        Member(2, "http://n2:22379", "http://n2:22380", True, False),
+        Member(3, "http://n3:32379", "http://n3:32380", True, False),
     )
     after_add = client.add_member(4, "http://n4:42379")
     assert [m.id for m in after_add] == [1, 2, 3, 4]
@@ -163,6 +166,25 @@ def test_members(client: Client, cluster: FakeCluster) -> None:
     client.transfer_leadership(2)
     assert cluster.leader == 2
     assert client.members()[1].leader
+    cluster.learners.add(4)
+    assert not client.members()[-1].voter
+    assert client.promote_member(4)[-1].voter
+    with pytest.raises(Conflict, match="already a voter"):
+        client.promote_member(4)
+
+
+def test_save_snapshot(client: Client, cluster: FakeCluster, tmp_path: Path) -> None:
+    client.put("a", "1")
+    client.put("b", "2")
+    cluster.script("http://n1:12380", 503)  # the first member cannot: another one can
+    with (tmp_path / "backup.snap").open("w+b") as file:
+        file.write(b"left over from before")
+        saved = client.save_snapshot(file)
+    assert (saved.revision, saved.index) == (2, 2)
+    assert saved.endpoint == "http://n2:22380"
+    info, store = read_backup(tmp_path / "backup.snap")
+    assert saved.size == (tmp_path / "backup.snap").stat().st_size
+    assert info.revision == 2 and store.get(b"b").value == b"2"
 
 
 def test_status(client: Client) -> None:

@@ -215,3 +215,11 @@ async def test_the_async_client_awaits_commit(cluster: FakeCluster) -> None:
         await client.put("k", "v")
         r = await client.txn().compare(value("k") == "v").then(delete("k")).commit()
         assert r.succeeded and r.responses == (TxnDeleteResult(1),)
+
+
+def test_a_transactions_put_may_attach_a_lease() -> None:
+    from raftkv.client import put as txn_put
+    from raftkv.kv import txn_to_json as to_json
+
+    body = to_json(TxnCommand(success=(txn_put("k", "v", lease=5), txn_put("j", "w"))))
+    assert body["success"][0]["put"]["lease"] == 5 and "lease" not in body["success"][1]["put"]

@@ -133,7 +133,15 @@ async def open_cluster(
         apis.sort(key=lambda a: a.node.id)
         with trio.fail_after(10):
             for api in apis:
-                await api.node.wait_leader()
+                # Settled: a leader, every member's client URL published (a proposal of its
+                # own), and everything applied — so that a test sees only its own requests.
+                await api.node.wait_status(
+                    lambda s: (
+                        s.leader is not None
+                        and all(m.client_url for m in s.members)
+                        and s.applied == s.last_index
+                    )
+                )
         yield apis
         nursery.cancel_scope.cancel()
 

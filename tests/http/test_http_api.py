@@ -34,7 +34,11 @@ async def api() -> AsyncIterator[tuple[httpx.AsyncClient, raftkv.Node]]:
         ) as node,
     ):
         with trio.fail_after(5):
-            await node.wait_status(lambda s: s.leader == 1 and s.applied == s.last_index)
+            await node.wait_status(
+                lambda s: (
+                    s.leader == 1 and s.members[0].client_url != "" and s.applied == s.last_index
+                )
+            )
         app = create_app(KVService(node, kv, LIMITS))
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://testserver"
@@ -165,9 +169,9 @@ async def test_v1_kv_cas_and_create_only(api) -> None:
 
 async def test_v1_kv_delete(api) -> None:
     client, _ = api
-    await client.put("/v1/kv/d", content=b"x")
+    put = await client.put("/v1/kv/d", content=b"x")
     r = await client.delete("/v1/kv/d", headers={"If-Match": '"999"'})
-    assert r.status_code == 412
+    assert r.status_code == 412 and r.headers["etag"] == put.headers["etag"]
     r = await client.delete("/v1/kv/d")
     assert r.status_code == 200 and r.json()["deleted"] == 1
     r = await client.delete("/v1/kv/d")
@@ -204,6 +208,12 @@ async def test_v1_members(api) -> None:
     unchanged()
     r = await client.post("/v1/members", json={"id": 3, "peer_url": "http://127.0.0.1:3"})
     assert r.status_code == 200
+    # Nobody listens at 3's address: it never catches up, and promoting it now is refused.
+    r = await client.post("/v1/members/3/promote")
+    assert r.status_code == 409 and "has not caught up" in r.json()["detail"]
+    assert (await client.post("/v1/members/1/promote")).status_code == 409  # a voter already
+    assert (await client.post("/v1/members/7/promote")).status_code == 404
+    assert (await client.post("/v1/members/x/promote")).status_code == 400
     r = await client.delete("/v1/members/3")
     assert r.status_code == 200
 
@@ -297,3 +307,65 @@ async def test_keys_are_any_bytes_as_percent_encoded(api) -> None:
     r = await client.get("/v1/kv?prefix=%FF")
     (kv,) = r.json()["kvs"]
     assert kv["key_b64"] == "//5iaW4=" and kv["value"] == "raw"
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "unknown"),
+    [
+        ("PUT", "/v1/kv/t?ttl=5", "'ttl'"),
+        ("PUT", "/t?ttl=5", "'ttl'"),
+        ("GET", "/v1/kv/t?rev=1", "'rev'"),
+        ("GET", "/t?consistncy=serializable", "'consistncy'"),
+        ("DELETE", "/v1/kv/t?prefix=", "'prefix'"),
+        ("GET", "/v1/kv?prefix=&limt=2", "'limt'"),
+        ("DELETE", "/v1/kv?prefix=&prev_kv=true", "'prev_kv'"),
+        ("POST", "/v1/txn?dry_run=true", "'dry_run'"),
+        ("POST", "/v1/compact?physical=true", "'physical'"),
+        ("GET", "/v1/watch?prefix=a&from=3", "'from'"),
+        ("GET", "/v1/snapshot?full=1", "'full'"),
+        ("POST", "/v1/leases?ttl=5", "'ttl'"),
+        ("GET", "/v1/leases?limit=2", "'limit'"),
+        ("GET", "/v1/members?verbose=1&all=1", "'all', 'verbose'"),
+        ("POST", "/v1/leader?force=1", "'force'"),
+        ("POST", "/4?learner=false", "'learner'"),
+    ],
+)
+async def test_unknown_query_parameters_are_400_naming_them(
+    api, method: str, target: str, unknown: str
+) -> None:
+    client, node = api
+    before = node.status().commit
+    r = await client.request(method, target, content=b"{}" if method == "POST" else b"v")
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["error"] == "unknown parameter"
+    assert f"takes no {unknown}" in body["detail"]
+    assert node.status().commit == before  # refused before anything was proposed
+    assert (await client.get("/v1/kv/t")).status_code == 404
+
+
+async def test_known_parameters_still_work_and_probes_ignore_theirs(api) -> None:
+    client, _ = api
+    assert (await client.put("/v1/kv/t", content=b"v")).status_code == 201
+    r = await client.get("/v1/kv?prefix=t&limit=1&consistency=serializable&after=")
+    assert r.status_code == 200 and r.json()["kvs"][0]["key"] == "t"
+    assert (await client.get("/v1/kv/t?revision=1&consistency=linearizable")).status_code == 200
+    assert (await client.get("/-/health?probe=lb")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("If-Unmodified-Since", "unsupported header"),
+        ("If-Modified-Since", "unsupported header"),
+        ("If-Range", "unsupported header"),
+        ("X-Raftkv-Ttl", "unknown header"),
+        ("X-Raft-Lease", "unknown header"),
+    ],
+)
+async def test_headers_that_look_like_options_are_400(api, name: str, error: str) -> None:
+    client, _ = api
+    r = await client.put("/v1/kv/t", content=b"v", headers={name: "5"})
+    assert r.status_code == 400 and r.json()["error"] == error
+    assert name.lower() in r.json()["detail"]
+    assert (await client.get("/v1/kv/t")).status_code == 404

@@ -186,9 +186,9 @@ BAD = [
         {"compare": [{"key": "k", "key_b64": "aw==", "target": "version", "op": "==", "value": 0}]},
         "compare[0]:",
     ),
-    (
-        {"success": [{"put": {"key": "k", "value": "v", "lease": 1}}]},
-        "success[0].put.lease: unknown",
+    (  # a put may name a lease, an integer id >= 1
+        {"success": [{"put": {"key": "k", "value": "v", "lease": "1"}}]},
+        "success[0].put.lease: a lease id is an integer",
     ),
     ({"success": [{"patch": {"key": "k"}}]}, "success[0].patch: unknown operation"),
     (

@@ -84,7 +84,10 @@ def acked_writes_survive(history: History, keys: Iterable[str]) -> list[str]:
 
     Each final linearizable read must return a value whose write no acknowledged write of the
     same key certainly followed (a write invoked after it completed would have replaced it), and
-    a key that had an acknowledged write must not read as absent.
+    a key that had an acknowledged write must not read as absent. A write of unknown outcome
+    (504, or no answer) certainly followed by nothing: it may take effect at any time after it
+    was invoked, the client's giving up included — e.g. a forward held by TCP across a
+    partition and delivered at the heal, to the leader of the same term.
     """
     writes = {(op.key, op.value): op for op in history.ops if op.f == "write"}
     acked = defaultdict(list)
@@ -102,6 +105,8 @@ def acked_writes_survive(history: History, keys: Iterable[str]) -> list[str]:
         if read.value is not None and source is None:
             problems.append(f"final read {_op(read)} returned a value nobody wrote")
             continue
+        if source is not None and source.outcome != OK:
+            continue  # it may have applied after every acknowledged write
         later = [w for w in acked[read.key] if source is None or w.invoke > source.complete]
         if later:
             w = max(later, key=lambda o: o.complete)

@@ -73,6 +73,21 @@ def test_an_acknowledged_write_lost_at_the_end_is_found() -> None:
     assert _checks.acked_writes_survive(h2, ["r0"])
 
 
+def test_an_unknown_write_applied_after_a_later_acknowledged_one_is_not_a_loss() -> None:
+    """Found by the campaign (seed 500): a write through an isolated follower answered 504 at
+    29.7 s applied at the heal (30.9 s), after an acknowledged write invoked at 30.0 s. Legal:
+    an unknown outcome may take effect at any time after its invocation. The linearizability
+    check agrees; the survival check must too — and still catch a loss behind an ok write."""
+    h = History()
+    _op(h, "write", "r2", "c1-196", node=6, span=(27.6, 29.7), outcome=UNKNOWN, status="504")
+    _op(h, "write", "r2", "c1-203", node=4, span=(30.0, 30.06))
+    _op(h, "read", "r2", "c1-196", node=1, span=(32.3, 32.4), process="final")
+    assert _checks.acked_writes_survive(h, ["r2"]) == []
+    assert _checks.linearizable(h) == []
+    h.ops[0] = Operation(0, "c0", "write", "r2", "c1-196", 6, 27.6, 29.7, OK, "204", None, None)
+    assert "is lost" in _checks.acked_writes_survive(h, ["r2"])[0]
+
+
 def test_a_set_missing_an_acknowledged_add_or_holding_a_ghost_is_found() -> None:
     h = History()
     _op(h, "add", "set/a", "1", node=1, span=(0, 1))

@@ -130,6 +130,38 @@ async def test_add_learner_is_promoted_and_serves(autojump_clock) -> None:
         assert c.members[4].sm.applied[:10] == [f"k{k}".encode() for k in range(10)]
 
 
+async def test_promote_member_waits_for_a_caught_up_learner(autojump_clock) -> None:
+    async with open_cluster(3, auto_promote=False) as c:
+        with trio.fail_after(10):
+            leader = await c.wait_leader()
+        n = c.members[leader].n
+        for k in range(10):
+            await n.propose(f"k{k}".encode())
+        await n.add_member(4, url(4))
+        # Not started: it matches nothing yet, and a voter that far behind is refused.
+        with pytest.raises(raftkv.ConfChangeRefused, match="has not caught up"):
+            await n.promote_member(4)
+        with pytest.raises(raftkv.ConfChangeRefused, match="already a voter"):
+            await n.promote_member(next(i for i in (1, 2, 3) if i != leader))
+        with pytest.raises(raftkv.ConfChangeRefused, match="not a member"):
+            await n.promote_member(9)
+        await c.start(4, join=True)
+
+        def caught_up() -> bool:
+            m = next(m for m in n.status().members if m.id == 4)
+            return m.match is not None and m.match >= n.status().commit
+
+        with trio.fail_after(20):
+            await c.wait_until(caught_up)
+        # Without auto-promotion it stays a learner until asked.
+        assert not next(m for m in n.status().members if m.id == 4).voter
+        await n.promote_member(4)
+        assert next(m for m in n.status().members if m.id == 4).voter
+        follower = next(i for i in (1, 2, 3) if i != leader)
+        with pytest.raises(raftkv.NotLeader):
+            await c.members[follower].n.promote_member(4)
+
+
 async def test_remove_a_follower_and_it_stops(autojump_clock) -> None:
     async with open_cluster(3) as c:
         with trio.fail_after(10):
@@ -288,3 +320,44 @@ async def test_snapshots_are_built_while_the_node_keeps_applying(autojump_clock)
     restored.restore(app)
     assert len(restored.applied) >= 20
     assert restored.applied == sm.applied[: len(restored.applied)]
+
+
+async def test_a_forward_lost_with_its_leader_is_answered_dropped_at_once(autojump_clock) -> None:
+    """A follower's write whose forward never reached the leader is answered "dropped" as soon
+    as the follower applies the next leader's first entry, not at its timeout; and it never
+    applies anywhere."""
+    async with open_cluster(3, request_timeout=30.0) as c:
+        with trio.fail_after(10):
+            old = await c.wait_leader()
+        follower, other = (i for i in (1, 2, 3) if i != old)
+        c.net.cut(follower, old)  # the forwarded proposal is lost on the way
+        cut_before = c.net.statistics().cut
+        answers: list[tuple[str, float]] = []
+
+        async def write() -> None:
+            try:
+                await c.members[follower].n.propose(b"lost")
+                answers.append(("ok", trio.current_time()))
+            except raftkv.ProposalDropped as exc:
+                assert str(exc).startswith("dropped: leader changed"), exc
+                answers.append(("dropped", trio.current_time()))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write)
+            with trio.fail_after(10):
+                await c.wait_until(lambda: c.net.statistics().cut > cut_before)
+            c.net.partition([old], [follower, other])  # a new leader, in a new term
+            partitioned_at = trio.current_time()
+            with trio.fail_after(10):
+                await c.wait_until(lambda: bool(answers))
+        [(outcome, answered_at)] = answers
+        assert outcome == "dropped"
+        # Within two election timeouts of the leader's loss (a randomized timeout is at most
+        # twice election_ticks * tick_interval: 2 s with the defaults), not at the 30 s timeout.
+        assert answered_at - partitioned_at < 2 * 2.0, answered_at - partitioned_at
+        c.net.heal()
+        with trio.fail_after(20):
+            await c.wait_leader()
+            await c.members[follower].n.propose(b"barrier")
+            await c.wait_until(lambda: all(b"barrier" in m.sm.applied for m in c.members.values()))
+        assert all(b"lost" not in m.sm.applied for m in c.members.values())
