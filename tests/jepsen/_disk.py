@@ -20,6 +20,8 @@ import trio
 from jepsen._netns import PREFIX, _our_pid, pid_alive, run
 
 if TYPE_CHECKING:
+    from jepsen._cluster import Node
+    from jepsen._history import Window
     from jepsen._nemesis import Nemesis
 
 TMPFS_MB = 96  # the WAL preallocates a 64 MiB segment
@@ -90,6 +92,43 @@ async def _applied(nem: Nemesis) -> int:
     return best
 
 
+async def _restart_the_stopped(nem: Nemesis, w: Window, targets: list[Node]) -> int:
+    """Start again every target that stopped on the full disk, as an operator would once space
+    returns. A node may stop a while after the ballast is gone (it met ENOSPC while full; on a
+    loaded machine it exits seconds later): the targets are watched until each one answers or
+    has been started again (bounded), not looked at once."""
+    pending = {n.id: n for n in targets if not n.removed}
+    restarted = 0
+    with trio.move_on_after(20 * nem.et):
+        while pending:
+            for n in list(pending.values()):
+                if not n.alive():
+                    _note_exit(nem, w, n)
+                    n.start()
+                    restarted += 1
+                    del pending[n.id]
+                elif await nem.status(n) is not None:
+                    del pending[n.id]
+            await trio.sleep(0.1)
+    if pending:
+        w.notes.append(f"nodes {sorted(pending)} neither answered nor stopped in time")
+    return restarted
+
+
+def _note_exit(nem: Nemesis, w: Window, n: Node) -> None:
+    """A node whose disk is full stops, as one whose fsync failed must (what it wrote last is
+    in doubt): exit 1 with one line naming the full disk. Anything else is a problem; so is
+    losing what it acknowledged, which the checks after the heal look for."""
+    code = n.proc.returncode if n.proc is not None else None
+    tail = n.log_tail(400).strip().splitlines()[-1:] or [""]
+    w.notes.append(f"node {n.id} exited ({code}) on a full disk: {tail[0]}")
+    clear = tail[0].startswith("raftkvd: error: storage:") and "No space left" in tail[0]
+    if code != 1 or not clear:
+        nem.ctx.problems.append(
+            f"disk-full: node {n.id} exited with code {code}, not a clear error: {tail[0]}"
+        )
+
+
 def free(root: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         (root / "ballast").unlink()
@@ -117,20 +156,7 @@ async def fill_and_free(nem: Nemesis, rng: random.Random) -> None:
     for n in targets:
         free(cluster.data_roots[n.id])
     nem.close(w)
-    dead = [n for n in targets if not n.alive() and not n.removed]
-    for n in dead:
-        # A node whose disk is full stops, as one whose fsync failed must (what it wrote last
-        # is in doubt): exit 1 with one line naming the full disk. Anything else is a problem;
-        # so is losing what it acknowledged, which the checks after the heal look for.
-        code = n.proc.returncode if n.proc is not None else None
-        tail = n.log_tail(400).strip().splitlines()[-1:] or [""]
-        w.notes.append(f"node {n.id} exited ({code}) on a full disk: {tail[0]}")
-        clear = tail[0].startswith("raftkvd: error: storage:") and "No space left" in tail[0]
-        if code != 1 or not clear:
-            nem.ctx.problems.append(
-                f"disk-full: node {n.id} exited with code {code}, not a clear error: {tail[0]}"
-            )
-        n.start()
-    if dead:  # started all at once: wait_started waits for a majority of them
+    restarted = await _restart_the_stopped(nem, w, targets)
+    if restarted:  # started all at once: wait_started waits for a majority of them
         await nem.wait_started(w, nem.history.now())
     await nem.recover(w)

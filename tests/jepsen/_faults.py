@@ -20,6 +20,7 @@ from jepsen._workloads import REGISTER_KEYS, get_register, put_register
 
 if TYPE_CHECKING:
     from jepsen._cluster import Node
+    from jepsen._history import Window
 
 
 def _others(nem: Nemesis, node: int) -> list[int]:
@@ -254,11 +255,22 @@ async def churn(nem: Nemesis, rng: random.Random) -> None:
     w.detail += f", add {joiner.id}"
     if a == OK:
         joiner.start()
+        await _until_answers(nem, w, joiner)
     else:
         w.notes.append(f"add {joiner.id} via {via.id}: {a}")
         joiner.removed = True
     nem.close(w)
     await nem.recover(w)
+
+
+async def _until_answers(nem: Nemesis, w: Window, node: Node) -> None:
+    """Wait (bounded) until a started node answers HTTP: the next fault may aim at it, and on a
+    loaded machine a fresh process takes seconds to serve."""
+    started = nem.history.now()
+    with trio.move_on_after(30):
+        while await nem.status(node) is None:
+            await trio.sleep(0.05)
+    w.notes.append(f"node {node.id} answered after {nem.history.now() - started:.2f}s")
 
 
 async def _settled_members(nem: Nemesis) -> list[Node]:
