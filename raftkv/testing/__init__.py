@@ -7,7 +7,9 @@
   ``Ready.messages`` sent before persisting), for any harness that drives ``RawNode``s.
 * ``InvariantChecker``: Raft's safety properties, checked after every simulator step.
 * ``run_scenario`` / ``replay``: data-driven scenario files (``cmd args`` / ``----`` / output).
-* ``check_linearizable`` / ``check_stale_reads``: client histories against a register model.
+* ``check_linearizable`` / ``check_stale_reads``: client histories against a register model
+  (writes, compare-and-sets, reads); ``check_locks``: the lock workload's tenures and fencing
+  tokens against the committed log (``CommittedLog``); ``Watcher``: a simulated watch.
 * ``RandomSchedule``: random fault schedules over a ``Cluster``, for sweeps and Hypothesis.
 * ``open_local_cluster``: real nodes in one process on a memory network, for tests and examples.
 
@@ -15,6 +17,7 @@ See ``docs/testing.md``.
 """
 
 from ._cluster import ClientOp, Cluster, LivenessFailure, SimNode, StabilizeError
+from ._committed import CommittedLog
 from ._datadriven import Arg, DataDrivenError, TestCase, parse_file, parse_text, run_file
 from ._driver import ReadyObserver, handle_ready, persist
 from ._invariants import InvariantChecker, InvariantViolation
@@ -28,21 +31,25 @@ from ._lincheck import (
     find_linearization,
 )
 from ._local import open_local_cluster
+from ._lockcheck import LockViolation, check_locks
 from ._scenario import ScenarioRunner, replay, run_scenario
 from ._schedule import SWEEP_CONFIGS, RandomSchedule, sweep_cluster
 from ._statemachine import KVStateMachine
+from ._watchers import Watcher
 
 __all__ = [
     "SWEEP_CONFIGS",
     "Arg",
     "ClientOp",
     "Cluster",
+    "CommittedLog",
     "DataDrivenError",
     "InvariantChecker",
     "InvariantViolation",
     "KVStateMachine",
     "LinearizabilityViolation",
     "LivenessFailure",
+    "LockViolation",
     "Op",
     "OpKind",
     "RandomSchedule",
@@ -52,7 +59,9 @@ __all__ = [
     "StabilizeError",
     "StaleRead",
     "TestCase",
+    "Watcher",
     "check_linearizable",
+    "check_locks",
     "check_stale_reads",
     "find_linearization",
     "handle_ready",

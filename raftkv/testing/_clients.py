@@ -1,25 +1,40 @@
 """``ClientHistory``: the simulator's client operations, for the linearizability checker.
 
-Writes ``key=value`` and ReadIndex reads are recorded with invocation and return times on one
-logical clock. A write returns when the node it was proposed on applies it; a read returns when
-the node that asked for it has its ``ReadState`` and has applied up to its index (the value is
-then read from its state machine). A write that never returns is a "maybe" operation; a write
-whose log slot was taken by another entry certainly failed and leaves the history (Log
-Matching: it can never commit). Operations waiting on a node that crashes never return.
+Writes ``key=value``, compare-and-sets ``key=value?expected`` and ReadIndex reads are recorded
+with invocation and return times on one logical clock. A write returns when the node it was
+proposed on applies it (a compare-and-set with its outcome); a read returns when the node that
+asked for it has its ``ReadState`` and has applied up to its index (the value is then read from
+its state machine). A write that never returns is a "maybe" operation. A write certainly fails
+(and leaves the history) when it is refused, when its log slot was taken by another entry (Log
+Matching: it can never commit), or when it is *dropped*: its node forwarded it in term T and
+then applied an entry of a later term without having applied it (a leader appends a forwarded
+proposal only in the term it was sent in, so it can never commit: the runtime answers
+``ProposalDropped`` then). A write answered dropped that applies anywhere, ever, is a violation.
+Operations waiting on a node that crashes never return (``lost``).
+
+It also keeps the ``CommittedLog`` (the writes as committed, fed by the first node to apply each
+index) and the ``Watchers``, and tells whether the fate of an operation is certain yet
+(``fate``), as a client reading back after a leader change could.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from raftkv.core import Entry, EntryId, EntryType, ProposalDropped, ReadState
+from raftkv.core import Entry, EntryId, ProposalDropped, ReadState, SnapshotMetadata
 
+from ._committed import CommittedLog
+from ._invariants import InvariantViolation
 from ._lincheck import Op, OpKind, check_linearizable, check_stale_reads
+from ._lockcheck import check_locks
 from ._simnode import SimNode
-from ._statemachine import parse_put
+from ._statemachine import Applied, Command, parse_command
 from ._transcript import Transcript
+from ._watchers import Watchers
 
 __all__ = ["ClientHistory", "ClientOp"]
+
+DROPPED = "dropped: the leader changed; it will not apply"
 
 
 @dataclass(slots=True)
@@ -36,16 +51,39 @@ class ClientOp:
     # Writes: the log position once known; reads: the read index once the ReadState arrived.
     index: int | None = None
     entry: EntryId | None = None
-    # Set when the operation certainly failed (refused, or its entry was overwritten).
+    # Set when the operation certainly failed (refused, overwritten, dropped).
     error: str | None = None
+    data: bytes = b""  # a write's command
+    expected: str | None = None  # a compare-and-set's expected value
+    ok: bool | None = None  # a compare-and-set's answer
+    took_effect: bool | None = None  # whether it changed its register, once applied somewhere
+    sent_term: int | None = None  # forwarded to the leader in this term
+    lost: bool = False  # its node went down while it waited
 
     @property
     def name(self) -> str:
         return f"#{self.id}"
 
+    @property
+    def pending(self) -> bool:
+        return self.ret is None and self.error is None
+
     def to_op(self) -> Op:
-        index = self.index if self.kind is OpKind.WRITE else None
-        return Op(self.id, self.kind, self.key, self.value, self.invoke, self.ret, index)
+        index = None
+        if self.kind is not OpKind.READ and self.took_effect:
+            index = self.index
+        ok = self.ok if self.ret is not None else None
+        return Op(
+            self.id,
+            self.kind,
+            self.key,
+            self.value,
+            self.invoke,
+            self.ret,
+            index,
+            self.expected,
+            ok,
+        )
 
 
 class ClientHistory:
@@ -56,6 +94,10 @@ class ClientHistory:
         self.ops: list[ClientOp] | None = [] if enabled else None
         # Writes not yet seen applied anywhere, by command bytes (to learn their log index).
         self.unplaced: dict[bytes, ClientOp] = {}
+        # Writes answered "dropped", by command bytes: none of them may ever apply.
+        self.dropped: dict[bytes, ClientOp] = {}
+        self.committed = CommittedLog()
+        self.watchers = Watchers(self.committed, transcript)
         self._next_op = 1
         self._values = 0
         self.clock = 0
@@ -77,12 +119,19 @@ class ClientHistory:
             self.ops.append(op)
         return op
 
+    def _new_write(self, node_id: int, command: Command, data: bytes) -> ClientOp:
+        kind = OpKind.CAS if command.cas else OpKind.WRITE
+        op = self._new_op(kind, node_id, command.key, command.value)
+        op.data = data
+        op.expected = command.expected
+        return op
+
     # -- invocations -------------------------------------------------------------------------------
 
     def propose(self, node: SimNode, data: bytes) -> ClientOp | None:
-        """Propose ``data`` at ``node``; a ``key=value`` write is recorded in the history."""
-        put = parse_put(data) if self.ops is not None else None
-        op = self._new_op(OpKind.WRITE, node.id, *put) if put is not None else None
+        """Propose ``data`` at ``node``; a register command is recorded in the history."""
+        command = parse_command(data) if self.ops is not None else None
+        op = self._new_write(node.id, command, data) if command is not None else None
         what = f"{op.name} " if op is not None else ""
         raw = node.raw
         if raw is None:
@@ -99,6 +148,9 @@ class ClientHistory:
             self.unplaced[data] = op
             if eid is not None:
                 node.writes_by_index[eid.index] = op
+            else:
+                op.sent_term = raw.term
+                node.forwarded.append((raw.term, op))
         if eid is not None:
             self._tx.emit(f"{node.id}: {what}proposed as {eid.term}/{eid.index}")
         else:
@@ -126,38 +178,122 @@ class ClientHistory:
             op.error = reason
         self._tx.emit(f"{node.id}: {what}refused: {reason}")
 
-    # -- completions -------------------------------------------------------------------------------
+    # -- what nodes apply --------------------------------------------------------------------------
 
-    def placed(self, e: Entry) -> None:
-        """``e`` (a write) was applied somewhere: the write of that command sits at its index."""
+    def on_apply(self, node: SimNode, e: Entry, applied: Applied | None) -> None:
+        """``node`` applied ``e`` (with this result): learn what it says about the writes."""
+        if e.index > self.committed.index:
+            self.committed.record(e, applied)
+        if applied is not None:
+            if self.unplaced:
+                self._placed(e, applied)
+            if self.dropped and e.data in self.dropped:
+                self._dropped_applies(node, e)
+            if applied.ok and self.watchers.watching(node.id):
+                self.watchers.on_write(
+                    node.id, (e.index, applied.command.key, applied.command.value)
+                )
+        if node.writes_by_index or node.writes_by_data:
+            self._complete_write(node, e, applied)
+        if node.forwarded and node.forwarded[0][0] < e.term:
+            self._newer_term_applied(node, e.term)
+
+    def on_restore(self, node: SimNode, meta: SnapshotMetadata) -> None:
+        """``node`` restored a snapshot: it applied up to ``meta.index`` unseen. A write it
+        forwarded in a term up to the snapshot's may be inside it: its fate is unknown here."""
+        fwd = node.forwarded
+        while fwd and fwd[0][0] <= meta.term:
+            fwd.popleft()
+        self.watchers.caught_up(node)
+
+    def node_started(self, node: SimNode) -> None:
+        """``node`` (re)started from its store: its watchers resume after their last event."""
+        if self.ops is not None:
+            self.watchers.caught_up(node)
+
+    def _placed(self, e: Entry, applied: Applied) -> None:
+        """The write of ``e``'s command sits at ``e.index`` (the first time it is applied)."""
         op = self.unplaced.pop(e.data, None)
         if op is not None:
             op.index = e.index
+            op.took_effect = applied.ok
 
-    def complete_write(self, node: SimNode, e: Entry) -> None:
-        """``node`` applied ``e``: answer the write waiting for it, or fail the one it replaced."""
+    def _complete_write(self, node: SimNode, e: Entry, applied: Applied | None) -> None:
+        """Answer the write waiting for ``e``, or fail the one it replaced."""
         op = node.writes_by_index.pop(e.index, None)
         if op is not None:
             if op.entry == e.id:
-                self._ack_write(node, op, e)
+                self._ack_write(node, op, e, applied)
                 return
             # Another entry took our slot: ours can never commit (Log Matching).
             op.error = f"overwritten by {e.term}/{e.index}"
-            node.writes_by_data.pop(e.data, None)
+            node.writes_by_data.pop(op.data, None)
             self._tx.emit(f"  {op.name} lost: {op.error}")
-        if e.type is EntryType.NORMAL and e.data:
-            op = node.writes_by_data.pop(e.data, None)
+        if applied is not None:
+            op = node.writes_by_data.get(e.data)
             if op is not None:
                 if op.entry is not None:
                     node.writes_by_index.pop(op.entry.index, None)
-                self._ack_write(node, op, e)
+                self._ack_write(node, op, e, applied)
 
-    def _ack_write(self, node: SimNode, op: ClientOp, e: Entry) -> None:
+    def _ack_write(self, node: SimNode, op: ClientOp, e: Entry, applied: Applied | None) -> None:
         node.writes_by_data.pop(e.data, None)
         op.index = e.index
         op.entry = e.id
         op.ret = self._tick_clock()
-        self._tx.emit(f"  {op.name} {op.key}={op.value} acked at {e.term}/{e.index}")
+        outcome = ""
+        if op.kind is OpKind.CAS:
+            op.ok = applied is not None and applied.ok
+            outcome = ": ok" if op.ok else ": failed"
+        command = applied.command.describe() if applied is not None else f"{op.key}={op.value}"
+        self._tx.emit(f"  {op.name} {command} acked at {e.term}/{e.index}{outcome}")
+
+    def _newer_term_applied(self, node: SimNode, term: int) -> None:
+        """``node`` applied an entry of ``term``: what it forwarded in an earlier term and has
+        not applied will never apply."""
+        fwd = node.forwarded
+        while fwd and fwd[0][0] < term:
+            op = fwd.popleft()[1]
+            if not op.pending:
+                continue
+            if op.index is not None:
+                raise InvariantViolation(
+                    "a dropped write never applies",
+                    f"{op.name} {op.data!r}, forwarded by node {node.id} in term {op.sent_term}, "
+                    f"is not applied there after an entry of term {term}, but it applied at "
+                    f"index {op.index} elsewhere",
+                )
+            op.error = DROPPED
+            node.writes_by_data.pop(op.data, None)
+            self.unplaced.pop(op.data, None)
+            self.dropped[op.data] = op
+            self._tx.emit(f"  {op.name} {DROPPED}")
+
+    def _dropped_applies(self, node: SimNode, e: Entry) -> None:
+        op = self.dropped[e.data]
+        raise InvariantViolation(
+            "a dropped write never applies",
+            f"node {node.id} applies {op.name} {op.data!r} at {e.term}/{e.index}; node "
+            f"{op.node} forwarded it in term {op.sent_term} and answered it dropped",
+        )
+
+    def fate(self, op: ClientOp) -> bool | None:
+        """Whether a write certainly applied (True), certainly never will (False), or neither
+        is known yet (None), from what the cluster committed: what a client learns by reading
+        back, once a later entry of its log slot, or of a later term than it was forwarded
+        in, is applied somewhere."""
+        if op.error is not None:
+            return False
+        if op.ret is not None or op.index is not None:
+            return True
+        committed = self.committed
+        if op.entry is not None:
+            return False if committed.index >= op.entry.index else None
+        if op.sent_term is not None:
+            return False if committed.term > op.sent_term else None
+        return None
+
+    # -- reads -------------------------------------------------------------------------------------
 
     def read_states(self, node: SimNode, read_states: tuple[ReadState, ...]) -> None:
         self.read_states_seen += len(read_states)
@@ -183,23 +319,49 @@ class ClientHistory:
 
     # -- checks ------------------------------------------------------------------------------------
 
-    def client_history(self) -> list[Op]:
-        """The history for the linearizability checker: ops that certainly failed are left out."""
-        return [op.to_op() for op in self.ops or () if op.error is None]
+    def client_history(self, *, reads: bool = True) -> list[Op]:
+        """The history for the linearizability checker: ops that certainly failed are left out
+        (and the reads, unless ``reads``), and so are unanswered writes that changed nothing:
+        those whose fate is now known to be "never", and compare-and-sets that applied and
+        failed (either way, as if they never happened)."""
+        out = []
+        for op in self.ops or ():
+            if op.kind is OpKind.READ:
+                if reads and op.error is None:
+                    out.append(op.to_op())
+            elif op.ret is not None or (self.fate(op) is not False and op.took_effect is not False):
+                out.append(op.to_op())
+        return out
 
-    def check(self) -> None:
-        """Raise unless the history is linearizable and has no stale read."""
-        history = self.client_history()
+    def check(self, nodes: dict[int, SimNode], *, reads: bool = True) -> None:
+        """Raise unless the history is linearizable and has no stale read, every watcher saw
+        the committed history and the locks held (see ``check_locks``)."""
+        history = self.client_history(reads=reads)
         check_linearizable(history)
         check_stale_reads(history)
         done = sum(1 for op in history if op.ret is not None)
-        self._tx.emit(f"{len(history)} operations ({done} answered): linearizable")
+        kept = {op.id for op in history}
+        # Unanswered writes left out as known to have changed nothing (never failed outright).
+        void = sum(
+            1
+            for op in self.ops or ()
+            if op.kind is not OpKind.READ and op.error is None and op.id not in kept
+        )
+        without = f", {void} unanswered without effect" if void else ""
+        self._tx.emit(f"{len(history)} operations ({done} answered{without}): linearizable")
+        self.watchers.check(nodes)
+        tenures = check_locks(self.ops or (), self.committed)
+        if tenures:
+            self._tx.emit(f"{tenures} lock tenures: exclusive, fenced, in token order")
 
     def show(self) -> None:
         for op in self.ops or ():
             ret = "?" if op.ret is None else str(op.ret)
-            what = "write" if op.kind is OpKind.WRITE else "read"
             status = f" failed: {op.error}" if op.error else ""
-            self._tx.emit(
-                f"{op.name} {what} {op.key}={op.value} at {op.node} [{op.invoke},{ret}]{status}"
-            )
+            if op.kind is OpKind.READ:
+                what = f"read {op.key}={op.value}"
+            else:
+                what = f"{op.kind.value} {op.data.decode('utf-8', 'replace')}"
+                if op.ok is not None:
+                    what += ": ok" if op.ok else ": failed"
+            self._tx.emit(f"{op.name} {what} at {op.node} [{op.invoke},{ret}]{status}")

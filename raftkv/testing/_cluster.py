@@ -52,6 +52,7 @@ from ._observe import describe_log, describe_progress, kv_line, snapshot_line, s
 from ._setup import figure_log
 from ._simnode import Nodes, SimNode
 from ._transcript import Transcript
+from ._watchers import Watcher
 
 __all__ = ["ClientOp", "Cluster", "LivenessFailure", "SimNode", "StabilizeError"]
 
@@ -150,6 +151,7 @@ class Cluster:
         self.nodes: dict[int, SimNode] = self.node_set.by_id
         self.network = Network(self.nodes, self.transcript_recorder)
         self.clients = ClientHistory(self.transcript_recorder, enabled=history)
+        self.node_set.on_start = self.clients.node_started
         self.driver = SimDriver(self.node_set, self.network, self.clients, early_send=early_send)
         args = [f"n={n}", f"seed={seed}"] + (["early_send=true"] if early_send else [])
         args += [f"{k}={_fmt_value(v)}" for k, v in sorted(config.items())]
@@ -187,6 +189,7 @@ class Cluster:
     # flight (oldest first, positions as ``deliver_at`` takes them), the cut links, the client
     # history, the logical clock, the Ready order, the transcript.
     in_flight: _Via[list[Message]] = _Via("network", "in_flight")
+    held: _Via[list[Message]] = _Via("network", "held")
     cuts: _Via[set[tuple[int, int]]] = _Via("network", "cuts")
     history: _Via[list[ClientOp] | None] = _Via("clients", "ops")
     clock: _Via[int] = _Via("clients", "clock")
@@ -300,6 +303,23 @@ class Cluster:
         """Deliver the message at position ``pos`` of the in-flight list (reordering)."""
         with self._command(f"deliver-at {pos}"):
             self.network.deliver([self.network.in_flight.pop(pos)])
+
+    def hold(self, pos: int) -> None:
+        """Hold the message at position ``pos`` back: no delivery takes it (``stabilize`` and
+        ``run`` neither) until ``release``, however much happens meanwhile (a long delay)."""
+        with self._command(f"hold-at {pos}"):
+            self.network.hold(pos)
+
+    def release(self, count: int | None = None) -> int:
+        """Put the held messages back in flight (the oldest ``count``, all by default), after
+        everything sent so far."""
+        with self._command("release" + (f" count={count}" if count is not None else "")):
+            return self.network.release(count)
+
+    def release_at(self, pos: int) -> None:
+        """Put the held message at position ``pos`` (of ``held``) back in flight."""
+        with self._command(f"release-at {pos}"):
+            self.network.release_at(pos)
 
     def drop(
         self, *to: int, src: int | None = None, kind: str | None = None, count: int | None = None
@@ -434,10 +454,26 @@ class Cluster:
         """The history for the linearizability checker: ops that certainly failed are left out."""
         return self.clients.client_history()
 
-    def check_history(self) -> None:
-        """Raise unless the client history is linearizable and has no stale read."""
-        with self._command("check-history"):
-            self.clients.check()
+    def watch(self, node_id: int, keys: Sequence[str], start: int = 1) -> Watcher:
+        """A watcher on ``node_id`` of ``keys`` from index ``start``: it records every write
+        the node applies to them (``raftkv.testing._watchers``), and is checked against the
+        committed history as it goes and by ``check_history``."""
+        line = f"watch {node_id} {','.join(keys)}" + (f" from={start}" if start != 1 else "")
+        with self._command(line):
+            node = self.nodes[node_id]
+            if self.clients.ops is None:
+                raise ValueError("watchers need the client history (history=True)")
+            if node.raw is None:
+                raise ValueError(f"node {node_id} is down")
+            return self.clients.watchers.add(node, tuple(keys), start)
+
+    def check_history(self, *, reads: bool = True) -> None:
+        """Raise unless the client history is linearizable and has no stale read, every
+        watcher saw exactly the committed history of its keys, and the lock workload kept
+        mutual exclusion and fencing (``raftkv.testing.check_locks``). ``reads=False``
+        leaves the reads out (lease-based reads are linearizable only with bounded drift)."""
+        with self._command("check-history" + ("" if reads else " reads=false")):
+            self.clients.check(self.nodes, reads=reads)
 
     # -- membership and leadership -----------------------------------------------------------------
 

@@ -150,22 +150,22 @@ class SimDriver:
 
     def _apply(self, node: SimNode, rd: Ready) -> None:
         inv = self._invariants
+        clients = self._clients
+        history = clients.ops is not None
         if rd.snapshot is not None:
             node.sm = KVStateMachine.restore(rd.snapshot.data)
             if inv is not None:
                 inv.on_restore(node.id, rd.snapshot, node.sm.digest)
             self._tx.emit(f"  {node.id} restored its state machine from the snapshot")
+            if history:
+                clients.on_restore(node, rd.snapshot.metadata)
         sm = node.sm
-        clients = self._clients
-        track = clients.ops is not None and (node.writes_by_index or node.writes_by_data)
         for e in rd.committed_entries:
-            put = sm.apply(e)
+            applied = sm.apply(e)
             if inv is not None:
                 inv.on_apply(node.id, e, sm.digest)
-            if put is not None and clients.unplaced:
-                clients.placed(e)
-            if track:
-                clients.complete_write(node, e)
+            if history:
+                clients.on_apply(node, e, applied)
         if rd.read_states:
             clients.read_states(node, rd.read_states)
         if node.reads_waiting:

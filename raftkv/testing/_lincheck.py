@@ -1,10 +1,11 @@
 """Linearizability checking of client histories (Wing & Gong search with Lowe's memoization).
 
-A history is a list of ``Op``: writes and reads on named registers, each with an invocation time
-and, if the client saw an answer, a return time (any totally ordered integers; the simulator uses
-its event counter). An op that never returned (``ret is None``) is a *maybe* op: it may have taken
-effect at any point after its invocation, or never. A read that never returned tells nothing and
-is ignored.
+A history is a list of ``Op``: writes, compare-and-sets and reads on named registers, each with
+an invocation time and, if the client saw an answer, a return time (any totally ordered integers;
+the simulator uses its event counter). An op that never returned (``ret is None``) is a *maybe*
+op: it may have taken effect at any point after its invocation, or never (a compare-and-set
+whose outcome is unknown, too: if it took effect, the register held its expected value then). A
+read that never returned tells nothing and is ignored.
 
 Registers are independent objects, so the history is checked one key at a time
 (linearizability is compositional, Herlihy & Wing 1990 §3.3). For one key the search looks for a
@@ -40,15 +41,18 @@ _INF = float("inf")
 class OpKind(enum.Enum):
     WRITE = "write"
     READ = "read"
+    CAS = "cas"
 
 
 @dataclass(frozen=True, slots=True)
 class Op:
     """One client operation on register ``key``.
 
-    For a write ``value`` is the value written; for a read it is the value returned (``None``:
-    the register was never written). ``ret is None``: the client never saw an answer. ``index``
-    is the log index a write was applied at, when known (used by ``check_stale_reads`` only).
+    For a write ``value`` is the value written (``None`` empties the register); for a read it
+    is the value returned (``None``: empty). A compare-and-set (``CAS``) writes ``value`` if the
+    register holds ``expected``; ``ok`` is its answer (None while unanswered). ``ret is None``:
+    the client never saw an answer. ``index`` is the log index a write (or a compare-and-set
+    that took effect) was applied at, when known (used by ``check_stale_reads`` only).
     """
 
     id: int
@@ -58,15 +62,23 @@ class Op:
     invoke: int
     ret: int | None = None
     index: int | None = None
+    expected: str | None = None
+    ok: bool | None = None
 
     def __post_init__(self) -> None:
         if self.ret is not None and self.ret < self.invoke:
             raise ValueError(f"op {self.id} returns ({self.ret}) before it is invoked")
+        if self.kind is OpKind.CAS and (self.ret is None) != (self.ok is None):
+            raise ValueError(f"compare-and-set {self.id}: an answer needs an outcome, and back")
 
     def __str__(self) -> str:
         ret = "?" if self.ret is None else str(self.ret)
-        what = "w" if self.kind is OpKind.WRITE else "r"
-        return f"#{self.id} {what}({self.key})={self.value} [{self.invoke},{ret}]"
+        if self.kind is OpKind.CAS:
+            outcome = "" if self.ok is None else (" ok" if self.ok else " failed")
+            what = f"cas({self.key}) {self.expected}->{self.value}{outcome}"
+        else:
+            what = f"{'w' if self.kind is OpKind.WRITE else 'r'}({self.key})={self.value}"
+        return f"#{self.id} {what} [{self.invoke},{ret}]"
 
 
 class LinearizabilityViolation(AssertionError):
@@ -85,27 +97,50 @@ class StaleRead(AssertionError):
 
 
 def _relevant(ops: Iterable[Op]) -> dict[str, list[Op]]:
-    """Group by key, dropping what cannot matter: unanswered reads, and maybe-writes no read saw.
+    """Group by key, dropping what cannot matter: unanswered reads, and maybe-writes (or
+    maybe-CASes) whose value nothing observed (no read returned it, no compare-and-set
+    expected it).
 
-    A maybe-write nobody observed can always be linearized "never", so removing it changes no
-    verdict; it only shrinks the search.
+    Such a write can always be linearized "never", so removing it changes no verdict; it only
+    shrinks the search. Not on a key with a failed compare-and-set: that one needed the
+    register to hold anything but its expected value, which any write may have provided.
     """
     by_key: dict[str, list[Op]] = defaultdict(list)
     observed: set[tuple[str, str | None]] = set()
+    keep_all: set[str] = set()
     for op in ops:
         if op.kind is OpKind.READ:
             if op.ret is not None:
                 by_key[op.key].append(op)
                 observed.add((op.key, op.value))
-        else:
-            by_key[op.key].append(op)
+            continue
+        by_key[op.key].append(op)
+        if op.kind is OpKind.CAS:
+            if op.ok is False:
+                keep_all.add(op.key)
+            else:
+                observed.add((op.key, op.expected))
     for key, key_ops in by_key.items():
-        by_key[key] = [
-            op
-            for op in key_ops
-            if not (op.kind is OpKind.WRITE and op.ret is None and (key, op.value) not in observed)
-        ]
+        if key not in keep_all:
+            by_key[key] = [
+                op
+                for op in key_ops
+                if op.kind is OpKind.READ or op.ret is not None or (key, op.value) in observed
+            ]
     return dict(by_key)
+
+
+def _step(op: Op, value: str | None) -> tuple[bool, str | None]:
+    """Whether ``op`` may take effect when the register holds ``value``, and what it holds
+    after. A maybe-CAS is placed only where it takes effect (elsewhere it changes nothing,
+    which is the same as never)."""
+    if op.kind is OpKind.WRITE:
+        return True, op.value
+    if op.kind is OpKind.READ:
+        return op.value == value, value
+    if op.ok is False:
+        return op.expected != value, value
+    return op.expected == value, op.value
 
 
 def find_linearization(
@@ -130,21 +165,25 @@ def find_linearization(
     order: list[int] = []
     stack: list[tuple[int, str | None, list[int]]] = []
 
+    invokes = [op.invoke for op in ops]
+
     def candidates(done: int) -> list[int]:
-        # An op may go next if no other pending op returned before it was invoked.
+        # An op may go next if no other pending op returned before it was invoked. Ops are in
+        # invocation order and return after they are invoked, so the pending op that returns
+        # first is among those invoked before the earliest return seen so far: one scan of
+        # that window, from the first pending op, finds both.
+        i = (~done & (done + 1)).bit_length() - 1  # the first pending op
         min_ret = _INF
-        for i in range(n):
-            if not done >> i & 1 and rets[i] < min_ret:
-                min_ret = rets[i]
-        return [i for i in range(n) if not done >> i & 1 and ops[i].invoke <= min_ret]
+        window = []
+        while i < n and invokes[i] <= min_ret:
+            if not done >> i & 1:
+                window.append(i)
+                min_ret = min(min_ret, rets[i])
+            i += 1
+        return [i for i in window if invokes[i] <= min_ret]
 
     def successors(done: int, value: str | None) -> list[int]:
-        out = []
-        for i in candidates(done):
-            op = ops[i]
-            if op.kind is OpKind.READ and op.value != value:
-                continue
-            out.append(i)
+        out = [i for i in candidates(done) if _step(ops[i], value)[0]]
         # Try completed ops before maybe-writes: they must be placed anyway.
         out.sort(key=lambda i: (ops[i].ret is None, ops[i].invoke))
         return out
@@ -164,7 +203,7 @@ def find_linearization(
         i = todo.pop(0)
         op = ops[i]
         new_done = done | 1 << i
-        new_value = op.value if op.kind is OpKind.WRITE else value
+        new_value = _step(op, value)[1]
         if (new_done, new_value) in seen:
             continue
         if len(seen) >= max_states:
@@ -185,21 +224,29 @@ def check_linearizable(history: Iterable[Op], initial: str | None = None) -> Non
 def check_stale_reads(history: Iterable[Op]) -> None:
     """Raise ``StaleRead`` if a read returned a value older than a write acked before it began.
 
-    Writes need ``index`` (their log position). A read's value is dated by the index of the write
-    that wrote it (values must be unique per key; ``None`` dates to 0).
+    Writes need ``index`` (their log position; a compare-and-set has one only if it took
+    effect). A read's value is dated by the index of the write that wrote it (values must be
+    unique per key; ``None`` dates to 0, unless a write emptied the register: such reads are
+    not dated, the linearizability check covers them).
     """
     ops = list(history)
     written_at: dict[tuple[str, str | None], int] = {}
+    emptied: set[str] = set()
     acked: dict[str, list[tuple[int, int, Op]]] = defaultdict(list)  # key -> (ret, index, op)
     for op in ops:
-        if op.kind is OpKind.WRITE and op.index is not None:
-            written_at[op.key, op.value] = op.index
-            if op.ret is not None:
-                acked[op.key].append((op.ret, op.index, op))
+        if op.kind is OpKind.READ or op.index is None or op.ok is False:
+            continue
+        if op.value is None:
+            emptied.add(op.key)
+        written_at[op.key, op.value] = op.index
+        if op.ret is not None:
+            acked[op.key].append((op.ret, op.index, op))
     for lst in acked.values():
         lst.sort(key=lambda t: t[0])
     for op in ops:
         if op.kind is not OpKind.READ or op.ret is None:
+            continue
+        if op.value is None and op.key in emptied:
             continue
         seen_index = 0 if op.value is None else written_at.get((op.key, op.value))
         if seen_index is None:

@@ -1,8 +1,9 @@
 """``check_liveness``: after the faults stop, the cluster elects a leader and commits again.
 
-The network heals and every crashed (not removed) node restarts; then a leader must emerge
-within a number of election timeouts, with an entry of its own term committed (so that it can
-serve writes and reads), and a new proposal must be applied on every member.
+The network heals, held messages are released, and every crashed (not removed) node restarts;
+then a leader must emerge within a number of election timeouts, with an entry of its own term
+committed (so that it can serve writes and reads), and a new proposal must be applied on every
+member.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def check_liveness(c: Cluster, timeouts: int) -> tuple[int, int, bytes]:
     """Heal, restart, and wait; returns (leader, ticks until it emerged, the proposal applied
     everywhere). Raises ``LivenessFailure``."""
     c.network.heal()
+    c.network.release()  # what was held back arrives late, but arrives
     for node in c.nodes.values():
         if node.raw is None and not node.removed:
             c.node_set.restart(node)

@@ -1,9 +1,13 @@
 """``Network``: the simulator's messages in flight and the links between its nodes.
 
 Every message a node sends goes into one list, ``in_flight``; nothing moves unless the test says
-so, in any order: that is how the tests reorder, drop, duplicate and delay messages. Links can
-be cut one way or both (``partition``); a message in flight across a new cut is lost, and so is
-one sent across a cut.
+so, in any order: that is how the tests reorder, drop, duplicate and delay messages. A message
+can also be held back (``hold``): it stays in the network but no delivery takes it until it is
+released, however much else happens meanwhile (a long delay: it arrives in a later term, after
+its sender or receiver crashed and restarted, after partitions came and went). Links can be cut
+one way or both (``partition``); a message in flight across a new cut is lost, and so is one
+sent across a cut. A held message is already past the links (queued near its receiver): cuts
+do not touch it, so a long delay is never cut short by a partition.
 
 As a transport would: a lost ``InstallSnapshot`` is reported to its sender as failed, a delivered
 one as delivered (``RawNode.report_snapshot``), between Readys, never inside one; and a node
@@ -42,6 +46,7 @@ class Network:
         self._nodes = nodes
         self.transcript = self._tx = transcript
         self.in_flight: list[Message] = []
+        self.held: list[Message] = []  # delayed: delivered only once released
         self.cuts: set[tuple[int, int]] = set()
         self._snapshot_reports: list[tuple[int, int, bool]] = []
 
@@ -169,6 +174,30 @@ class Network:
         self.in_flight.extend(copies)
         return len(copies)
 
+    def hold(self, pos: int) -> Message:
+        """Hold the message at ``pos`` back until ``release``."""
+        m = self.in_flight.pop(pos)
+        self.held.append(m)
+        self._tx.emit(f"held {describe(m)}")
+        return m
+
+    def release(self, count: int | None = None) -> int:
+        """Put the held messages (the oldest ``count``, all by default) back in flight, after
+        everything sent so far."""
+        n = len(self.held) if count is None else min(count, len(self.held))
+        released, self.held = self.held[:n], self.held[n:]
+        for m in released:
+            self._tx.emit(f"released {describe(m)}")
+        self.in_flight.extend(released)
+        return n
+
+    def release_at(self, pos: int) -> Message:
+        """Put the held message at ``pos`` back in flight, after everything sent so far."""
+        m = self.held.pop(pos)
+        self._tx.emit(f"released {describe(m)}")
+        self.in_flight.append(m)
+        return m
+
     def show(self) -> list[Message]:
         for pos, m in enumerate(self.in_flight):
             self._tx.emit(f"{pos}: {describe(m)}")
@@ -195,8 +224,8 @@ class Network:
         self.cuts = set()
 
     def _cut_in_flight(self) -> None:
-        kept = []
         dropped = 0
+        kept = []
         for m in self.in_flight:
             if (m.src, m.dst) in self.cuts:
                 self._lost(m)

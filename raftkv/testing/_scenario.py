@@ -5,9 +5,10 @@ and prints what happened (Readys handled, messages delivered, client operations 
 
     cluster n=3 seed=0 [<Config field>=<value> ...] [early_send=true] [invariants=false]
     tick [ids...] [n=1]            run [ids...] [n=1]        campaign <id>      elect <id>
-    propose <id> <data>            read <id> [key]
+    propose <id> <data>            read <id> [key]           watch <id> <keys,...> [from=]
     process-ready [ids...] [early|in-order] [crash]
     deliver [to...] [from=] [type=] [count=]                 deliver-at <pos>
+    hold-at <pos>                  release [count=]          release-at <pos>
     drop [to...] [from=] [type=] [count=]                    drop-at <pos>
     duplicate [to...] [from=] [type=] [count=]               duplicate-at <pos>
     stabilize [ids...] [quiet]     msgs
@@ -19,7 +20,7 @@ and prints what happened (Readys handled, messages delivered, client operations 
     report-unreachable <id> <peer>                           report-snapshot <id> <peer> ok|fail
     compact <id> [keep=]           snapshot <id>             status [ids...]    progress <id>
     log <id>                       kv [ids...]               history
-    check-history                  check-liveness [timeouts=]
+    check-history [reads=false]    check-liveness [timeouts=]
 
 ``early_send=true`` handles every Ready in the runtime's order (``Ready.messages`` sent before
 persisting); ``process-ready ... early`` / ``in-order`` chooses the order for one step, and
@@ -115,9 +116,13 @@ _COMMANDS: dict[str, Callable[[Cluster, _Args], object]] = {
     "elect": lambda c, a: c.elect(a.one()),
     "propose": _propose,
     "read": lambda c, a: c.read(_int(a.pos[0]), *a.pos[1:2]),
+    "watch": lambda c, a: c.watch(_int(a.pos[0]), a.pos[1].split(","), a.opt("from") or 1),
     "process-ready": _process_ready,
     "deliver": lambda c, a: c.deliver(*a.ints(), **a.filters()),
     "deliver-at": lambda c, a: c.deliver_at(a.one()),
+    "hold-at": lambda c, a: c.hold(a.one()),
+    "release": lambda c, a: c.release(a.opt("count")),
+    "release-at": lambda c, a: c.release_at(a.one()),
     "drop": lambda c, a: c.drop(*a.ints(), **a.filters()),
     "drop-at": lambda c, a: c.drop_at(a.one()),
     "duplicate": lambda c, a: c.duplicate(*a.ints(), **a.filters()),
@@ -147,7 +152,9 @@ _COMMANDS: dict[str, Callable[[Cluster, _Args], object]] = {
     "log": lambda c, a: c.log(a.one()),
     "kv": lambda c, a: c.kv(*a.ints()),
     "history": lambda c, a: c.show_history(),
-    "check-history": lambda c, a: c.check_history(),
+    "check-history": lambda c, a: c.check_history(
+        reads=a.opts.get("reads", ["true"])[0] != "false"
+    ),
     "check-liveness": lambda c, a: c.check_liveness(a.opt("timeouts") or 10),
 }
 

@@ -11,9 +11,10 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from raftkv.core import ReadOnlyOption, Role
+from raftkv.core import Propose, ReadOnlyOption, Role
 
 from ._cluster import Cluster
+from ._locks import LockClients
 
 __all__ = ["SWEEP_CONFIGS", "RandomSchedule", "sweep_cluster"]
 
@@ -32,6 +33,15 @@ SWEEP_CONFIGS: list[dict[str, Any]] = [
 ]
 
 
+# How often a message in flight is held back for a long delay, each time a node has handled a
+# Ready (faults on): a forwarded proposal, and any other. Forwards are few and their delays
+# matter (a leader must refuse one sent in another of its terms): at 0.3 the seeded sweep finds
+# a leader that appends them anyway within its first dozen seeds. Other messages are many: a
+# small rate delays several per run.
+FORWARD_DELAY = 0.3
+DELAY = 0.02
+
+
 def sweep_cluster(seed: int, *, record: bool = False, **overrides: Any) -> Cluster:
     """The cluster of sweep seed ``seed``: 3 nodes for even seeds, 5 for odd ones, one of
     ``SWEEP_CONFIGS``, and every other round of them the runtime's Ready order (``early_send``:
@@ -45,9 +55,10 @@ def sweep_cluster(seed: int, *, record: bool = False, **overrides: Any) -> Clust
 
 class RandomSchedule:
     """Draws one operation at a time: message delivery and Ready handling most often, ticks,
-    client writes and reads, and, less often, faults (drop, duplicate, partition, one-way cut,
-    isolating the leader, crash, restart), membership changes, compaction and leadership
-    transfer."""
+    client writes, compare-and-sets and reads, the lock clients' moves, and, less often,
+    watchers, faults (drop, duplicate, long delays, partition, one-way cut, isolating the
+    leader, crash, restart), membership changes, compaction and leadership
+    transfer. ``check_liveness`` ends a run: the cluster's liveness, then the lock clients'."""
 
     def __init__(
         self,
@@ -59,12 +70,20 @@ class RandomSchedule:
         compaction: bool = True,
         keys: int = 3,
         max_nodes: int | None = None,
+        locks: bool | LockClients = True,
+        watchers: int = 4,
     ) -> None:
         self.cluster = cluster
         self.rng = rng
         self.keys = [chr(ord("a") + i) for i in range(keys)]
         self.max_nodes = max_nodes if max_nodes is not None else len(cluster.ids) + 2
         self.faults = faults
+        self.max_watchers = watchers
+        # The lock clients: new ones, or those of another schedule of the same cluster.
+        if isinstance(locks, LockClients):
+            self.locks: LockClients | None = locks
+        else:
+            self.locks = LockClients(cluster, random.Random(rng.random())) if locks else None
         # Whether a crash hits the middle of a Ready is drawn from a second stream, so that
         # the operations drawn from ``rng`` stay the same whatever the Ready order.
         self._midway = random.Random(str(rng.getstate()))
@@ -75,6 +94,7 @@ class RandomSchedule:
             (12, self.tick_all),
             (4, self.tick_one),
             (8, self.propose),
+            (3, self.cas),
             (6, self.read),
             (1, self.stabilize),
             (0.5, self.campaign),
@@ -83,6 +103,7 @@ class RandomSchedule:
             actions += [
                 (2, self.drop),
                 (2, self.duplicate),
+                (1, self.release),
                 (0.7, self.partition),
                 (0.7, self.cut),
                 (0.7, self.isolate_leader),
@@ -94,6 +115,10 @@ class RandomSchedule:
             actions += [(1.2, self.membership), (0.7, self.transfer)]
         if compaction:
             actions += [(1, self.compact)]
+        if self.locks is not None:
+            actions += [(4, self.locks.step)]
+        if watchers:
+            actions += [(0.3, self.watch)]
         self._weights = [w for w, _ in actions]
         self._actions = [a for _, a in actions]
 
@@ -103,6 +128,14 @@ class RandomSchedule:
     def run(self, steps: int) -> None:
         for _ in range(steps):
             self.step()
+
+    def check_liveness(self, timeouts: int = 10) -> int:
+        """After the faults: a leader and a commit on every member (``Cluster.check_liveness``),
+        then a tenure for every lock client. Returns the leader."""
+        lead = self.cluster.check_liveness(timeouts)
+        if self.locks is not None:
+            self.locks.finish(timeouts)
+        return lead
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -128,6 +161,7 @@ class RandomSchedule:
         i = self._up()
         if i is not None:
             self.cluster.process_ready(i)
+            self._delay_some()
 
     def tick_one(self) -> None:
         i = self._up()
@@ -143,16 +177,57 @@ class RandomSchedule:
             key = self.rng.choice(self.keys)
             self.cluster.propose(i, f"{key}={self._value()}".encode())
 
+    def cas(self) -> None:
+        """A compare-and-set, mostly of the value the node holds now (so that some succeed)."""
+        i = self._up()
+        if i is not None:
+            key = self.rng.choice(self.keys)
+            expected = self.cluster.nodes[i].sm.get(key) if self.rng.random() < 0.8 else None
+            data = f"{key}={self._value()}?{expected or ''}"
+            self.cluster.propose(i, data.encode())
+
     def read(self) -> None:
         i = self._up()
         if i is not None:
             self.cluster.read(i, self.rng.choice(self.keys))
 
+    def watch(self) -> None:
+        """A watcher of one or two keys on an up node, from its start or from a recent index."""
+        c = self.cluster
+        i = self._up()
+        if i is None or len(c.clients.watchers.all) >= self.max_watchers or c.history is None:
+            return
+        keys = sorted(self.rng.sample(self.keys, self.rng.randint(1, 2)))
+        start = max(1, c.nodes[i].sm.applied - self.rng.randrange(8))
+        c.watch(i, keys, start if self.rng.random() < 0.7 else 1)
+
+    def release(self) -> None:
+        """One held message (any) arrives at last."""
+        held = self.cluster.held
+        if held:
+            self.cluster.release_at(self.rng.randrange(len(held)))
+
+    def _delay_some(self) -> None:
+        """After a Ready: hold some messages in flight back (long delays, ``Network.hold``),
+        a forwarded proposal often (so that it reaches its leader after that leader lost and
+        won again, which the leader must refuse), any other message rarely."""
+        if not self.faults:
+            return
+        c = self.cluster
+        pos = 0
+        while pos < len(c.in_flight):
+            rate = FORWARD_DELAY if isinstance(c.in_flight[pos], Propose) else DELAY
+            if self.rng.random() < rate:
+                c.hold(pos)
+            else:
+                pos += 1
+
     def round(self) -> None:
         """Every up node handles a Ready, then everything in flight is delivered (after, with
-        faults on, perhaps one message dropped or duplicated)."""
+        faults on, perhaps one message dropped or duplicated, and some held back)."""
         c = self.cluster
         c.process_ready()
+        self._delay_some()
         n = len(c.in_flight)
         if self.faults and n and self.rng.random() < 0.3:
             pos = self.rng.randrange(n)

@@ -11,6 +11,7 @@ Each node's ``random.Random`` is seeded from (seed, id, incarnation), so runs ar
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ class SimNode:
 
     __slots__ = (
         "config",
+        "forwarded",
         "id",
         "incarnation",
         "raw",
@@ -55,6 +57,8 @@ class SimNode:
         self.writes_by_data: dict[bytes, ClientOp] = {}
         self.reads: dict[bytes, ClientOp] = {}
         self.reads_waiting: list[ClientOp] = []
+        # Writes it forwarded to a leader, with the term they were forwarded in (in term order).
+        self.forwarded: deque[tuple[int, ClientOp]] = deque()
 
     @property
     def up(self) -> bool:
@@ -62,10 +66,15 @@ class SimNode:
 
     def forget_client_ops(self) -> None:
         """The node went down: writes may still commit (outcome unknown); reads never answer."""
+        for op in [*self.writes_by_index.values(), *self.writes_by_data.values()]:
+            op.lost = True
+        for op in [*self.reads.values(), *self.reads_waiting]:
+            op.lost = True
         self.writes_by_index.clear()
         self.writes_by_data.clear()
         self.reads.clear()
         self.reads_waiting.clear()
+        self.forwarded.clear()
 
 
 class Nodes:
@@ -80,6 +89,8 @@ class Nodes:
         self._seed = seed
         self._node_config = node_config
         self.invariants = invariants
+        # Called once a node (re)started from its store (the client history's watchers).
+        self.on_start: Callable[[SimNode], None] | None = None
         self.by_id: dict[int, SimNode] = {}
         self.order: list[int] = []
         # Every node's durable store, shared with the invariant checker (quorum checks).
@@ -104,6 +115,8 @@ class Nodes:
         node.sm = KVStateMachine.restore(snap.data)
         if self.invariants is not None:
             self.invariants.on_start(node.id, store, node.raw)
+        if self.on_start is not None:
+            self.on_start(node)
 
     def crash(self, node: SimNode) -> None:
         """The RawNode and the state machine are lost; the store survives."""

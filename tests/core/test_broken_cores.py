@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from raftkv.core import Entry, InstallSnapshot, RawNode, ReadOnlyOption, Ready, RequestVoteResponse
+from raftkv.core import (
+    Entry,
+    InstallSnapshot,
+    Propose,
+    RawNode,
+    ReadOnlyOption,
+    Ready,
+    RequestVoteResponse,
+)
 from raftkv.core._log import RaftLog
 from raftkv.core._progress import ProgressTracker
 from raftkv.core._raft import Raft
@@ -152,6 +160,16 @@ def learners_count_toward_quorum(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(ProgressTracker, "committed", committed)
 
 
+def append_forward_of_any_term(mp: pytest.MonkeyPatch) -> None:
+    """A leader appends a forwarded proposal whatever term it was sent in (``sent_term``)."""
+    original = Raft._step_propose
+
+    def _step_propose(self: Raft, m: Propose) -> None:
+        original(self, dataclasses.replace(m, sent_term=0))
+
+    mp.setattr(Raft, "_step_propose", _step_propose)
+
+
 Breaker = Callable[[pytest.MonkeyPatch], None]
 
 # (breaker, scenario file that exposes it, what must be reported)
@@ -184,6 +202,12 @@ TARGETED: list[tuple[Breaker, str, tuple[type[BaseException], ...], str | None]]
         "learner_no_quorum",
         (InvariantViolation,),
         "quorum of voters",
+    ),
+    (
+        append_forward_of_any_term,
+        "forward_delayed_past_reelection",
+        (InvariantViolation,),
+        "a dropped write never applies",
     ),
 ]
 
@@ -218,6 +242,7 @@ SWEEP = [
     second_conf_change_while_pending,
     snapshot_with_current_configuration,
     learners_count_toward_quorum,
+    append_forward_of_any_term,
 ]
 
 
@@ -225,11 +250,11 @@ def _first_failing_seed(limit: int) -> int | None:
     for seed in range(limit):
         cluster = sweep_cluster(seed)
         try:
-            RandomSchedule(cluster, random.Random(seed)).run(300)
+            schedule = RandomSchedule(cluster, random.Random(seed))
+            schedule.run(300)
             config = cluster.node_config(1)
-            cluster.check_liveness(10 if config.pre_vote else 50)
-            if config.read_only is ReadOnlyOption.SAFE:
-                cluster.check_history()
+            schedule.check_liveness(10 if config.pre_vote else 50)
+            cluster.check_history(reads=config.read_only is ReadOnlyOption.SAFE)
         except AssertionError:
             return seed
     return None

@@ -16,7 +16,7 @@ from raftkv.testing import (
     find_linearization,
 )
 
-W, R = OpKind.WRITE, OpKind.READ
+W, R, CAS = OpKind.WRITE, OpKind.READ, OpKind.CAS
 
 
 def w(
@@ -27,6 +27,12 @@ def w(
 
 def r(i: int, v: str | None, invoke: int, ret: int | None, *, key: str = "x") -> Op:
     return Op(i, R, key, v, invoke, ret)
+
+
+def cas(
+    i: int, expected: str | None, v: str | None, invoke: int, ret: int | None, *, ok: bool | None
+) -> Op:
+    return Op(i, CAS, "x", v, invoke, ret, None, expected, ok)
 
 
 LINEARIZABLE = {
@@ -62,6 +68,36 @@ LINEARIZABLE = {
         r(3, "a", 2, 5),
         r(4, "b", 6, 7),
     ],
+    "compare-and-set succeeds on the value it expects": [
+        w(1, "a", 0, 1),
+        cas(2, "a", "b", 2, 3, ok=True),
+        r(3, "b", 4, 5),
+    ],
+    "compare-and-set fails on another value": [
+        w(1, "a", 0, 1),
+        cas(2, "z", "b", 2, 3, ok=False),
+        r(3, "a", 4, 5),
+    ],
+    "compare-and-set from empty, then back to empty": [
+        cas(1, None, "a", 0, 1, ok=True),
+        cas(2, "a", None, 2, 3, ok=True),
+        r(3, None, 4, 5),
+    ],
+    "two concurrent acquires, one wins": [
+        cas(1, None, "a", 0, 5, ok=True),
+        cas(2, None, "b", 0, 5, ok=False),
+        r(3, "a", 6, 7),
+    ],
+    "unanswered compare-and-set takes effect": [
+        w(1, "a", 0, 1),
+        cas(2, "a", "b", 2, None, ok=None),
+        r(3, "b", 4, 5),
+    ],
+    "failed compare-and-set saw a maybe-write": [
+        w(1, "a", 0, 1),
+        w(2, "b", 2, None),
+        cas(3, "a", "c", 4, 5, ok=False),
+    ],
 }
 
 NOT_LINEARIZABLE = {
@@ -87,6 +123,23 @@ NOT_LINEARIZABLE = {
         w(2, "b", 2, None),
         r(3, "b", 5, 6),
         r(4, "a", 7, 8),
+    ],
+    "compare-and-set succeeds on another value": [
+        w(1, "a", 0, 1),
+        cas(2, "z", "b", 2, 3, ok=True),
+    ],
+    "compare-and-set fails on the value it expects": [
+        w(1, "a", 0, 1),
+        cas(2, "a", "b", 2, 3, ok=False),
+    ],
+    "two concurrent acquires both win": [
+        cas(1, None, "a", 0, 5, ok=True),
+        cas(2, None, "b", 0, 5, ok=True),
+    ],
+    "unanswered compare-and-set on another value is read": [
+        w(1, "a", 0, 1),
+        cas(2, "z", "b", 2, None, ok=None),
+        r(3, "b", 4, 5),
     ],
 }
 
@@ -177,6 +230,23 @@ def test_stale_read_check() -> None:
     initial = [w(1, "a", 0, 1, index=5), r(2, None, 4, 5)]
     with pytest.raises(StaleRead):
         check_stale_reads(initial)
+
+
+def test_compare_and_set_needs_an_outcome_once_answered() -> None:
+    with pytest.raises(ValueError, match="outcome"):
+        cas(1, "a", "b", 0, 1, ok=None)
+
+
+def test_stale_read_check_with_compare_and_sets() -> None:
+    # A failed compare-and-set wrote nothing: a read of the value before it is not stale.
+    failed = [w(1, "a", 0, 1, index=5), Op(2, CAS, "x", "b", 2, 3, 6, "z", False)]
+    check_stale_reads([*failed, r(3, "a", 4, 5)])
+    won = [w(1, "a", 0, 1, index=5), Op(2, CAS, "x", "b", 2, 3, 6, "a", True)]
+    with pytest.raises(StaleRead):
+        check_stale_reads([*won, r(3, "a", 4, 5)])
+    # Once a write emptied the register, an empty read is not dated (the search judges it).
+    emptied = [w(1, "a", 0, 1, index=5), Op(2, CAS, "x", None, 2, 3, 6, "a", True)]
+    check_stale_reads([*emptied, r(3, None, 4, 5)])
 
 
 def test_large_concurrent_history_is_decided_quickly() -> None:
