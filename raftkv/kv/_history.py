@@ -15,7 +15,14 @@ Compaction at ``c`` keeps what a read at ``c`` or later needs (as etcd): for eac
 version visible at ``c`` (unless it is a tombstone) and every later one; revisions below ``c``
 can no longer be read (``Compacted``). The changes of revisions after ``c`` stay, each with the
 version it replaced, so a watch can start at ``c + 1`` at the earliest. Its cost is proportional
-to the keys changed since the previous compaction, not to the store's size.
+to the keys changed since the previous compaction (only they can hold versions it drops), not to
+the store's size.
+
+Snapshots read the live history, no copy (``view``): versions are immutable and only ever
+appended until compaction removes some, so the state as of revision ``r`` is, for every key, its
+versions up to ``r``. While a view is open (``pin``), compaction takes effect at once for reads
+(``compact_revision``) but removes nothing until the last view closes: the view still sees every
+version it started with, and its keys (compaction is the only thing that removes a key).
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final
+from itertools import islice
+from typing import Final, Protocol
 
 from sortedcontainers import SortedList
 
@@ -46,6 +54,15 @@ def _mod(record: Record) -> int:
     return record[MOD]
 
 
+def _compacted(versions: list[Record], rev: int) -> list[Record]:
+    """What compaction at ``rev`` keeps of a key's versions: the one a read at ``rev`` sees
+    (unless it is a tombstone: the key is absent then) and every later one."""
+    visible = bisect_right(versions, rev, key=_mod) - 1
+    if visible >= 0 and versions[visible][VALUE] is None:
+        visible += 1
+    return versions[max(visible, 0) :]
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One key's change at one revision: ``record`` is the new version (a tombstone for a
@@ -56,20 +73,74 @@ class Event:
     prev: Record | None
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryView:
-    revision: int
-    compact_revision: int
-    keys: list[bytes]
+class RestoredParts(Protocol):
+    """A snapshot reader's indexes: ``keys`` ascending, ``latest`` and ``older`` by key, the
+    keys whose latest version is a tombstone, and how many are live."""
+
     latest: dict[bytes, Record]
     older: dict[bytes, list[Record]]
-    changes: list[tuple[int, tuple[bytes, ...]]]
+    keys: list[bytes]
+    tombstones: set[bytes]
+    live: int
 
-    def versions(self) -> Iterator[tuple[bytes, list[Record]]]:
-        """Every key's retained versions, oldest first, in key order."""
-        older = self.older
-        for key in self.keys:
-            yield key, [*older.get(key, ()), self.latest[key]]
+
+class HistoryView:
+    """The history as of ``revision``, read from the live one as it is consumed (``History.view``);
+    ``close()`` it (or exhaust ``versions()``) so that compaction can proceed."""
+
+    def __init__(self, history: History) -> None:
+        self._history = history
+        self.revision = history.revision
+        self.compact_revision = history.compact_revision
+        self.changes = list(history._changes)
+        # Compaction held back by another view: this one shows its outcome (what it will keep).
+        self._compact_pending = bool(history._uncompacted)
+        self._open = True
+        history._pins += 1
+        self.key_count = len(history._keys)
+        if self._compact_pending:  # rare (views of views): count what compaction will keep
+            self.key_count = sum(1 for k in history._keys if self._versions_of(k))
+
+    def versions(self, batch: int = 512) -> Iterator[tuple[bytes, list[Record]]]:
+        """Every key's versions up to ``revision``, oldest first, in key order (read a batch of
+        keys at a time, resuming after the last one: writes between batches are fine)."""
+        keys_of = self._history._keys
+        last: bytes | None = None
+        try:
+            while True:
+                if last is None:
+                    keys = list(islice(keys_of, batch))
+                else:
+                    keys = list(
+                        islice(keys_of.irange(minimum=last, inclusive=(False, True)), batch)
+                    )
+                if not keys:
+                    return
+                last = keys[-1]
+                for key in keys:
+                    kept = self._versions_of(key)
+                    if kept:
+                        yield key, kept
+        finally:
+            self.close()
+
+    def _versions_of(self, key: bytes) -> list[Record]:
+        """``key``'s versions up to ``revision`` (none for a key created since)."""
+        h, rev = self._history, self.revision
+        record = h._latest[key]
+        if record[MOD] <= rev:
+            more = h._older.get(key)
+            kept = [*more, record] if more else [record]
+        else:
+            kept = [r for r in h._older.get(key, ()) if r[MOD] <= rev]
+        if self._compact_pending:
+            kept = _compacted(kept, self.compact_revision)
+        return kept
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._history._unpin()
 
 
 class History:
@@ -86,6 +157,10 @@ class History:
         self._keys: SortedList = SortedList()
         self._live = 0
         self._changes: list[tuple[int, tuple[bytes, ...]]] = []
+        # Open views (snapshots being read); while there is one, compaction removes nothing
+        # and the changes it dropped wait here, naming the keys it will have to look at.
+        self._pins = 0
+        self._uncompacted: list[tuple[int, tuple[bytes, ...]]] = []
 
     # -- writes (one revision at a time: put/delete at ``revision + 1``, then ``commit``) --------
 
@@ -206,20 +281,33 @@ class History:
     def compact(self, rev: int) -> None:
         """Forget what no read at ``rev`` or later needs (``rev`` must be readable)."""
         self.check_readable(rev)
-        for key in set(self._older) | self._tombstones:
-            self._compact_key(key, rev)
         i = bisect_right(self._changes, rev, key=lambda c: c[0])
+        self._uncompacted.extend(self._changes[:i])
         del self._changes[:i]
         self.compact_revision = rev
+        if not self._pins:
+            self._remove_compacted()
+
+    def _remove_compacted(self) -> None:
+        """Remove the versions compaction made unreadable. Only a key changed at a revision it
+        dropped can hold one: every other key's versions up to the compaction point were
+        already reduced to the one visible there by an earlier compaction."""
+        changed = {key for _, keys in self._uncompacted for key in keys}
+        self._uncompacted.clear()
+        rev = self.compact_revision
+        for key in changed:
+            if key in self._latest:
+                self._compact_key(key, rev)
+
+    def _unpin(self) -> None:
+        self._pins -= 1
+        if not self._pins and self._uncompacted:
+            self._remove_compacted()
 
     def _compact_key(self, key: bytes, rev: int) -> None:
         latest = self._latest[key]
         older = self._older.pop(key, [])
-        versions = [*older, latest]
-        visible = bisect_right(versions, rev, key=_mod) - 1  # the version a read at rev sees
-        if visible >= 0 and versions[visible][VALUE] is None:
-            visible += 1  # a tombstone is not needed: the key is absent at rev
-        kept = versions[max(visible, 0) :]
+        kept = _compacted([*older, latest], rev)
         if not kept:
             del self._latest[key]
             self._tombstones.discard(key)
@@ -230,16 +318,26 @@ class History:
     # -- snapshots -------------------------------------------------------------------------------
 
     def view(self) -> HistoryView:
-        """A view of the history now that later writes leave alone: copies of the indexes (the
-        versions themselves are immutable tuples, shared)."""
-        return HistoryView(
-            self.revision,
-            self.compact_revision,
-            list(self._keys),
-            self._latest.copy(),
-            {k: list(v) for k, v in self._older.items()},
-            list(self._changes),
-        )
+        """The history as of now, for a snapshot, which later writes leave alone: it reads
+        the live history (no copy but the change index) and holds compaction back while open."""
+        return HistoryView(self)
+
+    @classmethod
+    def restored(
+        cls,
+        revision: int,
+        compact_revision: int,
+        parts: RestoredParts,
+        changes: list[tuple[int, tuple[bytes, ...]]],
+    ) -> History:
+        """A history from a snapshot's indexes as its reader built them (checked by it)."""
+        h = cls()
+        h.revision, h.compact_revision = revision, compact_revision
+        h._latest, h._older, h._tombstones = parts.latest, parts.older, parts.tombstones
+        h._keys = SortedList(parts.keys)  # already ascending: sorting it is one pass
+        h._live = parts.live
+        h._changes = changes
+        return h
 
     @classmethod
     def restore(

@@ -2,11 +2,15 @@
 
 Puts, deletes, prefix deletes, transactions and compactions, snapshot/restore at any point;
 reads at any revision (retained, compacted or in the future) and the changes between revisions
-(what watchers are sent) must be exactly what the model says.
+(what watchers are sent) must be exactly what the model says. A snapshot may also be streamed
+while the store keeps changing (it reads the live history): its bytes must be exactly those of
+the snapshot taken when it began, and compaction held back meanwhile must happen once it ends.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 import pytest
@@ -50,6 +54,7 @@ from raftkv.kv import (
     WatchEvent,
     encode_command,
 )
+from raftkv.kv._history import _compacted
 
 keys = st.sampled_from([b"a", b"ab", b"abc", b"b", b"b/1", b"b/2", b"\xff"])
 prefixes = st.sampled_from([b"", b"a", b"ab", b"b", b"b/", b"\xff", b"c"])
@@ -192,6 +197,8 @@ class HistoryModel(RuleBasedStateMachine):
         self.kv = KVStateMachine()
         self.model = Model()
         self.index = 0
+        # A snapshot being streamed: (the bytes it must come to, its chunks, those read so far).
+        self.streaming: tuple[bytes, Iterator[bytes], list[bytes]] | None = None
 
     def apply(self, command: Any) -> Any:
         self.index += 1
@@ -278,6 +285,28 @@ class HistoryModel(RuleBasedStateMachine):
         else:
             assert isinstance(result, CompactRefused) and result.compact_revision == m.compacted
 
+    @precondition(lambda self: self.streaming is None)
+    @rule()
+    def begin_streaming_a_snapshot(self) -> None:
+        expected = self.kv.snapshot()
+        self.streaming = (expected, self.kv.snapshot_chunks(chunk_bytes=64), [])
+
+    @precondition(lambda self: self.streaming is not None)
+    @rule(chunks=st.integers(1, 3))
+    def stream_some(self, chunks: int) -> None:
+        assert self.streaming is not None
+        _, stream, got = self.streaming
+        got.extend(islice(stream, chunks))
+
+    @precondition(lambda self: self.streaming is not None)
+    @rule()
+    def finish_streaming(self) -> None:
+        assert self.streaming is not None
+        expected, stream, got = self.streaming
+        got.extend(stream)
+        self.streaming = None
+        assert b"".join(got) == expected
+
     @rule()
     def snapshot_and_restore(self) -> None:
         copy = KVStateMachine()
@@ -314,6 +343,17 @@ class HistoryModel(RuleBasedStateMachine):
             return
         got = [self.kv.batch(rev, ks, prev_kv=prev_kv) for rev, ks in self.kv.changes_since(start)]
         assert got == m.batches(start, prev_kv)
+
+    @invariant()
+    def compaction_leaves_nothing_behind(self) -> None:
+        """Once no snapshot is streaming, every key keeps exactly what compaction keeps."""
+        if self.streaming is not None:
+            return
+        h = self.kv._history
+        assert not h._uncompacted
+        for key, latest in h._latest.items():
+            versions = [*h._older.get(key, ()), latest]
+            assert _compacted(versions, h.compact_revision) == versions, key
 
     @invariant()
     def agrees_now(self) -> None:
