@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from typing import IO, Any
+from typing import Any
 
 from .core import Snapshot, SnapshotMetadata
 
@@ -123,12 +123,12 @@ def read_snapshot_data(snapshot: Snapshot, start: int, size: int) -> bytes:
     return snapshot.data[start : start + size]
 
 
-def open_snapshot_data(snapshot: Snapshot, buffer_size: int = 1 << 20) -> IO[bytes]:
+def open_snapshot_data(snapshot: Snapshot, buffer_size: int = 1 << 20) -> io.BufferedReader:
     """A buffered binary stream over the snapshot's data (read from its file a buffer at a
     time for a ``StoredSnapshot``)."""
     if isinstance(snapshot, StoredSnapshot):
         return io.BufferedReader(_FileReader(snapshot.file), buffer_size)
-    return io.BytesIO(snapshot.data)
+    return io.BufferedReader(io.BytesIO(snapshot.data))
 
 
 class _FileReader(io.RawIOBase):
