@@ -34,7 +34,8 @@ from ._errors import (
 )
 from ._node import Node
 from ._node_config import MemberStatus, NodeConfig, NodeStatistics, NodeStatus
-from ._open import open_node
+from ._open import DEFAULT_CLUSTER_ID, open_node
+from ._seed import seed_storage
 from ._statemachine import StateMachine
 from ._stats import LatencyHistogram
 from .client import AsyncClient, Client
@@ -42,6 +43,7 @@ from .client import AsyncClient, Client
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_CLUSTER_ID",
     "AsyncClient",
     "Client",
     "Compacted",
@@ -75,4 +77,5 @@ __all__ = [
     "WatchLost",
     "innermost",
     "open_node",
+    "seed_storage",
 ]

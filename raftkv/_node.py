@@ -59,10 +59,11 @@ from ._waiters import Waiters
 from .core import (
     ConfChange,
     ConfChangeType,
+    NotLeader,
+    ProgressState,
     RawNode,
     Ready,
     Role,
-    split_early_messages,
 )
 from .storage import Storage
 from .transport import Transport
@@ -118,7 +119,7 @@ class Node:
         raw = self._raw = RawNode(
             config.raft_config(), log_store, random.Random(seed), applied=snapshot.metadata.index
         )
-        self._waiters = Waiters()
+        self._waiters = Waiters(config.id)
         self._intake = Intake(
             config.id,
             raw=raw,
@@ -229,6 +230,29 @@ class Node:
         change = ConfChange(kind, node_id, peer_url.encode())
         return await self._requests.conf_change(change, self._deadline(timeout))
 
+    async def promote_member(self, node_id: int, *, timeout: float | None = None) -> dict[int, str]:
+        """Make learner ``node_id`` a voter now, rather than waiting for the automatic promotion
+        (leader only). Refused unless it is a learner whose log is within ``promote_lag``
+        entries of the leader's: a voter that cannot yet vote sensibly weakens the quorum."""
+        status = self.status()
+        if status.role is not Role.LEADER:
+            raise NotLeader(status.leader, "membership")
+        member = next((m for m in status.members if m.id == node_id), None)
+        if member is None or member.voter:
+            what = "not a member" if member is None else "already a voter"
+            raise ConfChangeRefused(f"node {node_id} is {what}")
+        if (
+            member.match is None
+            or member.state != ProgressState.REPLICATE.value  # not yet heard from, or lagging
+            or member.match + self.config.promote_lag < status.last_index
+        ):
+            raise ConfChangeRefused(
+                f"learner {node_id} has not caught up (matches {member.match or 0} of"
+                f" {status.last_index})"
+            )
+        change = ConfChange(ConfChangeType.ADD_VOTER, node_id, member.peer_url.encode())
+        return await self._requests.conf_change(change, self._deadline(timeout))
+
     async def remove_member(self, node_id: int, *, timeout: float | None = None) -> dict[int, str]:
         """Remove a member (leader only); returns the member table once applied here."""
         change = ConfChange(ConfChangeType.REMOVE_NODE, node_id)
@@ -289,7 +313,8 @@ class Node:
     def _tick(self) -> None:
         self._raw.tick()
         self._ticks += 1
-        self._membership.promote_caught_up_learner(self._raw, self.config.promote_lag)
+        if self.config.auto_promote:
+            self._membership.promote_caught_up_learner(self._raw, self.config.promote_lag)
         config = self.config
         self._membership.maybe_publish(
             self._raw, config.client_url, self._ticks, config.election_ticks
@@ -323,16 +348,16 @@ class Node:
             if rd.hard_state is not None:
                 await self._persister.save(rd)
         else:
-            # A leader's appends may travel while its own disk write is in flight (§10.2.1);
-            # votes and acknowledgements wait until what they promise is durable.
-            early, late = split_early_messages(rd.messages)
-            if early:
-                self._transport.send(early)
+            # What promises nothing (a leader's appends) travels while our own disk write is in
+            # flight (§10.2.1); votes and acknowledgements wait until it is durable. The core
+            # sorted them where it made them.
+            if rd.messages:
+                self._transport.send(rd.messages)
                 # Let the transport put them on the wire before a (blocking) fsync starts.
                 await trio.lowlevel.cancel_shielded_checkpoint()
             await self._persister.save(rd)
-            if late:
-                self._transport.send(late)
+            if rd.persisted_messages:
+                self._transport.send(rd.persisted_messages)
             self._applier.apply_ready(rd)
             self._raw.advance(rd)
         if rd.soft_state is not None:

@@ -29,6 +29,8 @@ class NodeConfig:
     snapshot_max_log_bytes: int = 16 << 20
     catch_up_entries: int = 5_000  # entries kept behind a snapshot for slow followers
     promote_lag: int = 100  # a learner within this many entries of the leader is promoted
+    # Off: learners stay learners until promote_member() (etcd's `member promote`) is asked.
+    auto_promote: bool = True
     max_size_per_msg: int = 1 << 20
     max_inflight_msgs: int = 256
     max_uncommitted_entries_size: int = 64 << 20

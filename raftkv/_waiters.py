@@ -68,8 +68,11 @@ class ReadBatch:
 
 
 class Waiters:
-    def __init__(self) -> None:
+    def __init__(self, node_id: int) -> None:
         self._seq = itertools.count(1)
+        # ReadIndex contexts are unique across the cluster, not just here: the leader keeps the
+        # pending reads of every member by context (node id, then a counter).
+        self._read_prefix = node_id.to_bytes(8, "big")
         self._read_ctx = itertools.count(1)
         # Proposals of ours, by sequence number: matched when their entry is applied, wherever
         # the leader appended it (a forwarded proposal's index is never known up front).
@@ -137,7 +140,7 @@ class Waiters:
         self._reads_unsent = []
         if not waiters:
             return None
-        return next(self._read_ctx).to_bytes(8, "big"), waiters
+        return self._read_prefix + next(self._read_ctx).to_bytes(8, "big"), waiters
 
     def reads_sent(self, context: bytes, waiters: list[Waiter]) -> None:
         self._reads_by_ctx[context] = ReadBatch(waiters)

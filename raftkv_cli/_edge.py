@@ -2,9 +2,11 @@
 
 Key routes (the seed's ``/<key>`` and ``/v1/kv``) are most of the traffic and their logic is
 small, so they are served here on the raw ASGI path (a bare ASGI route on Hypercorn serves about
-1.6x what the same Quart-Trio route does); everything else goes to the Quart app. Every
-response, from either side, leaves through ``_with_position``: the one place that adds the raft
-position headers (``X-Raft-Index``, ``X-Raft-Term``).
+1.6x what the same Quart-Trio route does), and so are the store's other routes (``/v1/txn``,
+``/v1/compact``, ``/v1/leases``, and ``/v1/watch``, whose response streams); everything else goes
+to the Quart app, and so does a leader-only lease request on a node that does not lead (Quart
+replays it on the leader). Every response, from either side, leaves through ``_with_position``:
+the one place that adds the raft position headers (``X-Raft-Index``, ``X-Raft-Term``).
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ from typing import Any
 
 import raftkv
 
-from ._http import HTTPError, Reply, error_for_exception, send_reply
+from ._http import HTTPError, Reply, reply_for_exception, send_reply
 from ._request import Receive, Scope, Send
 from .routes.kv import KV_PREFIX, KVRoutes
+from .routes.leases import LEASES_PATH, LeaseRoutes
 from .routes.seed import SeedKeys
+from .routes.snapshot import SNAPSHOT_PATH, SnapshotRoute
+from .routes.txn import TxnRoutes
+from .routes.watch import DEFAULT_PROGRESS_INTERVAL, WATCH_PATH, WatchRoute
 
 __all__ = ["ASGIApp", "Edge", "is_key_path"]
 
@@ -26,6 +32,7 @@ log = logging.getLogger("raftkv.http")
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Handler = Callable[[Scope, Receive], Awaitable[Reply]]
+StreamHandler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 RESERVED_PREFIXES = ("/v1/", "/-/")
 RESERVED_PATHS = ("/v1", "/-")
@@ -45,9 +52,21 @@ async def _no_key(scope: Scope, receive: Receive) -> Reply:
 
 
 class Edge:
-    def __init__(self, node: raftkv.Node, kv: KVRoutes, fallback: ASGIApp) -> None:
+    def __init__(
+        self,
+        node: raftkv.Node,
+        kv: KVRoutes,
+        leases: LeaseRoutes,
+        fallback: ASGIApp,
+        *,
+        watch_progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+    ) -> None:
         self.node = node
         self.fallback = fallback
+        self.watch = WatchRoute(kv.service, progress_interval=watch_progress_interval)
+        self.snapshot = SnapshotRoute(kv.service)
+        txn = TxnRoutes(kv.service)
+        self.leases = leases
         seed = SeedKeys(kv)
         self._seed: dict[str, Handler] = {
             "GET": lambda scope, _: seed.get(scope),
@@ -60,7 +79,15 @@ class Edge:
             "PUT": kv.put,
             "DELETE": lambda scope, _: kv.delete(scope),
         }
-        self._kv_root: dict[str, Handler] = {"GET": lambda scope, _: kv.list(scope)}
+        # Reserved paths served here: their routes, by method.
+        self._exact: dict[str, dict[str, Handler]] = {
+            KV_PREFIX[:-1]: {
+                "GET": lambda scope, _: kv.list(scope),
+                "DELETE": lambda scope, _: kv.delete_prefix(scope),
+            },
+            "/v1/txn": {"POST": txn.txn},
+            "/v1/compact": {"POST": kv.compact},
+        }
         # The root names no key: nothing to read there, and a write to it is refused as a write
         # of the empty key (400).
         self._root: dict[str, Handler] = {"GET": _no_key, "HEAD": _no_key, "PUT": seed.put}
@@ -81,29 +108,76 @@ class Edge:
             await self._serve(self._seed, allow, scope, receive, send)
         elif path.startswith(KV_PREFIX):
             await self._serve(self._kv, _KV_METHODS, scope, receive, send)
-        elif path == KV_PREFIX[:-1]:
-            await self._serve(self._kv_root, "GET", scope, receive, send)
+        elif (routes := self._exact.get(path)) is not None:
+            await self._serve(routes, ", ".join(sorted(routes)), scope, receive, send)
+        elif path == WATCH_PATH:
+            await self._serve_stream(self.watch, "GET", scope, receive, send)
+        elif path == SNAPSHOT_PATH:
+            await self._serve_stream(self.snapshot, "GET", scope, receive, send)
+        elif path == LEASES_PATH or path.startswith(LEASES_PATH + "/"):
+            await self._serve_leases(scope, receive, send)
         else:
             await self.fallback(scope, receive, send)
 
     async def _serve(
-        self, routes: dict[str, Handler], allow: str, scope: Scope, receive: Receive, send: Send
+        self,
+        routes: dict[str, Handler],
+        allow: str,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        not_leader: ASGIApp | None = None,
     ) -> None:
+        """Answer with the route of the request's method; ``not_leader`` takes over a request
+        that only the leader can answer when this node does not lead."""
         method = scope["method"]
         handler = routes.get(method)
         if handler is None:
-            detail = f"{method} is not allowed on {scope['path']}"
-            reply = HTTPError(405, "method not allowed", detail, {"allow": allow}).reply()
+            reply = _not_allowed(scope, allow)
         else:
             try:
                 reply = await handler(scope, receive)
-            except Exception as exc:  # one request's answer, not a loop
-                error = error_for_exception(exc)
-                if error is None:
-                    log.exception("internal error on %s %s", method, scope["path"])
-                    error = HTTPError(500, "internal error", "see the server log")
-                reply = error.reply()
+            except raftkv.NotLeader as exc:
+                if not_leader is not None:
+                    await not_leader(scope, receive, send)  # it replays the request on the leader
+                    return
+                reply = reply_for_exception(exc, method, scope["path"])
+            except Exception as exc:  # noqa: BLE001  # one request's answer (logged if unexpected)
+                reply = reply_for_exception(exc, method, scope["path"])
         await send_reply(send, reply, head=method == "HEAD")
+
+    async def _serve_leases(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = self.leases.routes(scope["path"])
+        if found is None:
+            await self.fallback(scope, receive, send)  # Quart's JSON 404
+            return
+        routes, allow = found
+        await self._serve(routes, allow, scope, receive, send, not_leader=self.fallback)
+
+    async def _serve_stream(
+        self, handler: StreamHandler, allow: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """A route that writes its own (streaming) response: what it raises before the
+        response starts is answered like any error; after, the response is cut short."""
+        method = scope["method"]
+        if method not in allow.split(", "):
+            await send_reply(send, _not_allowed(scope, allow), head=method == "HEAD")
+            return
+        started = False
+
+        async def send_tracked(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await handler(scope, receive, send_tracked)
+        except Exception as exc:  # one request's answer, not a loop
+            if started:
+                log.exception("stream failed on %s %s", method, scope["path"])
+                return
+            await send_reply(send, reply_for_exception(exc, method, scope["path"]), head=False)
 
     def _with_position(self, send: Send) -> Send:
         node = self.node
@@ -119,3 +193,8 @@ class Edge:
             await send(message)
 
         return send_with_position
+
+
+def _not_allowed(scope: Scope, allow: str) -> Reply:
+    detail = f"{scope['method']} is not allowed on {scope['path']}"
+    return HTTPError(405, "method not allowed", detail, {"allow": allow}).reply()

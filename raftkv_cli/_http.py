@@ -7,13 +7,25 @@ Every error is JSON ``{"error": ..., "detail": ...}``; refusals a retry can cure
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import raftkv
+from raftkv.kv import InvalidTxn
 
-__all__ = ["HTTPError", "Reply", "error_for_exception", "json_body", "json_reply", "send_reply"]
+__all__ = [
+    "HTTPError",
+    "Reply",
+    "error_for_exception",
+    "json_body",
+    "json_reply",
+    "reply_for_exception",
+    "send_reply",
+]
+
+log = logging.getLogger("raftkv.http")
 
 JSON = "application/json"
 
@@ -41,9 +53,10 @@ class HTTPError(Exception):
     error: str
     detail: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)  # more fields for the JSON body
 
     def body(self) -> bytes:
-        return json_body({"error": self.error, "detail": self.detail})
+        return json_body({"error": self.error, "detail": self.detail, **self.extra})
 
     def reply(self) -> Reply:
         return Reply(self.status, self.body(), {**self.headers, "content-type": JSON})
@@ -65,8 +78,20 @@ def error_for_exception(exc: BaseException) -> HTTPError | None:
         return exc
     if isinstance(exc, raftkv.InvalidKey):
         return HTTPError(400, "invalid key", str(exc))
+    if isinstance(exc, raftkv.Compacted):
+        extra: dict[str, object] = {"compact_revision": exc.compact_revision}
+        return HTTPError(410, "revision compacted", str(exc), extra=extra)
+    if isinstance(exc, raftkv.FutureRevision):
+        extra = {"current_revision": exc.current}
+        return HTTPError(400, "future revision", str(exc), extra=extra)
+    if isinstance(exc, InvalidTxn):
+        return HTTPError(400, "invalid transaction", str(exc))
     if isinstance(exc, raftkv.ValueTooLarge):
         return HTTPError(413, "value too large", str(exc))
+    if isinstance(exc, raftkv.UnknownLease):
+        return HTTPError(404, "lease not found", str(exc), extra={"id": exc.lease})
+    if isinstance(exc, raftkv.LeaseIdTaken):
+        return HTTPError(409, "lease exists", str(exc), extra={"id": exc.lease})
     if isinstance(exc, raftkv.ConfChangeRefused):
         return HTTPError(409, "membership change refused", str(exc))
     if isinstance(exc, raftkv.NotLeader):
@@ -92,3 +117,13 @@ def error_for_exception(exc: BaseException) -> HTTPError | None:
     if isinstance(exc, raftkv.NodeClosed):
         return HTTPError(503, "shutting down", str(exc), {"Retry-After": "1"})
     return None
+
+
+def reply_for_exception(exc: Exception, method: str, path: str) -> Reply:
+    """The error reply for ``exc``; an exception raftkv does not raise on purpose is logged and
+    answered 500."""
+    error = error_for_exception(exc)
+    if error is None:
+        log.exception("internal error on %s %s", method, path, exc_info=exc)
+        error = HTTPError(500, "internal error", "see the server log")
+    return error.reply()

@@ -62,6 +62,20 @@ class _NodeCollector:
         }
         for name, (value, doc) in counters.items():
             yield CounterMetricFamily(f"raftkv_{name}", doc, value=value)
+        yield from self._lease_metrics()
+
+    def _lease_metrics(self) -> Iterator[Metric]:
+        service, counted = self.service, self.service.leases.stats
+        live = len(service.store.lease_ids())
+        yield GaugeMetricFamily("raftkv_leases", "Leases in the store.", value=live)
+        counters = {
+            "granted": (counted.granted, "Leases granted through this node."),
+            "revoked": (counted.revoked, "Leases revoked through this node."),
+            "expired": (counted.expired, "Leases this node revoked as their leader."),
+            "keepalives": (counted.keepalives, "Keep-alives this node served as the leader."),
+        }
+        for name, (value, doc) in counters.items():
+            yield CounterMetricFamily(f"raftkv_leases_{name}", doc, value=value)
 
     def collect(self) -> Iterator[Metric]:
         stats = self.node.statistics()

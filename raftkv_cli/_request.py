@@ -7,27 +7,41 @@ it over as ``request.scope``) and raise ``HTTPError`` with the documented status
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from raftkv.kv import Limits, WireFormatError, check_key, check_value_size, parse_revision_tag
+from raftkv.kv import (
+    InvalidKey,
+    Limits,
+    WireFormatError,
+    check_key,
+    check_value_size,
+    parse_revision_tag,
+)
 
 from ._http import HTTPError
 
 __all__ = [
+    "LeaseGrantRequest",
     "Query",
     "Receive",
     "Scope",
     "Send",
+    "WatchRequest",
     "declared_length",
     "header",
     "key_at",
+    "lease_grant_request",
+    "parse_lease_id",
     "parse_member_id",
     "read_body",
+    "read_json",
     "unquote",
+    "watch_request",
     "write_condition",
 ]
 
@@ -36,7 +50,17 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _MAX_MEMBER_ID_DIGITS = 18  # ids are int64 on the wire
+_MAX_INT = (1 << 63) - 1  # revisions fit in an int64 everywhere
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() takes "²", which int() refuses
+
+
+def _integer(text: str, minimum: int = 0, maximum: int = _MAX_INT) -> int | None:
+    """``text`` as a decimal integer in ``minimum..maximum``, else None."""
+    if _DIGITS.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if minimum <= value <= maximum else None
 
 
 def unquote(raw: bytes, what: str) -> bytes:
@@ -94,9 +118,35 @@ class Query:
         text = self.text("limit")
         if text is None:
             return default
-        if not text.isdigit() or not 1 <= int(text) <= maximum:
+        value = _integer(text, 1, maximum)
+        if value is None:
             raise HTTPError(400, "bad limit", f"limit is 1..{maximum}")
-        return int(text)
+        return value
+
+    def revision(self, name: str = "revision") -> int | None:
+        """A revision parameter (an integer >= 1), or None when absent; anything else 400."""
+        text = self.text(name)
+        if text is None:
+            return None
+        value = _integer(text, 1)
+        if value is None:
+            raise HTTPError(400, f"bad {name}", f"{name} must be an integer >= 1, not {text!r}")
+        return value
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        """A boolean parameter: ``true`` or ``false`` (absent: ``default``); anything else
+        400."""
+        text = self.text(name)
+        if text is None:
+            return default
+        if text in ("true", "false"):
+            return text == "true"
+        raise HTTPError(400, f"bad {name}", f"{name} is true or false, not {text!r}")
+
+    def lease(self) -> int:
+        """``?lease=ID``: the lease a write attaches its key to (absent: 0, none)."""
+        text = self.text("lease")
+        return 0 if text is None else parse_lease_id(text)
 
 
 def key_at(scope: Scope, prefix: str, limits: Limits) -> bytes:
@@ -132,10 +182,48 @@ def write_condition(scope: Scope) -> int | None:
     return revision
 
 
+def parse_lease_id(text: str) -> int:
+    """A lease id in a path or query: a decimal integer from 1 to 2^63 - 1; else 400."""
+    lease = _integer(text, 1)
+    if lease is None:
+        detail = f"{text!r:.40} is not a lease id (an integer from 1 to {_MAX_INT})"
+        raise HTTPError(400, "invalid lease id", detail)
+    return lease
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseGrantRequest:
+    """``POST /v1/leases``: the TTL asked for (whole seconds; its bounds are the lessor's to
+    check) and the lease id chosen by the client, if any."""
+
+    ttl: int
+    id: int | None
+
+
+_GRANT_BODY_BYTES = 1024
+_GRANT_EXAMPLE = '{"ttl": <seconds>, "id": <optional lease id>}'
+
+
+async def lease_grant_request(scope: Scope, receive: Receive) -> LeaseGrantRequest:
+    body = await read_json(scope, receive, _GRANT_BODY_BYTES, _GRANT_EXAMPLE)
+    if not isinstance(body, dict) or "ttl" not in body or set(body) - {"ttl", "id"}:
+        raise HTTPError(400, "bad body", f"expected {_GRANT_EXAMPLE}")
+    ttl, lease = body["ttl"], body.get("id")
+    if type(ttl) is not int:
+        raise HTTPError(
+            400, "bad ttl", f"a lease TTL is a whole number of seconds, not {ttl!r:.40}"
+        )
+    if lease is not None and (type(lease) is not int or not 1 <= lease <= _MAX_INT):
+        detail = f"a lease id is an integer from 1 to {_MAX_INT}, not {lease!r:.40}"
+        raise HTTPError(400, "invalid lease id", detail)
+    return LeaseGrantRequest(ttl, lease)
+
+
 def parse_member_id(text: str) -> int:
-    if not text.isdigit() or int(text) < 1 or len(text) > _MAX_MEMBER_ID_DIGITS:
+    member_id = _integer(text, 1) if len(text) <= _MAX_MEMBER_ID_DIGITS else None
+    if member_id is None:
         raise HTTPError(400, "invalid member id", f"{text!r} is not a node id (an integer >= 1)")
-    return int(text)
+    return member_id
 
 
 def declared_length(scope: Scope) -> int | None:
@@ -144,9 +232,10 @@ def declared_length(scope: Scope) -> int | None:
     value = header(scope, b"content-length")
     if value is None:
         return None
-    if not value.strip().isdigit():
+    length = _integer(value.strip())
+    if length is None:
         raise HTTPError(400, "bad content-length", f"{value!r} is not a length")
-    return int(value)
+    return length
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
@@ -171,3 +260,52 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+async def read_json(scope: Scope, receive: Receive, limit: int, example: str) -> Any:
+    """The body as JSON (at most ``limit`` bytes: 413 beyond); 400 saying what was expected
+    (``example``) when it is not JSON."""
+    body = await read_body(scope, receive, limit)
+    try:
+        return json.loads(body, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise HTTPError(400, "bad body", f"expected JSON {example}: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRequest:
+    """``GET /v1/watch``: what to watch, from where."""
+
+    key: bytes | None  # one key; None with prefix None: every key
+    prefix: bytes | None
+    start_revision: int | None  # None: the revision after the current one
+    prev_kv: bool
+
+
+def watch_request(scope: Scope, limits: Limits) -> WatchRequest:
+    """``?key=`` or ``?prefix=`` (neither: every key; both: 400), ``?start_revision=``,
+    ``?prev_kv=true``; a ``Last-Event-ID: r`` header resumes at ``r + 1`` and wins over
+    ``start_revision``."""
+    query = Query.of(scope)
+    key, prefix = query.bytes("key"), query.bytes("prefix")
+    if key is not None and prefix is not None:
+        raise HTTPError(400, "conflicting parameters", "watch a key or a prefix, not both")
+    if key is not None:
+        check_key(key, limits.max_key_bytes)
+    if prefix is not None and len(prefix) > limits.max_key_bytes:
+        # (raftkv.kv.check_prefix says the same; it is not exported)
+        size, most = len(prefix), limits.max_key_bytes
+        raise InvalidKey(f"prefix of {size} bytes is over the limit of {most} bytes")
+    start = query.revision("start_revision")
+    last_event_id = header(scope, b"last-event-id")
+    if last_event_id is not None:
+        last = _integer(last_event_id.strip(), 0, _MAX_INT - 1)
+        if last is None:
+            detail = f"Last-Event-ID is the revision of the last event seen, not {last_event_id!r}"
+            raise HTTPError(400, "bad Last-Event-ID", detail)
+        start = last + 1
+    return WatchRequest(key, prefix, start, query.flag("prev_kv"))

@@ -132,6 +132,7 @@ async def _run_node(
     """The node's own tasks, until ``stop`` is set (by a signal, or by the node's removal)."""
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_removal, service.node, stop, outcome)
+        await nursery.start(service.leases.run)  # expires leases while this node leads
         await nursery.start(AutoCompaction(service, settings.auto_compaction_retention).run)
         await stop.wait()
         nursery.cancel_scope.cancel()

@@ -104,7 +104,7 @@ class Settings:
         return self.cluster_token if self.cluster_token is not None else DEFAULT_CLUSTER_TOKEN
 
 
-DEFAULT_CLUSTER_TOKEN = "raftkv-cluster"
+DEFAULT_CLUSTER_TOKEN = raftkv.DEFAULT_CLUSTER_ID
 
 
 # -- value parsers: each raises SettingsError with what was wrong -------------------------------

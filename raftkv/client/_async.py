@@ -2,20 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 import trio
 
+from ..kv import TxnCommand, WatchBatch
 from . import _calls as calls
 from ._calls import Call, Key
-from ._models import DeleteResponse, Member, PutResponse, RangeResponse, Value
+from ._election import AsyncElection, open_election
+from ._lease import AsyncLease, open_lease
+from ._lock import AsyncHeldLock, open_lock
+from ._models import (
+    CompactResponse,
+    DeleteResponse,
+    LeaseGrant,
+    LeaseRevoked,
+    LeaseStatus,
+    Member,
+    PutResponse,
+    RangeResponse,
+    TxnResponse,
+    Value,
+)
 from ._retry import Attempt, Endpoints, RetryPolicy
 from ._sync import DEFAULT_TIMEOUT
+from ._txn import Txn
+from ._watch import DEFAULT_IDLE_TIMEOUT, StreamEnded, WatchSession, stream_timeout
 
-__all__ = ["AsyncClient"]
+__all__ = ["AsyncClient", "AsyncWatch"]
 
 T = TypeVar("T")
 
@@ -70,6 +89,8 @@ class AsyncClient:
             except httpx.TransportError as exc:
                 pause = attempt.transport_failed(exc)
             else:
+                if response.status_code in call.answers:
+                    return call.finish(response, endpoint)
                 pause = attempt.answered(response)
                 if pause is None:
                     return call.finish(response, endpoint)
@@ -78,21 +99,32 @@ class AsyncClient:
 
     # -- keys --
 
-    async def get(self, key: Key, *, serializable: bool = False) -> Value:
+    async def get(
+        self, key: Key, *, serializable: bool = False, revision: int | None = None
+    ) -> Value:
         """The key's value and mod revision; ``KeyNotFound`` if it does not exist.
 
         Linearizable unless ``serializable`` (then: whatever the answering node has applied).
+        ``revision``: as of that revision (``Compacted`` below the compaction point,
+        ``FutureRevision`` past the current one).
         """
-        return await self._send(calls.get(key, serializable=serializable))
+        return await self._send(calls.get(key, serializable=serializable, revision=revision))
 
-    async def put(self, key: Key, value: Key, *, if_revision: int | None = None) -> PutResponse:
+    async def put(
+        self, key: Key, value: Key, *, if_revision: int | None = None, lease: int | None = None
+    ) -> PutResponse:
         """Store ``value``; returns once committed. ``if_revision``: compare-and-swap on the key's
-        mod revision (0: create only); ``PreconditionFailed`` when it does not match."""
-        return await self._send(calls.put(key, value, if_revision=if_revision))
+        mod revision (0: create only); ``PreconditionFailed`` when it does not match. ``lease``:
+        attach the key to that lease (``LeaseNotFound`` if it is gone); without it, a put
+        detaches the key from any lease."""
+        return await self._send(calls.put(key, value, if_revision=if_revision, lease=lease))
 
-    async def delete(self, key: Key, *, if_revision: int | None = None) -> DeleteResponse:
-        """Delete the key; ``KeyNotFound`` if it does not exist."""
-        return await self._send(calls.delete(key, if_revision=if_revision))
+    async def delete(
+        self, key: Key | None = None, *, prefix: Key | None = None, if_revision: int | None = None
+    ) -> DeleteResponse:
+        """Delete the key (``KeyNotFound`` if it does not exist), or every key under ``prefix``
+        at one revision (``deleted`` says how many; b"": every key)."""
+        return await self._send(calls.delete(key, prefix=prefix, if_revision=if_revision))
 
     async def get_prefix(
         self,
@@ -101,12 +133,99 @@ class AsyncClient:
         limit: int | None = None,
         after: Key | None = None,
         serializable: bool = False,
+        revision: int | None = None,
     ) -> RangeResponse:
         """Keys starting with ``prefix`` in key order, at most ``limit`` of them (the server's
-        default when None); ``after`` continues from the last key of a previous page."""
+        default when None); ``after`` continues from the last key of a previous page;
+        ``revision``: as of that revision (pages of one revision are one consistent view)."""
         return await self._send(
-            calls.get_prefix(prefix, limit=limit, after=after, serializable=serializable)
+            calls.get_prefix(
+                prefix, limit=limit, after=after, serializable=serializable, revision=revision
+            )
         )
+
+    def txn(self) -> Txn[Awaitable[TxnResponse]]:
+        """A transaction to build, then ``await ....commit()`` (see ``Client.txn``)."""
+        return Txn(self._commit)
+
+    async def _commit(self, command: TxnCommand) -> TxnResponse:
+        return await self._send(calls.txn(command))
+
+    async def compact(self, revision: int) -> CompactResponse:
+        """Forget the history before ``revision`` on every member (it stays readable);
+        ``Compacted`` if it is compacted already, ``FutureRevision`` past the current one."""
+        return await self._send(calls.compact(revision))
+
+    def watch(
+        self,
+        key: Key | None = None,
+        *,
+        prefix: Key | None = None,
+        start_revision: int | None = None,
+        prev_kv: bool = False,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    ) -> AsyncWatch:
+        """``Client.watch``, for Trio::
+
+        async with kv.watch(prefix="config/") as watch:
+            async for batch in watch:
+                ...
+        """
+        session = WatchSession(
+            self.endpoints,
+            self.retry,
+            key=key,
+            prefix=prefix,
+            start_revision=start_revision,
+            prev_kv=prev_kv,
+        )
+        return AsyncWatch(self._http, session, idle_timeout)
+
+    # -- leases and what builds on them --
+
+    async def grant_lease(self, ttl: int, *, id: int | None = None) -> LeaseGrant:
+        """A lease of ``ttl`` whole seconds (at least the cluster's minimum, above its election
+        timeout); ``id`` chooses its id (``Conflict`` if taken). Nothing keeps it alive: see
+        ``lease()`` for that."""
+        return await self._send(calls.grant_lease(ttl, lease=id))
+
+    async def keepalive(self, lease: int) -> int:
+        """Renew ``lease`` for its whole TTL, which it returns; ``LeaseNotFound`` if gone."""
+        return await self._send(calls.keepalive(lease))
+
+    async def lease_status(self, lease: int, *, keys: bool = True) -> LeaseStatus:
+        """The lease's TTL left by the leader's clock, its granted TTL and attached keys."""
+        return await self._send(calls.lease_status(lease, keys=keys))
+
+    async def revoke_lease(self, lease: int) -> LeaseRevoked:
+        """Revoke ``lease``: every key attached to it is deleted, at one revision."""
+        return await self._send(calls.revoke_lease(lease))
+
+    async def leases(self) -> tuple[int, ...]:
+        """The ids of every lease, in order."""
+        return await self._send(calls.leases())
+
+    def lease(
+        self, ttl: int = 10, *, id: int | None = None
+    ) -> AbstractAsyncContextManager[AsyncLease]:
+        """A lease kept alive while the block runs, revoked after it (``_lease``)::
+
+        async with kv.lease(ttl=10) as lease:
+            await kv.put("svc/me", "up", lease=lease.id)
+        """
+        return open_lease(self, ttl, id=id)
+
+    def lock(self, name: Key, *, ttl: int = 10) -> AbstractAsyncContextManager[AsyncHeldLock]:
+        """The lock ``name``, held while the block runs (``_lock``); ``held.token`` fences::
+
+        async with kv.lock("jobs/nightly") as held:
+            ...
+        """
+        return open_lock(self, name, ttl=ttl)
+
+    def election(self, name: Key, *, ttl: int = 10) -> AbstractAsyncContextManager[AsyncElection]:
+        """The election ``name``: campaign, proclaim, resign, leader, observe (``_election``)."""
+        return open_election(self, name, ttl=ttl)
 
     # -- cluster --
 
@@ -127,3 +246,122 @@ class AsyncClient:
     async def status(self) -> dict[str, Any]:
         """The answering node's ``/-/status``: id, role, term, leader, indexes, members."""
         return await self._send(calls.status())
+
+    async def health(self) -> dict[str, Any]:
+        """The answering node's ``/-/health``: ``{"health": "ok"}``, or why not."""
+        return await self._send(calls.health())
+
+    async def promote_member(self, member_id: int) -> tuple[Member, ...]:
+        """Make a learner a voter now (refused unless it has caught up); the new member list."""
+        return await self._send(calls.promote_member(member_id))
+
+
+class AsyncWatch:
+    """``AsyncClient.watch``: the revision batches of a watch, as they happen. ``async for``
+    over it; close it (``aclose()``, or ``async with``) to stop. Reconnects by itself
+    (``raftkv.client._watch``)."""
+
+    def __init__(self, http: httpx.AsyncClient, session: WatchSession, idle_timeout: float) -> None:
+        self._http = http
+        self._session = session
+        self._timeout = stream_timeout(http.timeout, idle_timeout)
+        self._response: httpx.Response | None = None
+        self._lines: AsyncIterator[str] | None = None
+        self._closed = False
+
+    @property
+    def next_revision(self) -> int | None:
+        """The revision the watch needs next (everything before it was delivered)."""
+        return self._session.next_revision
+
+    def __aiter__(self) -> AsyncWatch:
+        return self
+
+    async def __anext__(self) -> WatchBatch:
+        if self._closed:
+            raise StopAsyncIteration
+        try:
+            while True:
+                lines = self._lines or await self._open()
+                try:
+                    batch = self._session.feed(await anext(lines))
+                except StopAsyncIteration:
+                    pause = await self._end("the server closed the stream")
+                except httpx.TransportError as exc:
+                    pause = await self._end(f"{type(exc).__name__}: {exc}")
+                except StreamEnded as ended:
+                    pause = await self._end(str(ended))
+                else:
+                    if batch is not None:
+                        return batch
+                    continue
+                if pause:
+                    await trio.sleep(pause)
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _open(self) -> AsyncIterator[str]:
+        session = self._session
+        while True:
+            request = self._http.build_request(
+                "GET", session.endpoint + session.target, timeout=self._timeout
+            )
+            pause: float | None
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                pause = session.connect_failed(exc)
+            else:
+                try:
+                    if response.status_code != 200:
+                        await response.aread()
+                    pause = session.opened(response, trio.current_time())
+                except BaseException:
+                    await _close(response)
+                    raise
+                if pause is None:
+                    self._response, self._lines = response, response.aiter_lines()
+                    return self._lines
+                await _close(response)
+            if pause:
+                await trio.sleep(pause)
+
+    async def _end(self, reason: str) -> float:
+        await self._drop()
+        return self._session.ended(reason, trio.current_time())
+
+    async def _drop(self) -> None:
+        lines, response = self._lines, self._response
+        self._response = self._lines = None
+        if lines is not None:
+            # Stop reading by cancelling a read: that unwinds httpx's (and httpcore's) async
+            # generators, where closing the outer one would leave the inner ones to the garbage
+            # collector (and Trio's warning).
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                with contextlib.suppress(httpx.HTTPError):
+                    async for _ in lines:
+                        pass
+        if response is not None:
+            await _close(response)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await self._drop()
+
+    async def __aenter__(self) -> AsyncWatch:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+async def _close(response: httpx.Response) -> None:
+    with trio.CancelScope(shield=True), trio.move_on_after(1):
+        await response.aclose()

@@ -3,10 +3,17 @@
     raftkv.RaftError
     └── ClientError                 a request that did not succeed; status, error, detail, endpoint
         ├── NotFound                404
-        │   └── KeyNotFound         404 for a key
+        │   ├── KeyNotFound         404 for a key
+        │   └── LeaseNotFound (raftkv.UnknownLease)   404 for a lease: never granted, revoked
+        │                           or expired
+        ├── LeaseLost               a lease (and what it held: a lock, leadership) may be gone
         ├── PreconditionFailed      412: compare-and-swap mismatch; mod_revision if the server said
         ├── BadRequest (ValueError) 400, 405: a bad key, id, URL or body; retrying will not help
-        │   └── PayloadTooLarge     413: a value over the server's limit
+        │   ├── PayloadTooLarge     413: a value (or transaction) over the server's limit
+        │   └── FutureRevision (raftkv.FutureRevision)
+        │                           400: a read at a revision the store has not reached
+        ├── Compacted (raftkv.Compacted)      410: a read or watch below the compaction point;
+        │                                     compact_revision is the oldest one left
         ├── Conflict (ConfChangeRefused)      409: another membership change is pending, ...
         ├── Unavailable (ProposalDropped)     503 (no leader, no quorum, shutting down) or no
         │                                     endpoint answered: certainly not applied, retry later
@@ -20,14 +27,20 @@
 
 from __future__ import annotations
 
-from .._errors import ConfChangeRefused, ProposalDropped, RaftError
+from .._errors import Compacted as _Compacted
+from .._errors import ConfChangeRefused, ProposalDropped, RaftError, UnknownLease
+from .._errors import FutureRevision as _FutureRevision
 from .._errors import OutcomeUnknown as _OutcomeUnknown
 
 __all__ = [
     "BadRequest",
     "ClientError",
+    "Compacted",
     "Conflict",
+    "FutureRevision",
     "KeyNotFound",
+    "LeaseLost",
+    "LeaseNotFound",
     "NotFound",
     "OutcomeUnknown",
     "PayloadTooLarge",
@@ -70,6 +83,18 @@ class KeyNotFound(NotFound):
     """The key does not exist."""
 
 
+class LeaseNotFound(NotFound, UnknownLease):
+    """The lease does not exist: it was never granted, or it was revoked or expired."""
+
+    lease: int = 0
+
+
+class LeaseLost(ClientError):
+    """A lease kept alive in the background can no longer be known to live: it expired or was
+    revoked, or no keep-alive was answered within its TTL. What it held (a lock, leadership in
+    an election) may belong to another client now."""
+
+
 class PreconditionFailed(ClientError):
     """412: the key's modification revision was not the one required (``If-Match`` or
     ``If-None-Match: *``); nothing changed. ``mod_revision`` is the key's current one when the
@@ -83,7 +108,25 @@ class BadRequest(ClientError, ValueError):
 
 
 class PayloadTooLarge(BadRequest):
-    """413: the value is over the server's ``--max-value-bytes``."""
+    """413: the value is over the server's ``--max-value-bytes`` (or a transaction over its
+    size limit)."""
+
+
+class FutureRevision(BadRequest, _FutureRevision):
+    """400: a read at a revision the answering node has not reached. ``current`` is its
+    revision when the server told it (else 0)."""
+
+    revision: int = 0  # the revision asked for, when known
+    current: int = 0
+
+
+class Compacted(ClientError, _Compacted):
+    """410: the revision asked for (a read at a revision, or where a watch starts or resumes)
+    is below the compaction point: that history is gone. ``compact_revision`` is the oldest
+    revision still readable (a watch can start right after it), when the server told it."""
+
+    revision: int = 0  # the revision asked for, when known
+    compact_revision: int = 0
 
 
 class Conflict(ClientError, ConfChangeRefused):

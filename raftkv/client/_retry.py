@@ -101,17 +101,34 @@ class Attempt:
         sleep(pause)                                   # when > 0
     """
 
-    def __init__(self, endpoints: Endpoints, policy: RetryPolicy, idempotent: bool) -> None:
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        policy: RetryPolicy,
+        idempotent: bool,
+        *,
+        start: int | None = None,
+    ) -> None:
         self._endpoints = endpoints
         self._policy = policy
         self._idempotent = idempotent
-        self._index = endpoints.preferred
+        # The endpoint tried first: the one that answered last, unless told otherwise.
+        self._index = endpoints.preferred if start is None else start % len(endpoints.urls)
         self._tries = 0
         self._retry_after: float | None = None  # the longest asked for in this round
 
     @property
     def endpoint(self) -> str:
         return self._endpoints.urls[self._index]
+
+    @property
+    def index(self) -> int:
+        return self._index
+
+    def failed(self, error: ClientError) -> float:
+        """Another failure (``error``) that a try elsewhere may cure: the pause before trying
+        the next endpoint; ``error`` itself once the tries ran out."""
+        return self._retry(error)
 
     def transport_failed(self, exc: httpx.TransportError) -> float:
         endpoint = self.endpoint

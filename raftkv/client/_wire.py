@@ -21,12 +21,34 @@ from ..kv import WireFormatError
 from ._models import Member, Position
 
 __all__ = [
+    "Key",
+    "key_bytes",
     "member_from_json",
     "members_from_json",
     "parse_error_body",
+    "parse_error_field",
     "parse_position",
     "parse_retry_after",
+    "to_bytes",
 ]
+
+Key = str | bytes  # str is encoded as UTF-8
+
+
+def to_bytes(data: Key, what: str = "key") -> bytes:
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, bytes):
+        return data
+    raise TypeError(f"a {what} must be str or bytes, not {type(data).__name__}")
+
+
+def key_bytes(key: Key) -> bytes:
+    """A key argument as bytes; ``ValueError`` if it is empty."""
+    data = to_bytes(key)
+    if not data:
+        raise ValueError("a key must not be empty")
+    return data
 
 
 def parse_position(headers: Mapping[str, str]) -> Position | None:
@@ -59,6 +81,16 @@ def parse_error_body(content: bytes) -> tuple[str | None, str | None]:
         )
     text = content.decode("utf-8", "replace").strip()
     return None, text[:500] or None
+
+
+def parse_error_field(content: bytes, name: str) -> int | None:
+    """An integer field of a JSON error body (``compact_revision``), if it is there."""
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return None
+    found = body.get(name) if isinstance(body, dict) else None
+    return found if type(found) is int else None
 
 
 def members_from_json(body: Any) -> tuple[Member, ...]:

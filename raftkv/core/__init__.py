@@ -1,7 +1,9 @@
 """raftkv.core: a pure, deterministic Raft state machine (sans-I/O).
 
 Standard library only; no clocks, no sockets, no threads. Time is ``RawNode.tick()``, randomness
-an injected ``random.Random``. See ``_rawnode`` for the Ready contract.
+an injected ``random.Random``. Output is one ``Ready`` at a time (see ``_rawnode``): persist its
+snapshot, entries and hard state, then send ``persisted_messages``, apply, ``advance``;
+``messages`` promise nothing and may be sent before persisting.
 """
 
 from ._config import Config, ReadOnlyOption
@@ -30,7 +32,7 @@ from ._messages import (
     TimeoutNow,
 )
 from ._progress import ProgressState, ProgressView
-from ._rawnode import RawNode, Ready, Status, bootstrap, split_early_messages
+from ._rawnode import RawNode, Ready, Status, bootstrap
 from ._types import (
     ConfChange,
     ConfChangeType,
@@ -90,5 +92,4 @@ __all__ = [
     "Unavailable",
     "bootstrap",
     "describe",
-    "split_early_messages",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ._errors import InvalidConfig
 
@@ -54,7 +54,13 @@ class Config:
     broadcast_commit: bool = True
 
     def __post_init__(self) -> None:
-        if type(self.id) is not int or self.id < 1:
+        # Every mistake in a configuration is an InvalidConfig, a wrongly typed field too.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            want = _FIELD_TYPES[str(f.type)]
+            if type(value) is not want:
+                raise InvalidConfig(f"{f.name} must be {want.__name__}, got {value!r}")
+        if self.id < 1:
             raise InvalidConfig(f"id must be an integer >= 1, got {self.id!r}")
         if self.heartbeat_ticks < 1:
             raise InvalidConfig("heartbeat_ticks must be >= 1")
@@ -70,3 +76,6 @@ class Config:
             raise InvalidConfig("max_committed_size_per_ready must be >= 0")
         if self.read_only is ReadOnlyOption.LEASE_BASED and not self.check_quorum:
             raise InvalidConfig("lease-based reads are only safe with check_quorum")
+
+
+_FIELD_TYPES: dict[str, type] = {"int": int, "bool": bool, "ReadOnlyOption": ReadOnlyOption}

@@ -118,6 +118,10 @@ def describe_ready(rd: Ready) -> str:
     for rs in rd.read_states:
         lines.append(f"read-state index={rs.index} ctx={_data(rs.context)}")
     lines.extend(describe_message(m) for m in rd.messages)
+    if rd.persisted_messages:
+        # What must wait until the lines above are durable (the Ready contract).
+        lines.append("after persisting:")
+        lines.extend(describe_message(m) for m in rd.persisted_messages)
     if rd.must_sync:
         lines.append("must-sync")
     return "\n".join(lines)

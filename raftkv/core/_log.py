@@ -42,6 +42,13 @@ class RaftLog:
             return self.pending_snapshot.metadata.index
         return self.store.last_index()
 
+    def last_stable_index(self) -> int:
+        """The last index of the stable entries (handed out in a Ready and advanced); 0 while a
+        received snapshot that replaces them is not durable yet."""
+        if self.pending_snapshot is not None:
+            return 0
+        return self.unstable_offset - 1
+
     def term(self, index: int) -> int | None:
         """The term at ``index``, or None when it is compacted away or beyond the log."""
         off = self.unstable_offset

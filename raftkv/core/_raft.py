@@ -10,7 +10,8 @@ Configuration changes take effect when they are *applied* (as in etcd), not when
 taken at that index must carry. Safety with single-server changes needs two guards, both here:
 a leader appends a change only once it has committed an entry of its own term and only while no
 other change is pending (not yet applied) — Ongaro, raft-dev, 2015 — and no node campaigns while
-it has a committed but unapplied change.
+it has a committed but unapplied change. What a node does once it applied its own removal
+(retire as leader, or linger) lives in ``_removal``.
 
 Invariants (checked by ``raftkv.testing``): at most one leader per term; a leader never
 overwrites its own log; ``committed`` only moves forward and only onto an entry of the current
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import random
+from typing import assert_never
 
 from ._config import Config, ReadOnlyOption
 from ._errors import ConfChangeRefused, NotLeader, ProposalDropped
@@ -42,6 +44,7 @@ from ._messages import (
 )
 from ._progress import Progress, ProgressState, ProgressTracker
 from ._read_only import ReadOnly
+from ._removal import RETIRE_CONTEXT, Removal
 from ._types import (
     ConfChange,
     ConfChangeType,
@@ -49,6 +52,7 @@ from ._types import (
     Entry,
     EntryId,
     EntryType,
+    HardState,
     ReadState,
     Role,
     Snapshot,
@@ -57,11 +61,6 @@ from ._types import (
 __all__ = ["Raft"]
 
 log = logging.getLogger("raftkv.core")
-
-_LEADER_MESSAGES = (AppendEntries, Heartbeat, InstallSnapshot)
-# The context of a retiring leader's heartbeats (never a ReadIndex context: those are the
-# runtime's, and a leading zero byte keeps this one apart from any counter it uses).
-_RETIRE_CONTEXT = b"\x00raftkv:retire"
 
 
 class Raft:
@@ -78,8 +77,14 @@ class Raft:
         self.vote: int | None = hard_state.vote
         self.role = Role.FOLLOWER
         self.lead: int | None = None
-        self.removed = False
+        # Messages of the batch being built (see _send): those that may leave before the batch
+        # is durable, and those that must wait until it is.
         self.msgs: list[Message] = []
+        self.msgs_after_persist: list[Message] = []
+        # Per peer, the Heartbeat and the empty AppendEntries already in this batch, which a
+        # later one supersedes (see _supersede).
+        self._batched_heartbeat: dict[tuple[int, bool], Heartbeat] = {}
+        self._batched_empty_append: dict[int, AppendEntries] = {}
         self.read_states: list[ReadState] = []
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
@@ -97,15 +102,8 @@ class Raft:
         self.append_dirty = False
         self.read_heartbeat_context: bytes | None = None
         self.forward_buffer: list[Entry] = []
-        # A leader that applied its own removal keeps leading the new configuration until a
-        # quorum of it knows the removal committed (see _retire): the index of that removal.
-        self.retiring_at = 0
-        self.retire_informed: set[int] = set()
-        # A node that applied its own removal lingers, answering votes and appends, until a peer
-        # that applied the removal too refuses it (report_removed; see _on_removed).
-        self.lingering = False
-        # The index at which our own removal was applied (0 while we are a member).
-        self.removed_at = 0
+        # Retiring, lingering or removed after applying our own removal (see _removal).
+        self.removal = Removal(self)
         self._reset_randomized_election_timeout()
 
         if hard_state.commit:
@@ -123,11 +121,88 @@ class Raft:
             if e.type is EntryType.CONF_CHANGE:
                 self._apply_conf_change_entry(e)
         self.log.applied = applied
+        # The hard state last made durable (the runtime advanced the Ready that carried it).
+        self.stable_hard_state = HardState(self.term, self.vote, self.log.committed)
 
     # -- helpers ---------------------------------------------------------------------------------
 
+    # Every message leaves through one of two helpers, which decide where it is made when it
+    # may be sent (the Ready contract: ``Ready.messages`` / ``Ready.persisted_messages``).
+    # Thesis §10.2.1: a message that promises nothing may travel while the sender's disk write
+    # is in flight; one that promises durable state (a vote, an acknowledged entry) may not.
+
     def _send(self, m: Message) -> None:
-        self.msgs.append(m)
+        """Send once this batch is durable: the default, for everything that answers or
+        promises. A granted vote or a vote request stands on a durable (term, vote); an append
+        or snapshot acknowledgement on durable entries; a heartbeat acknowledgement confirms a
+        leadership (ReadIndex) in a term that must be durable; a rejection's term and hint come
+        from state this batch may be writing; a ReadIndex answer and a TimeoutNow gain nothing
+        from leaving early, so they do not."""
+        self.msgs_after_persist.append(m)
+
+    def _send_early(self, m: Message) -> None:
+        """Send at once, before this batch is durable: a leader's AppendEntries, Heartbeat and
+        InstallSnapshot (from its durable store), a follower's forwarded proposals and ReadIndex
+        requests. They promise nothing about the sender's log: a follower acknowledges only
+        what *it* made durable, and the leader steps that answer only after this batch is
+        advanced, so after its own write.
+
+        Unless they would say more than the sender's disk backs; then they wait like any other:
+        a term this batch is still making durable (a node that crashes forgets it and may take
+        the term again: a second leader of one term, whose entries clash with the first one's
+        at the same index and term), or a commit index beyond the leader's durable log (a lone
+        voter commits its entries as it appends them; a follower told so could apply an entry
+        the leader's crash then loses). Thesis §10.2.1 lets the leader write in parallel with
+        its followers as long as what it tells them is backed: a commit index only once its
+        own log holds it durably."""
+        match m:
+            case AppendEntries(commit=commit) | Heartbeat(commit=commit):
+                self._supersede(m)
+                backed = commit <= self.log.last_stable_index()
+            case _:
+                backed = True
+        if backed and m.term <= self.stable_hard_state.term:
+            self.msgs.append(m)
+        else:
+            self.msgs_after_persist.append(m)
+
+    def _supersede(self, m: AppendEntries | Heartbeat) -> None:
+        """One heartbeat and one empty append per peer and batch: a new one takes the place of
+        the one already batched for that peer. Its commit index is at least as high, and a
+        read context is the newest pending one, whose acknowledgement confirms every earlier
+        read as well; a retiring leader's heartbeats (``RETIRE_CONTEXT``) answer another
+        question, so they have their own place. An append with entries replaces a batched
+        empty append too. Several ticks between two Readys, a heartbeat answer that resumes
+        a probe just before a commit is announced: without this, each sends its own copy."""
+        if isinstance(m, Heartbeat):
+            slot = (m.dst, m.context == RETIRE_CONTEXT)
+            old = self._batched_heartbeat.get(slot)
+            if old is not None and old.context and not m.context:
+                return  # keep the read context batched; this one is sent as well
+            self._withdraw(old)
+            self._batched_heartbeat[slot] = m
+            return
+        self._withdraw(self._batched_empty_append.pop(m.dst, None))
+        if not m.entries:
+            self._batched_empty_append[m.dst] = m
+
+    def _withdraw(self, m: Message | None) -> None:
+        if m is None:
+            return
+        for batch in (self.msgs, self.msgs_after_persist):
+            for i in range(len(batch) - 1, -1, -1):
+                if batch[i] is m:
+                    del batch[i]
+                    return
+
+    def take_messages(self) -> tuple[tuple[Message, ...], tuple[Message, ...]]:
+        """This batch's messages: (may leave at once, must wait until the batch is durable)."""
+        out = (tuple(self.msgs), tuple(self.msgs_after_persist))
+        self.msgs = []
+        self.msgs_after_persist = []
+        self._batched_heartbeat = {}
+        self._batched_empty_append = {}
+        return out
 
     def _reset_randomized_election_timeout(self) -> None:
         e = self.config.election_ticks
@@ -135,10 +210,10 @@ class Raft:
 
     def promotable(self) -> bool:
         """May this node campaign? A voter; or a node lingering after its own removal, which
-        may lead only to retire (see _on_removed); never a node that reported ``removed``."""
-        if self.removed:
+        may lead only to retire (see _removal); never a node that is ``removed``."""
+        if self.removal.removed:
             return False
-        return self.tracker.is_voter(self.id) or (self.lingering and bool(self.tracker.voters))
+        return self.tracker.is_voter(self.id) or self.removal.may_lead_to_retire()
 
     def committed_entry_in_current_term(self) -> bool:
         return self.log.term(self.log.committed) == self.term
@@ -146,12 +221,7 @@ class Raft:
     # -- role changes ----------------------------------------------------------------------------
 
     def _reset(self, term: int) -> None:
-        if self.retiring_at:
-            # Deposed while retiring: the others may still need our vote and our acks (they
-            # may not know the removal committed), so linger as a removed follower would.
-            self.retiring_at = 0
-            self.retire_informed = set()
-            self.lingering = True
+        self.removal.on_reset()
         if term != self.term:
             self.term = term
             self.vote = None
@@ -192,19 +262,13 @@ class Raft:
 
     def _become_leader(self) -> None:
         assert self.role is not Role.FOLLOWER, "a follower must campaign first"
-        lingering = self.lingering
         self._reset(self.term)
         self.role = Role.LEADER
         self.lead = self.id
         own = self.tracker.progress.get(self.id)
         if own is not None:
             own.become_replicate()
-        if lingering:
-            # Elected by the configuration that removed us: only to bring its voters up to
-            # date (our log may hold what they miss) and retire (thesis §4.2.2).
-            self.lingering = False
-            self.retiring_at = self.removed_at
-            self.retire_informed = set()
+        self.removal.on_elected()
         # Conservatively treat everything up to our last entry as possibly holding a conf change:
         # no change is accepted before the no-op below is applied (§4.1 + the 2015 fix).
         self.pending_conf_index = self.log.last_index()
@@ -231,7 +295,7 @@ class Raft:
         self.election_elapsed += 1
         if self.election_elapsed >= self.config.election_ticks:
             self.election_elapsed = 0
-            if self.config.check_quorum and not self.retiring_at:
+            if self.config.check_quorum and not self.removal.retiring_at:
                 # CheckQuorum (thesis §6.2): a leader cut off from a quorum steps down.
                 if not self.tracker.quorum_active(self.id):
                     log.debug("%d stepped down: no quorum active", self.id)
@@ -245,8 +309,8 @@ class Raft:
                 self.lead_transferee = None
         if self.heartbeat_elapsed >= self.config.heartbeat_ticks:
             self.heartbeat_elapsed = 0
-            if self.retiring_at:
-                self._bcast_retire()
+            if self.removal.retiring_at:
+                self.removal.heartbeat()
             else:
                 self._bcast_heartbeat(self.read_only.last_pending_context() or b"")
 
@@ -290,7 +354,7 @@ class Raft:
                 )
 
     def propose(self, data: bytes) -> EntryId | None:
-        if self.removed or self.retiring_at or self.lingering:
+        if self.removal.leaving:
             raise ProposalDropped("this node was removed from the cluster")
         if self.role is Role.LEADER:
             entry = self._leader_append_proposal([Entry(0, 0, EntryType.NORMAL, data)])
@@ -303,7 +367,7 @@ class Raft:
         return None
 
     def _leader_append_proposal(self, entries: list[Entry]) -> Entry:
-        if self.retiring_at:
+        if self.removal.retiring_at:
             raise ProposalDropped("the leader is leaving the cluster")
         if self.lead_transferee is not None:
             raise ProposalDropped(f"leadership transfer to {self.lead_transferee} in progress")
@@ -330,7 +394,7 @@ class Raft:
         return stamped[-1]
 
     def propose_conf_change(self, change: ConfChange) -> EntryId:
-        if self.removed or self.retiring_at or self.lingering:
+        if self.removal.leaving:
             raise ProposalDropped("this node was removed from the cluster")
         if self.role is not Role.LEADER:
             raise NotLeader(self.lead, "membership changes")
@@ -351,12 +415,12 @@ class Raft:
         return entry.id
 
     def read_index(self, context: bytes) -> None:
-        if self.removed or self.retiring_at or self.lingering:
+        if self.removal.leaving:
             raise ProposalDropped("this node was removed from the cluster")
         if self.role is Role.LEADER:
             self._leader_read_index(self.id, context)
         elif self.role is Role.FOLLOWER and self.lead is not None:
-            self._send(ReadIndexRequest(self.term, self.id, self.lead, context))
+            self._send_early(ReadIndexRequest(self.term, self.id, self.lead, context))
         else:
             raise NotLeader(None, "reads")
 
@@ -390,7 +454,7 @@ class Raft:
             self._leader_read_index(requester, context)
 
     def transfer_leadership(self, to: int) -> None:
-        if self.retiring_at:
+        if self.removal.retiring_at:
             raise ProposalDropped("this node is leaving the cluster and hands over by itself")
         if self.role is not Role.LEADER:
             raise NotLeader(self.lead, "leadership transfer")
@@ -404,7 +468,7 @@ class Raft:
         self.lead_transferee = to
         self.election_elapsed = 0  # the transfer must finish within an election timeout
         if self.tracker.progress[to].match == self.log.last_index():
-            self._send(TimeoutNow(self.term, self.id, to, self._commit_for(to)))
+            self.send_timeout_now(to)
         else:
             self._send_append(to)
 
@@ -414,16 +478,6 @@ class Raft:
         pr = self.tracker.progress.get(peer)
         if pr is not None and pr.state is ProgressState.REPLICATE:
             pr.become_probe()
-
-    def report_removed(self, by: int) -> None:
-        """Peer ``by`` refused us as a removed member: it applied our removal, so the removal
-        committed and the remaining members can go on without us."""
-        log.info("%d: peer %d confirms our removal", self.id, by)
-        if self.role is not Role.FOLLOWER:
-            self.retiring_at = 0  # _reset must not start lingering again
-            self.become_follower(self.term, None)
-        self.lingering = False
-        self.removed = True
 
     def report_snapshot(self, peer: int, ok: bool) -> None:
         if self.role is not Role.LEADER:
@@ -441,35 +495,18 @@ class Raft:
 
     def step(self, m: Message) -> None:
         if m.term == 0:
-            if isinstance(m, Propose):
-                self._step_propose(m)
-            else:
-                log.debug("%d dropped a term-0 %s", self.id, type(m).__name__)
+            match m:
+                case Propose():
+                    self._step_propose(m)
+                case _:
+                    log.debug("%d dropped a term-0 %s", self.id, type(m).__name__)
             return
         if m.term > self.term:
-            if isinstance(m, RequestVote):
-                in_lease = (
-                    self.config.check_quorum
-                    and self.lead is not None
-                    and self.election_elapsed < self.config.election_ticks
-                )
-                if in_lease and not m.transfer:
-                    # We heard from a live leader recently: do not let anyone depose it (§4.2.3).
-                    log.debug("%d ignored a vote from %d: leader lease", self.id, m.src)
-                    return
-                if m.pre_vote:
-                    self._handle_vote(m)  # a poll never changes our term
-                    return
-            if isinstance(m, RequestVoteResponse) and m.pre_vote and not m.reject:
-                pass  # a granted poll carries the future term; our term moves when we campaign
-            elif isinstance(m, _LEADER_MESSAGES):
-                self.become_follower(m.term, m.src)
-            else:
-                self.become_follower(m.term, None)
+            if not self._step_higher_term(m):
+                return
         elif m.term < self.term:
             self._step_stale(m)
             return
-
         if isinstance(m, RequestVote):
             self._handle_vote(m)
         elif self.role is Role.LEADER:
@@ -479,17 +516,42 @@ class Raft:
         else:
             self._step_candidate(m)
 
+    def _step_higher_term(self, m: Message) -> bool:
+        """A message from a later term (§5.1): adopt the term, unless the message is a vote we
+        refuse to let through. Returns whether ``m`` still needs handling in the new term."""
+        match m:
+            case RequestVote(transfer=False) if self._in_leader_lease():
+                # We heard from a live leader recently: do not let anyone depose it (§4.2.3).
+                log.debug("%d ignored a vote from %d: leader lease", self.id, m.src)
+                return False
+            case RequestVote(pre_vote=True):
+                self._handle_vote(m)  # a poll never changes our term
+                return False
+            case RequestVoteResponse(pre_vote=True, reject=False):
+                pass  # a granted poll carries the future term; our term moves when we campaign
+            case AppendEntries() | Heartbeat() | InstallSnapshot():
+                self.become_follower(m.term, m.src)
+            case _:
+                self.become_follower(m.term, None)
+        return True
+
+    def _in_leader_lease(self) -> bool:
+        return (
+            self.config.check_quorum
+            and self.lead is not None
+            and self.election_elapsed < self.config.election_ticks
+        )
+
     def _step_stale(self, m: Message) -> None:
-        if isinstance(m, (AppendEntries, Heartbeat)) and (
-            self.config.check_quorum or self.config.pre_vote
-        ):
-            # A deposed leader that can no longer win an election (we ignore its votes while
-            # in lease, and pre-votes keep our term) would never learn our term: tell it.
-            self._send(AppendEntriesResponse(self.term, self.id, m.src, 0))
-        elif isinstance(m, RequestVote) and m.pre_vote:
-            self._send(RequestVoteResponse(self.term, self.id, m.src, True, True))
-        else:
-            log.debug("%d ignored a stale %s from %d", self.id, type(m).__name__, m.src)
+        match m:
+            case AppendEntries() | Heartbeat() if self.config.check_quorum or self.config.pre_vote:
+                # A deposed leader that can no longer win an election (we ignore its votes while
+                # in lease, and pre-votes keep our term) would never learn our term: tell it.
+                self._send(AppendEntriesResponse(self.term, self.id, m.src, 0))
+            case RequestVote(pre_vote=True):
+                self._send(RequestVoteResponse(self.term, self.id, m.src, True, True))
+            case _:
+                log.debug("%d ignored a stale %s from %d", self.id, type(m).__name__, m.src)
 
     def _handle_vote(self, m: RequestVote) -> None:
         can_vote = (
@@ -521,32 +583,44 @@ class Raft:
 
     def _step_leader(self, m: Message) -> None:
         pr = self.tracker.progress.get(m.src)
-        if isinstance(m, AppendEntriesResponse):
-            if pr is None:
-                return
-            pr.recent_active = True
-            self._handle_append_response(m, pr)
-        elif isinstance(m, HeartbeatResponse):
-            if pr is None:
-                return
-            pr.recent_active = True
-            pr.probe_sent = False
-            if pr.state is ProgressState.REPLICATE and pr.inflights.full():
-                # The appends that filled the window may all have been lost: let one more go
-                # (etcd does the same), or the follower would never hear from us again.
-                pr.inflights.free_first_one()
-            if pr.match < self.log.last_index():
-                self._send_append(m.src)
-            if m.context == _RETIRE_CONTEXT:
-                self._retire_ack(m.src)
-            elif m.context:
-                self._handle_read_ack(m.src, m.context)
-        elif isinstance(m, ReadIndexRequest):
-            if pr is None:
-                return
-            self._leader_read_index(m.src, m.context)
-        else:
-            log.debug("%d (leader) ignored %s from %d", self.id, type(m).__name__, m.src)
+        match m:
+            case AppendEntriesResponse():
+                if pr is not None:
+                    pr.recent_active = True
+                    self._handle_append_response(m, pr)
+            case HeartbeatResponse():
+                if pr is not None:
+                    self._handle_heartbeat_response(m, pr)
+            case ReadIndexRequest():
+                if pr is not None:
+                    self._leader_read_index(m.src, m.context)
+            case (
+                AppendEntries()
+                | Heartbeat()
+                | InstallSnapshot()
+                | RequestVote()
+                | RequestVoteResponse()
+                | TimeoutNow()
+                | ReadIndexResponse()
+                | Propose()
+            ):
+                log.debug("%d (leader) ignored %s from %d", self.id, type(m).__name__, m.src)
+            case _:
+                assert_never(m)
+
+    def _handle_heartbeat_response(self, m: HeartbeatResponse, pr: Progress) -> None:
+        pr.recent_active = True
+        pr.probe_sent = False
+        if pr.state is ProgressState.REPLICATE and pr.inflights.full():
+            # The appends that filled the window may all have been lost: let one more go
+            # (etcd does the same), or the follower would never hear from us again.
+            pr.inflights.free_first_one()
+        if pr.match < self.log.last_index():
+            self._send_append(m.src)
+        if m.context == RETIRE_CONTEXT:
+            self.removal.on_ack(m.src)
+        elif m.context:
+            self._handle_read_ack(m.src, m.context)
 
     def _handle_read_ack(self, node: int, context: bytes) -> None:
         if self.config.read_only is not ReadOnlyOption.SAFE:
@@ -587,57 +661,84 @@ class Raft:
         while self._maybe_send_append(m.src, send_if_empty=False):
             pass
         if m.src == self.lead_transferee and pr.match == self.log.last_index():
-            self._send(TimeoutNow(self.term, self.id, m.src, self._commit_for(m.src)))
+            self.send_timeout_now(m.src)
 
     def _step_candidate(self, m: Message) -> None:
-        if isinstance(m, _LEADER_MESSAGES):
-            # Someone won this term (§5.2).
-            self.become_follower(m.term, m.src)
-            self._step_follower(m)
-        elif isinstance(m, RequestVoteResponse):
-            if m.pre_vote != (self.role is Role.PRE_CANDIDATE):
-                return
-            self.votes.setdefault(m.src, not m.reject)
-            result = self.tracker.tally_votes(self.votes)
-            if result is True:
-                if self.role is Role.PRE_CANDIDATE:
-                    self._campaign(pre_vote=False, transfer=False)
-                else:
-                    self._become_leader()
-            elif result is False:
-                self.become_follower(self.term, None)
-        else:
-            log.debug("%d (%s) ignored %s", self.id, self.role.value, type(m).__name__)
+        match m:
+            case AppendEntries() | Heartbeat() | InstallSnapshot():
+                # Someone won this term (§5.2).
+                self.become_follower(m.term, m.src)
+                self._step_follower(m)
+            case RequestVoteResponse():
+                self._handle_vote_response(m)
+            case (
+                AppendEntriesResponse()
+                | HeartbeatResponse()
+                | RequestVote()
+                | TimeoutNow()
+                | ReadIndexRequest()
+                | ReadIndexResponse()
+                | Propose()
+            ):
+                log.debug("%d (%s) ignored %s", self.id, self.role.value, type(m).__name__)
+            case _:
+                assert_never(m)
+
+    def _handle_vote_response(self, m: RequestVoteResponse) -> None:
+        if m.pre_vote != (self.role is Role.PRE_CANDIDATE):
+            return
+        self.votes.setdefault(m.src, not m.reject)
+        result = self.tracker.tally_votes(self.votes)
+        if result is True:
+            if self.role is Role.PRE_CANDIDATE:
+                self._campaign(pre_vote=False, transfer=False)
+            else:
+                self._become_leader()
+        elif result is False:
+            self.become_follower(self.term, None)
 
     def _step_follower(self, m: Message) -> None:
-        if isinstance(m, AppendEntries):
-            self.election_elapsed = 0
-            self.lead = m.src
-            self._handle_append(m)
-        elif isinstance(m, Heartbeat):
-            self.election_elapsed = 0
-            self.lead = m.src
-            if m.commit <= self.log.last_index():
-                self.log.commit_to(m.commit)
-            self._send(HeartbeatResponse(self.term, self.id, m.src, m.context))
-        elif isinstance(m, InstallSnapshot):
-            self.election_elapsed = 0
-            self.lead = m.src
-            self._handle_snapshot(m)
-        elif isinstance(m, TimeoutNow):
-            log.debug("%d campaigns at once: leadership transfer from %d", self.id, m.src)
-            self.election_elapsed = 0
-            self.lead = m.src
-            # Learn what the old leader committed: a removed leader's last word may be the
-            # only way we hear that its removal committed (then we campaign once applied).
-            if m.commit <= self.log.last_index():
-                self.log.commit_to(m.commit)
-            self.hup(transfer=True)
-        elif isinstance(m, ReadIndexResponse):
-            if not m.reject:
-                self.read_states.append(ReadState(m.index, m.context))
-        else:
-            log.debug("%d (follower) ignored %s from %d", self.id, type(m).__name__, m.src)
+        match m:
+            case AppendEntries():
+                self.election_elapsed = 0
+                self.lead = m.src
+                self._handle_append(m)
+            case Heartbeat():
+                self.election_elapsed = 0
+                self.lead = m.src
+                if m.commit <= self.log.last_index():
+                    self.log.commit_to(m.commit)
+                self._send(HeartbeatResponse(self.term, self.id, m.src, m.context))
+            case InstallSnapshot():
+                self.election_elapsed = 0
+                self.lead = m.src
+                self._handle_snapshot(m)
+            case TimeoutNow():
+                self._handle_timeout_now(m)
+            case ReadIndexResponse():
+                if not m.reject:
+                    self.read_states.append(ReadState(m.index, m.context))
+            case (
+                AppendEntriesResponse()
+                | HeartbeatResponse()
+                | RequestVote()
+                | RequestVoteResponse()
+                | ReadIndexRequest()
+                | Propose()
+            ):
+                log.debug("%d (follower) ignored %s from %d", self.id, type(m).__name__, m.src)
+            case _:
+                assert_never(m)
+
+    def _handle_timeout_now(self, m: TimeoutNow) -> None:
+        log.debug("%d campaigns at once: leadership transfer from %d", self.id, m.src)
+        self.election_elapsed = 0
+        self.lead = m.src
+        # Learn what the old leader committed: a removed leader's last word may be the
+        # only way we hear that its removal committed (then we campaign once applied).
+        if m.commit <= self.log.last_index():
+            self.log.commit_to(m.commit)
+        self.hup(transfer=True)
 
     def _handle_append(self, m: AppendEntries) -> None:
         if m.prev_index < self.log.committed:
@@ -699,7 +800,7 @@ class Raft:
             return self._send_snapshot(to)
         if not entries and not send_if_empty:
             return False
-        self._send(
+        self._send_early(
             AppendEntries(
                 self.term, self.id, to, prev_index, prev_term, tuple(entries), self.log.committed
             )
@@ -723,7 +824,7 @@ class Raft:
         snapshot = self.log.store.snapshot()
         assert not snapshot.is_empty, "entries were compacted without a snapshot"
         pr.become_snapshot(snapshot.metadata.index)
-        self._send(InstallSnapshot(self.term, self.id, to, snapshot))
+        self._send_early(InstallSnapshot(self.term, self.id, to, snapshot))
         return True
 
     def bcast_append(self) -> None:
@@ -747,7 +848,13 @@ class Raft:
     def _bcast_heartbeat(self, context: bytes) -> None:
         for node in sorted(self.tracker.progress):
             if node != self.id:
-                self._send(Heartbeat(self.term, self.id, node, self._commit_for(node), context))
+                self.send_heartbeat(node, context)
+
+    def send_heartbeat(self, to: int, context: bytes) -> None:
+        self._send_early(Heartbeat(self.term, self.id, to, self._commit_for(to), context))
+
+    def send_timeout_now(self, to: int) -> None:
+        self._send(TimeoutNow(self.term, self.id, to, self._commit_for(to)))
 
     def _maybe_commit(self) -> bool:
         index = self.tracker.committed()
@@ -770,7 +877,7 @@ class Raft:
                 self.read_heartbeat_context = None
         elif self.forward_buffer:
             if self.lead is not None and self.role is Role.FOLLOWER:
-                self._send(Propose(0, self.id, self.lead, tuple(self.forward_buffer)))
+                self._send_early(Propose(0, self.id, self.lead, tuple(self.forward_buffer)))
             self.forward_buffer = []
 
     # -- applying --------------------------------------------------------------------------------
@@ -805,7 +912,7 @@ class Raft:
         was_member = self.tracker.conf.contains(self.id)
         self.tracker.set_conf(conf, self.log.last_index() + 1)
         if was_member and not conf.contains(self.id):
-            self._on_removed(index)
+            self.removal.on_applied(index)
             return
         if self.role is not Role.LEADER:
             return
@@ -816,48 +923,3 @@ class Raft:
         # A smaller quorum may commit more; new members need entries.
         self._maybe_commit()
         self.append_dirty = True
-
-    def _on_removed(self, index: int) -> None:
-        log.info("%d was removed from the configuration", self.id)
-        self.removed_at = index
-        if self.role is Role.LEADER and self.tracker.voters:
-            # Keep leading the new configuration (thesis §4.2.2: a leader may manage a
-            # configuration it is not part of) until a quorum of it knows the removal committed;
-            # leaving at once could strand a two-voter cluster whose other voter never learns it.
-            self.retiring_at = index
-            self.retire_informed = set()
-            self.lead_transferee = None
-            self._bcast_retire()
-            return
-        # Not the leader: we may be the only node that knows the removal committed (a retiring
-        # leader that crashed and restarted, say), or hold entries the remaining voters lack,
-        # so that none of them can win our vote. Linger as a non-voter, answering votes and
-        # appends; if no leader emerges we may campaign in the new configuration and lead it
-        # only to retire (_become_leader). A peer that applied the removal knows it committed
-        # and refuses us: report_removed() then ends the lingering.
-        if self.role is not Role.FOLLOWER:
-            self.become_follower(self.term, None)
-        self.lingering = True
-
-    def _bcast_retire(self) -> None:
-        for node in sorted(self.tracker.progress):
-            if node == self.id or not self.tracker.is_voter(node):
-                continue
-            # Every voter hears from us, so a lagging one's answer resumes its probe; only an
-            # answer to a heartbeat whose commit covers the removal counts as informed.
-            pr = self.tracker.progress[node]
-            ctx = _RETIRE_CONTEXT if pr.match >= self.retiring_at else b""
-            self._send(Heartbeat(self.term, self.id, node, self._commit_for(node), ctx))
-
-    def _retire_ack(self, node: int) -> None:
-        if not self.retiring_at or self.tracker.progress[node].match < self.retiring_at:
-            return
-        self.retire_informed.add(node)
-        if not self.tracker.has_quorum(self.retire_informed):
-            return
-        # Hand over to the most up-to-date informed voter; it campaigns at once.
-        _, best = max((self.tracker.progress[n].match, n) for n in self.retire_informed)
-        self._send(TimeoutNow(self.term, self.id, best, self._commit_for(best)))
-        self.become_follower(self.term, None)
-        self.lingering = False  # a quorum of the new configuration knows: nothing to wait for
-        self.removed = True

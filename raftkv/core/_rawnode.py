@@ -6,19 +6,24 @@ Inputs are method calls: ``tick``, ``step`` (a message from a peer), ``propose``
 
     if node.has_ready():
         rd = node.ready()
+        # 0. rd.messages may be sent at any time from here on, before persisting too
         # 1. persist: rd.snapshot, then rd.entries, then rd.hard_state (fsync if rd.must_sync)
-        # 2. send rd.messages
+        # 2. send rd.persisted_messages (and rd.messages, if not sent yet)
         # 3. apply: restore rd.snapshot into the state machine, then rd.committed_entries;
         #    hand rd.read_states to waiting readers (each is safe once applied >= its index)
         node.advance(rd)
 
 Why this order: a message may promise something only durable state can keep (a vote, an
-acknowledged entry), so nothing is sent before it is on disk; entries are applied only after
-they are durable here too. One exception, for latency: a leader's ``AppendEntries`` and
-``Heartbeat`` promise nothing, so the runtime may send them *before* persisting, overlapping its
-own disk write with the followers' (thesis §10.2.1); ``split_early_messages`` picks them. This
-stays safe because the leader counts its own copy toward a commit only when it steps a
-follower's answer, which happens in a later batch, after this one is durable.
+acknowledged entry), so such a message waits in ``persisted_messages`` until the batch is on
+disk; entries are applied only after they are durable here too. The core decides where each
+message is made (``Raft._send`` / ``Raft._send_early``, as etcd-io/raft's ``msgsAfterAppend``
+and raft-rs's ``persisted_messages``): ``messages`` holds what promises nothing (a leader's
+``AppendEntries``, ``Heartbeat`` and ``InstallSnapshot``, a follower's forwarded ``Propose``
+and ``ReadIndexRequest``), so the runtime may overlap its own disk write with the followers'
+(thesis §10.2.1). Such a message still waits when it would say more than the sender's disk
+backs: a term this Ready is making durable, or (a lone voter's) commit index beyond its durable
+log. A Ready with nothing to make durable but the commit index (``must_sync`` false) puts every
+message in ``messages``: no message promises a commit index.
 
 Between ``ready()`` and ``advance(rd)`` the node accepts no input
 (``ReadyContractError``): the batch it handed out is exactly what ``advance`` settles. Proposals
@@ -33,9 +38,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ._config import Config
-from ._errors import ReadyContractError
+from ._errors import InvalidConfig, ReadyContractError
 from ._logstore import LogStore, MemoryLogStore
-from ._messages import AppendEntries, Heartbeat, Message
+from ._messages import Message
 from ._progress import ProgressView
 from ._raft import Raft
 from ._types import (
@@ -52,12 +57,16 @@ from ._types import (
     SoftState,
 )
 
-__all__ = ["RawNode", "Ready", "Status", "bootstrap", "split_early_messages"]
+__all__ = ["RawNode", "Ready", "Status", "bootstrap"]
 
 
 @dataclass(frozen=True, slots=True)
 class Ready:
-    """One batch of work for the runtime; see the module docstring for the order."""
+    """One batch of work for the runtime; see the module docstring for the order.
+
+    ``messages`` may be sent at once, before this Ready is persisted; ``persisted_messages``
+    only once its snapshot, entries and hard state are durable.
+    """
 
     soft_state: SoftState | None = None
     hard_state: HardState | None = None
@@ -65,6 +74,7 @@ class Ready:
     snapshot: Snapshot | None = None
     committed_entries: tuple[Entry, ...] = ()
     messages: tuple[Message, ...] = ()
+    persisted_messages: tuple[Message, ...] = ()
     read_states: tuple[ReadState, ...] = ()
     must_sync: bool = False
 
@@ -86,29 +96,24 @@ class Status:
     removed: bool = False
 
 
-def split_early_messages(
-    messages: tuple[Message, ...],
-) -> tuple[tuple[Message, ...], tuple[Message, ...]]:
-    """(messages that may be sent before persisting, messages that must wait for it)."""
-    if not messages:
-        return (), ()
-    early = tuple(m for m in messages if isinstance(m, (AppendEntries, Heartbeat)))
-    if not early:
-        return (), messages
-    return early, tuple(m for m in messages if not isinstance(m, (AppendEntries, Heartbeat)))
-
-
 def bootstrap(store: MemoryLogStore, voters: Mapping[int, bytes]) -> tuple[HardState, list[Entry]]:
     """Write the initial configuration into an empty store, as committed entries 1..n.
 
     Every founding member must call this with the same ``voters`` (id -> context, e.g. the peer
     URL), so that their logs start identical. A node that joins later starts empty and learns
     the configuration from the leader. Returns what was written, for the runtime to persist.
+
+    A configuration that cannot work (no voter, an id that is not an integer >= 1) raises
+    ``InvalidConfig``; a store that already holds a log raises ``ValueError`` (that is not a
+    configuration mistake but the wrong store).
     """
+    if not voters:
+        raise InvalidConfig("bootstrap needs at least one voter")
+    bad = [node for node in voters if type(node) is not int or node < 1]
+    if bad:
+        raise InvalidConfig(f"voter ids must be integers >= 1, got {bad!r}")
     if store.last_index() != 0 or store.snapshot().metadata.index != 0:
         raise ValueError("bootstrap needs an empty log store")
-    if not voters:
-        raise ValueError("bootstrap needs at least one voter")
     entries = [
         Entry(1, i, EntryType.CONF_CHANGE, ConfChange(ConfChangeType.ADD_VOTER, node, ctx).encode())
         for i, (node, ctx) in enumerate(sorted(voters.items()), 1)
@@ -131,7 +136,6 @@ class RawNode:
     ) -> None:
         self._raft = Raft(config, log_store, rng, applied)
         self._prev_soft = SoftState(None, Role.FOLLOWER)
-        self._prev_hard = self._hard_state()
         self._outstanding: Ready | None = None
 
     # -- observation ------------------------------------------------------------------------------
@@ -160,13 +164,13 @@ class RawNode:
     @property
     def removed(self) -> bool:
         """True once this node applied (or was told of) its own removal; the runtime stops it."""
-        return self._raft.removed
+        return self._raft.removal.removed
 
     @property
     def removed_at(self) -> int:
         """The index at which this node applied its own removal; 0 while it is a member. A
         node with ``removed_at`` but not yet ``removed`` lingers until a peer confirms."""
-        return self._raft.removed_at
+        return self._raft.removal.removed_at
 
     @property
     def applied(self) -> int:
@@ -194,7 +198,7 @@ class RawNode:
             conf_state=r.tracker.conf,
             progress=r.tracker.view() if r.role is Role.LEADER else {},
             lead_transferee=r.lead_transferee,
-            removed=r.removed,
+            removed=r.removal.removed,
         )
 
     # -- inputs -----------------------------------------------------------------------------------
@@ -256,7 +260,7 @@ class RawNode:
         """Peer ``by`` refused this node as a removed member (it applied the removal): stop
         lingering; ``removed`` becomes true."""
         self._check_input()
-        self._raft.report_removed(by)
+        self._raft.removal.confirmed(by)
 
     def report_snapshot(self, peer: int, ok: bool) -> None:
         """The snapshot sent to ``peer`` was delivered (ok) or failed."""
@@ -276,11 +280,12 @@ class RawNode:
         r.flush()
         return bool(
             r.msgs
+            or r.msgs_after_persist
             or r.log.unstable
             or r.log.pending_snapshot is not None
             or r.read_states
             or r.log.has_next_committed_entries()
-            or self._hard_state() != self._prev_hard
+            or self._hard_state() != self._raft.stable_hard_state
             or SoftState(r.lead, r.role) != self._prev_soft
         )
 
@@ -294,24 +299,29 @@ class RawNode:
         hard = self._hard_state()
         entries = tuple(r.log.unstable)
         snapshot = r.log.pending_snapshot
+        must_sync = bool(
+            entries
+            or snapshot is not None
+            or hard.term != self._raft.stable_hard_state.term
+            or hard.vote != self._raft.stable_hard_state.vote
+        )
+        messages, persisted = r.take_messages()
+        if not must_sync and persisted:
+            # Nothing for them to wait for: this batch makes no promise durable.
+            messages, persisted = messages + persisted, ()
         rd = Ready(
             soft_state=soft if soft != self._prev_soft else None,
-            hard_state=hard if hard != self._prev_hard else None,
+            hard_state=hard if hard != self._raft.stable_hard_state else None,
             entries=entries,
             snapshot=snapshot,
             committed_entries=tuple(
                 r.log.next_committed_entries(r.config.max_committed_size_per_ready)
             ),
-            messages=tuple(r.msgs),
+            messages=messages,
+            persisted_messages=persisted,
             read_states=tuple(r.read_states),
-            must_sync=bool(
-                entries
-                or snapshot is not None
-                or hard.term != self._prev_hard.term
-                or hard.vote != self._prev_hard.vote
-            ),
+            must_sync=must_sync,
         )
-        r.msgs = []
         r.read_states = []
         self._outstanding = rd
         return rd
@@ -327,6 +337,6 @@ class RawNode:
         if rd.soft_state is not None:
             self._prev_soft = rd.soft_state
         if rd.hard_state is not None:
-            self._prev_hard = rd.hard_state
+            self._raft.stable_hard_state = rd.hard_state
         r.log.stable_to(rd.entries[-1].index if rd.entries else None, rd.snapshot is not None)
         r.applied_to(rd.committed_entries, rd.snapshot)

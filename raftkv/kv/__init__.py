@@ -84,6 +84,7 @@ from ._results import (
 )
 from ._service import KVService
 from ._store import KVStateMachine
+from ._txn_json import TxnFormatError, txn_from_json, txn_to_json
 from ._watch import Watcher, WatchHub, WatchStatistics
 from ._wire import (
     WireFormatError,
@@ -148,6 +149,7 @@ __all__ = [
     "RangeResult",
     "Retention",
     "TxnCommand",
+    "TxnFormatError",
     "TxnOp",
     "TxnResponse",
     "TxnResult",
@@ -179,4 +181,6 @@ __all__ = [
     "parse_retention",
     "parse_revision_tag",
     "range_from_json",
+    "txn_from_json",
+    "txn_to_json",
 ]

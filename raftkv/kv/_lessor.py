@@ -43,7 +43,7 @@ from ._results import LeaseExists, LeaseGranted, LeaseNotFound, LeaseRevoked, Le
 if TYPE_CHECKING:
     from ._service import KVService
 
-__all__ = ["LeaseLimits", "LeaseStatus", "Lessor"]
+__all__ = ["LeaseLimits", "LeaseStatistics", "LeaseStatus", "Lessor"]
 
 log = logging.getLogger("raftkv.kv")
 
@@ -56,6 +56,14 @@ class LeaseStatus:
     ttl: int  # remaining, whole seconds (rounded up); -1: expired, its revocation under way
     granted_ttl: int
     keys: tuple[bytes, ...]
+
+
+@dataclass(slots=True)
+class LeaseStatistics:
+    granted: int = 0
+    revoked: int = 0  # by a caller (expired ones are counted apart)
+    keepalives: int = 0
+    expired: int = 0  # revoked by this node, as leader, because they expired
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +87,7 @@ class Lessor:
         self._revoking: set[int] = set()
         self._next_checkpoint = math.inf
         self._rng = random.SystemRandom()
-        self.expired = 0  # leases this node revoked because they expired
+        self.stats = LeaseStatistics()
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -102,6 +110,7 @@ class Lessor:
         if isinstance(result, LeaseExists):
             raise LeaseIdTaken(lease)
         assert isinstance(result, LeaseGranted), result
+        self.stats.granted += 1
         return result
 
     async def revoke(self, lease: int) -> LeaseRevoked:
@@ -110,25 +119,34 @@ class Lessor:
         if isinstance(result, LeaseNotFound):
             raise UnknownLease(lease)
         assert isinstance(result, LeaseRevoked), result
+        self.stats.revoked += 1
         return result
 
     async def keepalive(self, lease: int) -> int:
-        """Renew ``lease`` for its full TTL (leader only: ``NotLeader`` elsewhere); its TTL."""
+        """Renew ``lease`` for its full TTL (leader only: ``NotLeader`` elsewhere); its TTL.
+
+        A lease that has expired by our clock is gone, even while its revocation is on its way:
+        renewing it would promise a TTL that the revocation is about to end."""
         node = self.service.node
-        self._check_leader()
+        self.check_leader()
         await node.read_barrier()  # we still lead: our deadline is the one that counts
-        self._check_leader()
+        self.check_leader()
         info = self.service.store.lease(lease)
-        if info is None:
+        if info is None or self._has_expired(lease, trio.current_time()):
             raise UnknownLease(lease)
         if info.remaining:
             await self._checkpoint(((lease, 0),))  # a stale remaining TTL must not outlive this
         self._deadlines[lease] = trio.current_time() + info.ttl
+        self.stats.keepalives += 1
         return info.ttl
+
+    def _has_expired(self, lease: int, now: float) -> bool:
+        deadline = self._deadlines.get(lease)
+        return lease in self._revoking or (deadline is not None and deadline <= now)
 
     def status(self, lease: int) -> LeaseStatus:
         """The lease's remaining TTL as the leader sees it (leader only: ``NotLeader``)."""
-        self._check_leader()
+        self.check_leader()
         info = self.service.store.lease(lease)
         if info is None:
             raise UnknownLease(lease)
@@ -137,7 +155,8 @@ class Lessor:
         ttl = math.ceil(left) if left > 0 else -1
         return LeaseStatus(lease, ttl, info.ttl, info.keys)
 
-    def _check_leader(self) -> None:
+    def check_leader(self) -> None:
+        """``NotLeader`` unless this node leads (only the leader's clock counts)."""
         status = self.service.node.status()
         if status.role is not Role.LEADER:
             raise NotLeader(status.leader, "leases")
@@ -187,7 +206,7 @@ class Lessor:
     async def _revoke_expired(self, lease: int) -> None:
         try:
             await self.service.node.propose(encode_command(LeaseRevokeCommand(lease)))
-            self.expired += 1
+            self.stats.expired += 1
             log.info("lease %d expired and was revoked", lease)
         except (ProposalDropped, OutcomeUnknown, NodeClosed) as exc:
             log.debug("revoking expired lease %d did not go through (%s); retrying", lease, exc)

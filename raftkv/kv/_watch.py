@@ -113,7 +113,8 @@ class Watcher:
                     return store.batch(rev, mine, prev_kv=self.prev_kv)
         except Compacted:
             raise self._lose("the history this watch needs was compacted") from None
-        self.next_revision = store.revision + 1
+        # Live from here: the revisions after the store's, or after a start still in the future.
+        self.next_revision = max(self.next_revision, store.revision + 1)
         self._hub._register(self)
         return None
 
@@ -127,6 +128,8 @@ class Watcher:
     # -- called by the hub -----------------------------------------------------------------------
 
     def _push(self, rev: int, keys: tuple[bytes, ...], buffer: int) -> None:
+        if rev < self.next_revision:
+            return  # before a start in the future: not asked for
         if len(self._pending) >= buffer:
             self._hub.stats.fell_behind += 1
             self._lose("watcher fell behind")

@@ -8,9 +8,9 @@ A key-value in JSON (listings, transactions, watch events)::
 
     {"key": "a", "value": "1", "create_revision": 3, "mod_revision": 5, "version": 2}
 
-``key`` and ``value`` are the bytes as a string when they are valid UTF-8; otherwise the object
-carries ``key_b64`` / ``value_b64`` (standard base64, padded) instead. Exactly one of each
-pair is present.
+(and ``"lease": id`` for a key attached to a lease). ``key`` and ``value`` are the bytes as a
+string when they are valid UTF-8; otherwise the object carries ``key_b64`` / ``value_b64``
+(standard base64, padded) instead. Exactly one of each pair is present.
 
 Revisions travel as entity tags: ``ETag: "42"``; ``If-Match: "42"`` asks for compare-and-swap on
 mod revision 42 and ``If-None-Match: *`` for create-only.
@@ -110,14 +110,17 @@ def bytes_from_json(obj: Mapping[str, Any], name: str) -> bytes:
 
 
 def key_value_to_json(kv: KeyValue) -> dict[str, Any]:
-    """One key-value as JSON."""
-    return {
+    """One key-value as JSON (``lease`` only for a key attached to one)."""
+    out = {
         **bytes_field("key", kv.key),
         **bytes_field("value", kv.value),
         "create_revision": kv.create_revision,
         "mod_revision": kv.mod_revision,
         "version": kv.version,
     }
+    if kv.lease:
+        out["lease"] = kv.lease
+    return out
 
 
 def _int(obj: Mapping[str, Any], name: str) -> int:
@@ -137,6 +140,7 @@ def key_value_from_json(obj: Any) -> KeyValue:
         _int(obj, "create_revision"),
         _int(obj, "mod_revision"),
         _int(obj, "version"),
+        _int(obj, "lease") if "lease" in obj else 0,
     )
 
 

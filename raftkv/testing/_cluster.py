@@ -1,21 +1,20 @@
 """``Cluster``: a pure, seedable simulator of a Raft cluster built from ``raftkv.core.RawNode``.
 
-The simulator *is* the runtime and the network. Every node has a ``MemoryLogStore`` (its disk,
-which survives crashes), a ``RawNode`` and a ``KVStateMachine`` (both lost on a crash). Messages
-sent by nodes go into one list of in-flight messages; nothing is delivered unless the test says
-so, in any order: that is how the tests reorder, drop, duplicate and delay messages. Handling a
-node's Ready follows the contract exactly: persist (snapshot, entries, hard state) -> send ->
-apply -> advance.
+The simulator *is* the runtime and the network. ``Cluster`` is the public face: every public
+operation is also a scenario command (``raftkv.testing._scenario``), recorded in the transcript.
+The work is done by one object per capability:
 
-Client operations (writes ``key=value`` and ReadIndex reads) are recorded in a history with
-invocation and return times on one logical clock, for the linearizability checker. A write
-returns when the node it was proposed on applies it; a read returns when the node that asked for
-it has a ``ReadState`` and has applied up to its index (the value is then read from its state
-machine).
-
-Every public operation is also a scenario command: the cluster records a transcript in the
-data-driven format (``cmd args`` / ``----`` / output), so any run, including one driven by
-Hypothesis, can be replayed (``raftkv.testing.replay``) and saved as a scenario file.
+* ``Nodes`` (``_simnode``): the servers, their disks (``MemoryLogStore``, surviving crashes) and
+  memories (``RawNode`` and ``KVStateMachine``, lost on a crash); start, crash, restart;
+* ``Network`` (``_network``): the messages in flight and the cuts between nodes; deliver, drop,
+  duplicate, partition;
+* ``SimDriver`` (``_driver``): the Ready handling, by the contract or in the runtime's order
+  (``early_send``: ``Ready.messages`` sent before persisting), optionally crashing a node
+  between the two halves;
+* ``ClientHistory`` (``_clients``): client writes and reads, their completion, the
+  linearizability check;
+* ``Transcript`` (``_transcript``): the run in the data-driven format, replayable;
+* ``InvariantChecker`` (``_invariants``): Raft's safety properties after every operation.
 
 Determinism: node ids are iterated in sorted order, each node's ``random.Random`` is seeded from
 (seed, id, incarnation), and nothing reads a clock. The same seed and the same operations give
@@ -24,112 +23,47 @@ the same transcript, byte for byte.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import fields
+from typing import Any, Generic, TypeVar, overload
 
 from raftkv.core import (
     ConfChange,
     ConfChangeType,
     Config,
-    Entry,
     EntryId,
-    EntryType,
-    HardState,
-    InstallSnapshot,
+    InvalidConfig,
     MemoryLogStore,
     Message,
     ProposalDropped,
     RawNode,
     ReadOnlyOption,
-    Ready,
     Role,
     bootstrap,
-    describe,
 )
-from raftkv.core._describe import describe_conf_state, describe_entries, describe_hard_state
 
-from ._datadriven import format_case
-from ._invariants import InvariantChecker, _term_in
-from ._lincheck import Op, OpKind, check_linearizable, check_stale_reads
-from ._statemachine import KVStateMachine, parse_put
+from ._clients import ClientHistory, ClientOp
+from ._driver import SimDriver
+from ._invariants import InvariantChecker
+from ._lincheck import Op
+from ._liveness import LivenessFailure, check_liveness
+from ._network import Network, filter_args
+from ._observe import describe_log, describe_progress, kv_line, snapshot_line, status_line
+from ._setup import figure_log
+from ._simnode import Nodes, SimNode
+from ._transcript import Transcript
 
 __all__ = ["ClientOp", "Cluster", "LivenessFailure", "SimNode", "StabilizeError"]
+
+
+T = TypeVar("T")
 
 
 class StabilizeError(AssertionError):
     """``stabilize`` did not reach quiescence within its bound (a livelock)."""
 
 
-class LivenessFailure(AssertionError):
-    """After the faults stopped, the cluster did not elect a leader or commit a proposal."""
-
-
-@dataclass(slots=True)
-class ClientOp:
-    """A client operation in the simulator's history (see ``raftkv.testing.Op``)."""
-
-    id: int
-    kind: OpKind
-    node: int
-    key: str
-    value: str | None
-    invoke: int
-    ret: int | None = None
-    # Writes: the log position once known; reads: the read index once the ReadState arrived.
-    index: int | None = None
-    entry: EntryId | None = None
-    # Set when the operation certainly failed (refused, or its entry was overwritten).
-    error: str | None = None
-
-    @property
-    def name(self) -> str:
-        return f"#{self.id}"
-
-    def to_op(self) -> Op:
-        index = self.index if self.kind is OpKind.WRITE else None
-        return Op(self.id, self.kind, self.key, self.value, self.invoke, self.ret, index)
-
-
-class SimNode:
-    """One simulated server: its durable store, and (while up) its RawNode and state machine."""
-
-    __slots__ = (
-        "config",
-        "id",
-        "incarnation",
-        "raw",
-        "reads",
-        "reads_waiting",
-        "removed",
-        "sm",
-        "store",
-        "writes_by_data",
-        "writes_by_index",
-    )
-
-    def __init__(self, node_id: int, config: Config, store: MemoryLogStore) -> None:
-        self.id = node_id
-        self.config = config
-        self.store = store
-        self.raw: RawNode | None = None
-        self.sm = KVStateMachine()
-        self.incarnation = 0
-        self.removed = False
-        # Client operations waiting on this node (lost when it crashes).
-        self.writes_by_index: dict[int, ClientOp] = {}
-        self.writes_by_data: dict[bytes, ClientOp] = {}
-        self.reads: dict[bytes, ClientOp] = {}
-        self.reads_waiting: list[ClientOp] = []
-
-    @property
-    def up(self) -> bool:
-        return self.raw is not None
-
-
 _CONFIG_FIELDS = {f.name for f in fields(Config)} - {"id"}
-_DEFAULTS = Config(id=1)
 
 
 def _fmt_value(v: object) -> str:
@@ -138,6 +72,34 @@ def _fmt_value(v: object) -> str:
     if isinstance(v, ReadOnlyOption):
         return v.value
     return str(v)
+
+
+class _Via(Generic[T]):
+    """A ``Cluster`` attribute that one of its parts keeps (``Cluster.in_flight`` is
+    ``Cluster.network.in_flight``): one owner for each fact."""
+
+    def __init__(self, part: str, name: str) -> None:
+        self._part = part
+        self._name = name
+
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> _Via[T]: ...
+
+    @overload
+    def __get__(self, obj: object, objtype: type | None = None) -> T: ...
+
+    def __get__(self, obj: object | None, objtype: type | None = None) -> T | _Via[T]:
+        if obj is None:
+            return self
+        value: T = getattr(getattr(obj, self._part), self._name)
+        return value
+
+    def __set__(self, obj: object, value: T) -> None:
+        setattr(getattr(obj, self._part), self._name, value)
+
+
+def _ids(node_ids: Sequence[int]) -> str:
+    return "".join(f" {i}" for i in node_ids)
 
 
 class Cluster:
@@ -152,10 +114,12 @@ class Cluster:
     ('hello', True)
 
     ``config`` overrides ``raftkv.core.Config`` fields for every node (``election_ticks=5``, ...).
-    ``record=False`` stops recording the transcript's output (the command ``script`` is still
-    kept, for replay, unless ``script=False``); ``history=False`` stops recording client
-    operations; ``check_invariants=False`` skips the invariant checks. All four off make the hot
-    path lean for benchmarks.
+    ``early_send=True`` handles every Ready in the runtime's order (``Ready.messages`` sent
+    before persisting) instead of the contract order. ``record=False`` stops recording the
+    transcript's output (the command ``script`` is still kept, for replay, unless
+    ``script=False``); ``history=False`` stops recording client operations;
+    ``check_invariants=False`` skips the invariant checks. All four off make the hot path lean
+    for benchmarks.
     """
 
     def __init__(
@@ -163,6 +127,7 @@ class Cluster:
         n: int = 3,
         *,
         seed: int = 0,
+        early_send: bool = False,
         check_invariants: bool = True,
         record: bool = True,
         history: bool = True,
@@ -173,120 +138,76 @@ class Cluster:
         if unknown:
             raise TypeError(f"unknown Config fields: {sorted(unknown)}")
         if n < 1:
-            raise ValueError("a cluster needs at least one node")
+            raise InvalidConfig("a cluster needs at least one node")
         self.seed = seed
         self._config = dict(config)
         Config(id=1, **config)  # validate once, early
-        self.nodes: dict[int, SimNode] = {}
-        self._order: list[int] = []
-        self.in_flight: list[Message] = []
-        self.cuts: set[tuple[int, int]] = set()
-        self.history: list[ClientOp] | None = [] if history else None
-        # Writes not yet seen applied anywhere, by command bytes (to learn their log index).
-        self._unplaced: dict[bytes, ClientOp] = {}
-        self._next_op = 1
-        self._values = 0
-        self.clock = 0
         self.invariants: InvariantChecker | None = InvariantChecker() if check_invariants else None
-        self._stores: dict[int, MemoryLogStore] = {}
-        if self.invariants is not None:
-            self.invariants.attach(self._stores)
-        self._snapshot_reports: list[tuple[int, int, bool]] = []
-        # Counters (cheap; for benchmarks and tests).
-        self.read_states_seen = 0
-        # Transcript: every top-level operation as (command line, output).
-        self._record = record
-        self._keep_script = script
-        self._line = ""
-        self.script: list[str] = []
-        self.cases: list[tuple[str, str]] = []
-        self._out: list[str] | None = None
-        self._depth = 0
-        self.last_output = ""
-
-        args = [f"n={n}", f"seed={seed}"]
+        self.transcript_recorder = Transcript(
+            record=record, script=script, on_command_end=self._after_command
+        )
+        self.node_set = Nodes(seed, self.node_config, self.invariants)
+        self.nodes: dict[int, SimNode] = self.node_set.by_id
+        self.network = Network(self.nodes, self.transcript_recorder)
+        self.clients = ClientHistory(self.transcript_recorder, enabled=history)
+        self.driver = SimDriver(self.node_set, self.network, self.clients, early_send=early_send)
+        args = [f"n={n}", f"seed={seed}"] + (["early_send=true"] if early_send else [])
         args += [f"{k}={_fmt_value(v)}" for k, v in sorted(config.items())]
-        top = self._begin("cluster " + " ".join(args))
-        try:
+        with self._command("cluster " + " ".join(args)):
             voters = {i: f"node{i}".encode() for i in range(1, n + 1)}
             for i in range(1, n + 1):
                 store = MemoryLogStore()
                 bootstrap(store, voters)
-                self._add(i, store)
+                self.node_set.add(i, store)
             # Apply the bootstrap configuration everywhere, quietly.
-            out, self._out = self._out, None
-            for i in self._order:
-                self.process_ready(i)
-            self._out = out
-        finally:
-            self._end(top)
+            with self.transcript_recorder.quiet():
+                for i in self.ids:
+                    self.driver.process(self.nodes[i])
 
-    # -- bookkeeping -------------------------------------------------------------------------------
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _command(self, line: str) -> Any:
+        return self.transcript_recorder.command(line)
+
+    def _emit(self, line: str) -> None:
+        self.transcript_recorder.emit(line)
+
+    def _after_command(self) -> None:
+        self.network.flush_snapshot_reports()
+        inv = self.invariants
+        if inv is not None:
+            for i in self.ids:
+                raw = self.nodes[i].raw
+                if raw is not None:
+                    inv.check_node(i, raw)
+
+    # -- state, for tests and tools ----------------------------------------------------------------
+
+    # State kept by the parts, readable (and settable) here as it always was: the messages in
+    # flight (oldest first, positions as ``deliver_at`` takes them), the cut links, the client
+    # history, the logical clock, the Ready order, the transcript.
+    in_flight: _Via[list[Message]] = _Via("network", "in_flight")
+    cuts: _Via[set[tuple[int, int]]] = _Via("network", "cuts")
+    history: _Via[list[ClientOp] | None] = _Via("clients", "ops")
+    clock: _Via[int] = _Via("clients", "clock")
+    read_states_seen: _Via[int] = _Via("clients", "read_states_seen")
+    early_send: _Via[bool] = _Via("driver", "early_send")
+    script: _Via[list[str]] = _Via("transcript_recorder", "script")
+    cases: _Via[list[tuple[str, str]]] = _Via("transcript_recorder", "cases")
+    last_output: _Via[str] = _Via("transcript_recorder", "last_output")
 
     def node_config(self, node_id: int) -> Config:
         """The ``Config`` node ``node_id`` runs with (the cluster's overrides)."""
         return Config(id=node_id, **self._config)
 
-    def _add(self, node_id: int, store: MemoryLogStore) -> SimNode:
-        node = SimNode(node_id, self.node_config(node_id), store)
-        self.nodes[node_id] = node
-        self._order = sorted(self.nodes)
-        self._stores[node_id] = store
-        self._start(node)
-        return node
-
-    def _start(self, node: SimNode) -> None:
-        store = node.store
-        snap = store.snapshot()
-        rng = random.Random(f"{self.seed}/{node.id}/{node.incarnation}")
-        node.raw = RawNode(node.config, store, rng, applied=snap.metadata.index)
-        node.sm = KVStateMachine.restore(snap.data)
-        if self.invariants is not None:
-            self.invariants.on_start(node.id, store, node.raw)
-
-    def _begin(self, line: str) -> bool:
-        top = self._depth == 0
-        self._depth += 1
-        if top:
-            self._line = line
-            if self._keep_script:
-                self.script.append(line)
-            if self._record:
-                self._out = []
-        return top
-
-    def _end(self, top: bool) -> None:
-        self._depth -= 1
-        if not top:
-            return
-        self._flush_snapshot_reports()
-        if self.invariants is not None:
-            inv = self.invariants
-            for i in self._order:
-                raw = self.nodes[i].raw
-                if raw is not None:
-                    inv.check_node(i, raw)
-        if self._out is not None:
-            self.last_output = "\n".join(self._out)
-            self.cases.append((self._line, self.last_output))
-            self._out = None
-
-    def _emit(self, line: str) -> None:
-        if self._out is not None:
-            self._out.append(line)
-
-    def _tick_clock(self) -> int:
-        self.clock += 1
-        return self.clock
-
     @property
     def ids(self) -> list[int]:
         """Every node id the cluster knows, sorted."""
-        return list(self._order)
+        return list(self.node_set.order)
 
     @property
     def up_ids(self) -> list[int]:
-        return [i for i in self._order if self.nodes[i].raw is not None]
+        return self.node_set.up_ids()
 
     def raw(self, node_id: int) -> RawNode:
         """The running RawNode of ``node_id`` (raises if the node is down)."""
@@ -298,345 +219,115 @@ class Cluster:
     def leader(self) -> int | None:
         """The up node that is leader in the highest term, if any."""
         best: tuple[int, int] | None = None
-        for i in self._order:
+        for i in self.node_set.order:
             raw = self.nodes[i].raw
             if raw is not None and raw.role is Role.LEADER and (best is None or raw.term > best[0]):
                 best = (raw.term, i)
         return None if best is None else best[1]
 
+    def members(self) -> tuple[int, ...]:
+        """The members of the most recent configuration applied by any up node."""
+        best: tuple[int, tuple[int, ...]] = (-1, ())
+        for i in self.node_set.order:
+            raw = self.nodes[i].raw
+            if raw is not None and raw.applied > best[0]:
+                best = (raw.applied, raw.conf_state.members)
+        return best[1]
+
     # -- Ready handling ----------------------------------------------------------------------------
 
-    def process_ready(self, *node_ids: int) -> bool:
+    def process_ready(self, *node_ids: int, early: bool | None = None, crash: bool = False) -> bool:
         """Handle one Ready of each named node (of every up node when none is named), in order.
+        ``early`` overrides the cluster's ``early_send`` for these Readys; ``crash`` crashes
+        each node between the two halves of its Ready (see ``raftkv.testing._driver``).
         Returns True if any Ready was handled."""
-        top = self._begin("process-ready" + "".join(f" {i}" for i in node_ids))
-        try:
+        line = "process-ready" + _ids(node_ids)
+        line += "" if early is None else (" early" if early else " in-order")
+        line += " crash" if crash else ""
+        with self._command(line):
             handled = False
-            for i in node_ids or self._order:
-                handled = self._process_ready(self.nodes[i]) or handled
+            for i in node_ids or self.ids:
+                handled = self.driver.process(self.nodes[i], early=early, crash=crash) or handled
             return handled
-        finally:
-            self._end(top)
 
-    def _process_ready(self, node: SimNode) -> bool:
-        raw = node.raw
-        if raw is None or not raw.has_ready():
-            return False
-        rd = raw.ready()
-        out = self._out
-        if out is not None:
-            out.append(f"> {node.id} handling Ready")
-            out.extend("  " + line for line in describe(rd).split("\n"))
-        store = node.store
-        inv = self.invariants
-        # 1. persist
-        if inv is not None:
-            inv.before_persist(node.id, store, raw, rd)
-        if rd.snapshot is not None:
-            store.apply_snapshot(rd.snapshot)
-        if rd.entries:
-            store.append(rd.entries)
-        if rd.hard_state is not None:
-            store.set_hard_state(rd.hard_state)
-        if inv is not None:
-            inv.after_persist(node.id, store, raw, rd)
-        # 2. send
-        if rd.messages:
-            self._send(node, rd.messages)
-        # 3. apply
-        self._apply(node, rd)
-        # 4. advance
-        raw.advance(rd)
-        if inv is not None:
-            inv.after_advance(node.id, raw)
-        if raw.removed and not raw.has_ready():
-            self._stop_removed(node)
-        return True
+    def stabilize(self, *node_ids: int, quiet: bool = False, max_rounds: int = 1000) -> None:
+        """Handle Readys and deliver messages among ``node_ids`` (all) until nothing moves.
 
-    def _send(self, node: SimNode, messages: Sequence[Message]) -> None:
-        inv = self.invariants
-        cuts = self.cuts
-        in_flight = self.in_flight
-        for m in messages:
-            if inv is not None:
-                inv.on_send(node.id, node.store, m)
-            if cuts and (m.src, m.dst) in cuts:
-                self._lost(m)
-                continue
-            in_flight.append(m)
+        Each round handles one Ready per node, then delivers every message in flight to those
+        nodes (grouped by receiver, oldest first). Raises ``StabilizeError`` after
+        ``max_rounds`` rounds without quiescence.
+        """
+        line = "stabilize" + _ids(node_ids) + (" quiet" if quiet else "")
+        with self._command(line), self.transcript_recorder.quiet(quiet):
+            self._stabilize(node_ids, max_rounds)
 
-    def _apply(self, node: SimNode, rd: Ready) -> None:
-        inv = self.invariants
-        if rd.snapshot is not None:
-            node.sm = KVStateMachine.restore(rd.snapshot.data)
-            if inv is not None:
-                inv.on_restore(node.id, rd.snapshot, node.sm.digest)
-            self._emit(f"  {node.id} restored its state machine from the snapshot")
-        sm = node.sm
-        track = self.history is not None and (node.writes_by_index or node.writes_by_data)
-        unplaced = self._unplaced
-        for e in rd.committed_entries:
-            put = sm.apply(e)
-            if inv is not None:
-                inv.on_apply(node.id, e, sm.digest)
-            if put is not None and unplaced:
-                op = unplaced.pop(e.data, None)
-                if op is not None:
-                    op.index = e.index
-            if track:
-                self._complete_write(node, e)
-        if rd.read_states:
-            self.read_states_seen += len(rd.read_states)
-            for rs in rd.read_states:
-                op = node.reads.pop(rs.context, None)
-                if op is not None:
-                    op.index = rs.index
-                    node.reads_waiting.append(op)
-        if node.reads_waiting:
-            self._complete_reads(node)
-
-    def _complete_write(self, node: SimNode, e: Entry) -> None:
-        op = node.writes_by_index.pop(e.index, None)
-        if op is not None:
-            if op.entry == e.id:
-                self._ack_write(node, op, e)
+    def _stabilize(self, node_ids: Sequence[int], max_rounds: int) -> None:
+        only = set(node_ids)
+        net = self.network
+        for _ in range(max_rounds):
+            progressed = False
+            for i in self.node_set.order:
+                if not only or i in only:
+                    progressed = self.driver.process(self.nodes[i]) or progressed
+            net.flush_snapshot_reports()
+            if net.in_flight:
+                batch = net.take(net.select(tuple(only))) if only else net.take_all()
+                if batch:
+                    batch.sort(key=lambda m: m.dst)  # stable: FIFO per receiver
+                    net.deliver(batch)
+                    progressed = True
+            net.flush_snapshot_reports()
+            if not progressed:
                 return
-            # Another entry took our slot: ours can never commit (Log Matching).
-            op.error = f"overwritten by {e.term}/{e.index}"
-            node.writes_by_data.pop(e.data, None)
-            self._emit(f"  {op.name} lost: {op.error}")
-        if e.type is EntryType.NORMAL and e.data:
-            op = node.writes_by_data.pop(e.data, None)
-            if op is not None:
-                if op.entry is not None:
-                    node.writes_by_index.pop(op.entry.index, None)
-                self._ack_write(node, op, e)
+        raise StabilizeError(f"no quiescence after {max_rounds} rounds")
 
-    def _ack_write(self, node: SimNode, op: ClientOp, e: Entry) -> None:
-        node.writes_by_data.pop(e.data, None)
-        op.index = e.index
-        op.entry = e.id
-        op.ret = self._tick_clock()
-        self._emit(f"  {op.name} {op.key}={op.value} acked at {e.term}/{e.index}")
-
-    def _complete_reads(self, node: SimNode) -> None:
-        applied = node.sm.applied
-        waiting = []
-        for op in node.reads_waiting:
-            assert op.index is not None
-            if op.index <= applied:
-                op.value = node.sm.get(op.key)
-                op.ret = self._tick_clock()
-                self._emit(f"  {op.name} read {op.key}={op.value} at index {op.index}")
-            else:
-                waiting.append(op)
-        node.reads_waiting = waiting
-
-    def _stop_removed(self, node: SimNode) -> None:
-        self._emit(f"  {node.id} was removed from the cluster: stopped")
-        self._drop_client_ops(node)
-        node.raw = None
-        node.removed = True
+    def settle(self) -> None:
+        """Stabilize everything, with a generous bound and no output (for compound checks)."""
+        with self.transcript_recorder.quiet():
+            self._stabilize((), 10_000)
 
     # -- the network -------------------------------------------------------------------------------
 
-    def _lost(self, m: Message) -> None:
-        """A message vanished; a lost snapshot is reported to its sender (as a transport would)."""
-        if isinstance(m, InstallSnapshot):
-            self._snapshot_reports.append((m.src, m.dst, False))
-
-    def _flush_snapshot_reports(self) -> None:
-        """Tell senders how their snapshots fared, as the transport does once a snapshot stream
-        ends (``RawNode.report_snapshot``). Done between Readys, never inside one."""
-        while self._snapshot_reports:
-            src, dst, ok = self._snapshot_reports.pop(0)
-            node = self.nodes.get(src)
-            if node is not None and node.raw is not None:
-                node.raw.report_snapshot(dst, ok)
-                self._emit(f"  {src} told: snapshot to {dst} {'delivered' if ok else 'failed'}")
-
-    def _select(
-        self,
-        to: Sequence[int] = (),
-        src: int | None = None,
-        kind: str | None = None,
-        count: int | None = None,
-    ) -> list[int]:
-        """Positions of the in-flight messages that match, oldest first."""
-        out = []
-        for pos, m in enumerate(self.in_flight):
-            if to and m.dst not in to:
-                continue
-            if src is not None and m.src != src:
-                continue
-            if kind is not None and type(m).__name__ != kind:
-                continue
-            out.append(pos)
-            if count is not None and len(out) >= count:
-                break
-        return out
-
-    @staticmethod
-    def _filter_args(
-        to: Sequence[int], src: int | None, kind: str | None, count: int | None
-    ) -> str:
-        args = [str(i) for i in to]
-        if src is not None:
-            args.append(f"from={src}")
-        if kind is not None:
-            args.append(f"type={kind}")
-        if count is not None:
-            args.append(f"count={count}")
-        return (" " + " ".join(args)) if args else ""
-
-    def _take(self, positions: Sequence[int]) -> list[Message]:
-        chosen = set(positions)
-        taken = [m for pos, m in enumerate(self.in_flight) if pos in chosen]
-        self.in_flight = [m for pos, m in enumerate(self.in_flight) if pos not in chosen]
-        return taken
-
-    def _deliver(self, messages: Sequence[Message]) -> int:
-        """Step each message into its destination, in order. Returns how many arrived."""
-        arrived = 0
-        out = self._out
-        last_dst = -1
-        for m in messages:
-            dst = m.dst
-            if out is not None and dst != last_dst:
-                out.append(f"> {dst} receiving messages")
-                last_dst = dst
-            node = self.nodes.get(dst)
-            if node is None or node.raw is None:
-                if out is not None:
-                    out.append(f"  {describe(m)} (dropped: {dst} is down)")
-                self._lost(m)
-                continue
-            if self.cuts and (m.src, dst) in self.cuts:
-                if out is not None:
-                    out.append(f"  {describe(m)} (dropped: link cut)")
-                self._lost(m)
-                continue
-            sender = self.nodes.get(m.src)
-            leaving = sender.raw if sender is not None else None
-            if (
-                leaving is not None
-                and leaving.removed_at
-                and node.raw.applied >= leaving.removed_at
-                and m.src not in node.raw.conf_state.members
-            ):
-                # As a transport does: a peer that applied the sender's removal refuses it and
-                # says so, which ends the removed node's lingering.
-                if out is not None:
-                    out.append(f"  {describe(m)} (refused: {m.src} was removed)")
-                self._lost(m)
-                leaving.report_removed(dst)
-                continue
-            if out is not None:
-                out.append(f"  {describe(m)}")
-            node.raw.step(m)
-            if isinstance(m, InstallSnapshot):
-                self._snapshot_reports.append((m.src, dst, True))
-            arrived += 1
-        return arrived
-
     def deliver(
-        self,
-        *to: int,
-        src: int | None = None,
-        kind: str | None = None,
-        count: int | None = None,
+        self, *to: int, src: int | None = None, kind: str | None = None, count: int | None = None
     ) -> int:
         """Deliver the in-flight messages that match (all by default), oldest first."""
-        top = self._begin("deliver" + self._filter_args(to, src, kind, count))
-        try:
-            return self._deliver(self._take(self._select(to, src, kind, count)))
-        finally:
-            self._end(top)
+        with self._command("deliver" + filter_args(to, src, kind, count)):
+            net = self.network
+            return net.deliver(net.take(net.select(to, src, kind, count)))
 
     def deliver_at(self, pos: int) -> None:
         """Deliver the message at position ``pos`` of the in-flight list (reordering)."""
-        top = self._begin(f"deliver-at {pos}")
-        try:
-            self._deliver([self.in_flight.pop(pos)])
-        finally:
-            self._end(top)
+        with self._command(f"deliver-at {pos}"):
+            self.network.deliver([self.network.in_flight.pop(pos)])
 
     def drop(
-        self,
-        *to: int,
-        src: int | None = None,
-        kind: str | None = None,
-        count: int | None = None,
+        self, *to: int, src: int | None = None, kind: str | None = None, count: int | None = None
     ) -> int:
         """Lose the matching in-flight messages."""
-        top = self._begin("drop" + self._filter_args(to, src, kind, count))
-        try:
-            return self._drop(self._take(self._select(to, src, kind, count)))
-        finally:
-            self._end(top)
+        with self._command("drop" + filter_args(to, src, kind, count)):
+            net = self.network
+            return net.drop(net.take(net.select(to, src, kind, count)))
 
     def drop_at(self, pos: int) -> None:
-        top = self._begin(f"drop-at {pos}")
-        try:
-            self._drop([self.in_flight.pop(pos)])
-        finally:
-            self._end(top)
-
-    def _drop(self, messages: Sequence[Message]) -> int:
-        for m in messages:
-            self._emit(f"dropped {describe(m)}")
-            self._lost(m)
-        return len(messages)
+        with self._command(f"drop-at {pos}"):
+            self.network.drop([self.network.in_flight.pop(pos)])
 
     def duplicate(
-        self,
-        *to: int,
-        src: int | None = None,
-        kind: str | None = None,
-        count: int | None = None,
+        self, *to: int, src: int | None = None, kind: str | None = None, count: int | None = None
     ) -> int:
         """Append a copy of each matching in-flight message to the end of the list."""
-        top = self._begin("duplicate" + self._filter_args(to, src, kind, count))
-        try:
-            copies = [self.in_flight[p] for p in self._select(to, src, kind, count)]
-            for m in copies:
-                self._emit(f"duplicated {describe(m)}")
-            self.in_flight.extend(copies)
-            return len(copies)
-        finally:
-            self._end(top)
+        with self._command("duplicate" + filter_args(to, src, kind, count)):
+            return self.network.duplicate(self.network.select(to, src, kind, count))
 
     def duplicate_at(self, pos: int) -> None:
-        top = self._begin(f"duplicate-at {pos}")
-        try:
-            m = self.in_flight[pos]
-            self._emit(f"duplicated {describe(m)}")
-            self.in_flight.append(m)
-        finally:
-            self._end(top)
+        with self._command(f"duplicate-at {pos}"):
+            self.network.duplicate([pos])
 
     def msgs(self) -> list[Message]:
         """List the in-flight messages with their positions (in the transcript)."""
-        top = self._begin("msgs")
-        try:
-            for pos, m in enumerate(self.in_flight):
-                self._emit(f"{pos}: {describe(m)}")
-            return list(self.in_flight)
-        finally:
-            self._end(top)
-
-    def _cut_in_flight(self) -> None:
-        kept = []
-        dropped = 0
-        for m in self.in_flight:
-            if (m.src, m.dst) in self.cuts:
-                self._lost(m)
-                dropped += 1
-            else:
-                kept.append(m)
-        self.in_flight = kept
-        if dropped:
-            self._emit(f"dropped {dropped} message(s) in flight across the cut")
+        with self._command("msgs"):
+            return self.network.show()
 
     def partition(self, *groups: Sequence[int]) -> None:
         """Replace the network's cuts: nodes in different groups cannot talk (both directions).
@@ -644,219 +335,115 @@ class Cluster:
         Nodes named in no group form one more group together. Messages in flight across a new
         cut are lost.
         """
-        line = "partition " + " ".join(",".join(str(i) for i in g) for g in groups)
-        top = self._begin(line)
-        try:
-            named = {i for g in groups for i in g}
-            rest = [i for i in self._order if i not in named]
-            all_groups = [set(g) for g in groups] + ([set(rest)] if rest else [])
-            where = {i: k for k, g in enumerate(all_groups) for i in g}
-            self.cuts = {(a, b) for a in where for b in where if a != b and where[a] != where[b]}
-            self._cut_in_flight()
-        finally:
-            self._end(top)
+        with self._command("partition " + " ".join(",".join(map(str, g)) for g in groups)):
+            self.network.partition(groups, self.ids)
 
     def cut(self, src: int, dst: int) -> None:
         """Cut the link one way: messages from ``src`` to ``dst`` are lost."""
-        top = self._begin(f"cut {src} {dst}")
-        try:
-            self.cuts.add((src, dst))
-            self._cut_in_flight()
-        finally:
-            self._end(top)
+        with self._command(f"cut {src} {dst}"):
+            self.network.cut((src, dst))
 
     def isolate(self, node_id: int) -> None:
         """Cut ``node_id`` off from everyone, both ways (keeps other cuts)."""
-        top = self._begin(f"isolate {node_id}")
-        try:
-            for other in self._order:
-                if other != node_id:
-                    self.cuts.add((node_id, other))
-                    self.cuts.add((other, node_id))
-            self._cut_in_flight()
-        finally:
-            self._end(top)
+        with self._command(f"isolate {node_id}"):
+            others = [i for i in self.ids if i != node_id]
+            self.network.cut(*[(node_id, o) for o in others], *[(o, node_id) for o in others])
 
     def heal(self) -> None:
         """Remove every cut."""
-        top = self._begin("heal")
-        try:
-            self.cuts = set()
-        finally:
-            self._end(top)
+        with self._command("heal"):
+            self.network.heal()
 
     # -- time and node lifecycle -------------------------------------------------------------------
 
     def tick(self, *node_ids: int, n: int = 1) -> None:
         """Tick the given up nodes (every up node when none is named) ``n`` times."""
-        line = "tick" + "".join(f" {i}" for i in node_ids) + (f" n={n}" if n != 1 else "")
-        top = self._begin(line)
-        try:
-            targets = node_ids or tuple(self._order)
-            nodes = self.nodes
+        with self._command("tick" + _ids(node_ids) + (f" n={n}" if n != 1 else "")):
             for _ in range(n):
-                for i in targets:
-                    raw = nodes[i].raw
-                    if raw is not None:
-                        raw.tick()
-        finally:
-            self._end(top)
+                self.tick_all(node_ids)
+
+    def tick_all(self, node_ids: Sequence[int] = ()) -> None:
+        """Tick the given up nodes (all when none is named) once; records nothing."""
+        nodes = self.nodes
+        for i in node_ids or self.node_set.order:
+            raw = nodes[i].raw
+            if raw is not None:
+                raw.tick()
 
     def run(self, *node_ids: int, n: int = 1) -> None:
         """Let time pass with a working network: ``n`` times, tick the given up nodes (all when
         none is named) once, then stabilize the whole cluster. Prints nothing."""
-        line = "run" + "".join(f" {i}" for i in node_ids) + (f" n={n}" if n != 1 else "")
-        top = self._begin(line)
-        out, self._out = self._out, None
-        try:
-            targets = node_ids or tuple(self._order)
+        with self._command("run" + _ids(node_ids) + (f" n={n}" if n != 1 else "")):
             for _ in range(n):
-                for i in targets:
-                    raw = self.nodes[i].raw
-                    if raw is not None:
-                        raw.tick()
-                self._stabilize((), 10_000)
-        finally:
-            self._out = out
-            self._end(top)
+                self.tick_all(node_ids)
+                self.settle()
 
     def crash(self, node_id: int) -> None:
         """Crash: the RawNode and the state machine are lost; the store (disk) survives."""
-        top = self._begin(f"crash {node_id}")
-        try:
+        with self._command(f"crash {node_id}"):
             node = self.nodes[node_id]
             if node.raw is None:
                 self._emit(f"{node_id} is already down")
                 return
-            self._drop_client_ops(node)
-            node.raw = None
-        finally:
-            self._end(top)
-
-    def _drop_client_ops(self, node: SimNode) -> None:
-        # Writes may still commit (outcome unknown); reads simply never answer.
-        node.writes_by_index.clear()
-        node.writes_by_data.clear()
-        node.reads.clear()
-        node.reads_waiting.clear()
+            self.node_set.crash(node)
 
     def restart(self, node_id: int) -> None:
         """Start a crashed node again from its store (the restart recipe)."""
-        top = self._begin(f"restart {node_id}")
-        try:
+        with self._command(f"restart {node_id}"):
             node = self.nodes[node_id]
             if node.raw is not None:
                 self._emit(f"{node_id} is already up")
-                return
-            if node.removed:
+            elif node.removed:
                 self._emit(f"{node_id} was removed; not restarted")
-                return
-            node.incarnation += 1
-            self._start(node)
-        finally:
-            self._end(top)
+            else:
+                self.node_set.restart(node)
 
     def campaign(self, node_id: int) -> None:
-        top = self._begin(f"campaign {node_id}")
-        try:
+        with self._command(f"campaign {node_id}"):
             self.raw(node_id).campaign()
-        finally:
-            self._end(top)
 
     # -- client operations -------------------------------------------------------------------------
 
     def unique_value(self, prefix: str = "v") -> str:
         """A value never handed out before in this cluster (writes must be unique)."""
-        self._values += 1
-        return f"{prefix}{self._values}"
-
-    def _new_op(self, kind: OpKind, node_id: int, key: str, value: str | None) -> ClientOp:
-        op = ClientOp(self._next_op, kind, node_id, key, value, self._tick_clock())
-        self._next_op += 1
-        if self.history is not None:
-            self.history.append(op)
-        return op
+        return self.clients.unique_value(prefix)
 
     def propose(self, node_id: int, data: bytes) -> ClientOp | None:
         """Propose ``data`` at ``node_id``. A ``key=value`` write is recorded in the history."""
-        top = self._begin(f"propose {node_id} {data.decode('utf-8', 'replace')}")
-        try:
-            node = self.nodes[node_id]
-            raw = node.raw
-            put = parse_put(data) if self.history is not None else None
-            op = self._new_op(OpKind.WRITE, node_id, *put) if put is not None else None
-            what = f"{op.name} " if op is not None else ""
-            if raw is None:
-                if op is not None:
-                    op.error = "node down"
-                self._emit(f"{node_id}: {what}refused: node down")
-                return op
-            try:
-                eid = raw.propose(data)
-            except ProposalDropped as exc:
-                if op is not None:
-                    op.error = exc.reason
-                self._emit(f"{node_id}: {what}refused: {exc.reason}")
-                return op
-            if op is not None:
-                op.entry = eid
-                node.writes_by_data[data] = op
-                self._unplaced[data] = op
-                if eid is not None:
-                    node.writes_by_index[eid.index] = op
-            if self._out is not None:
-                if eid is not None:
-                    self._emit(f"{node_id}: {what}proposed as {eid.term}/{eid.index}")
-                else:
-                    self._emit(f"{node_id}: {what}forwarded to {raw.leader}")
-            return op
-        finally:
-            self._end(top)
+        with self._command(f"propose {node_id} {data.decode('utf-8', 'replace')}"):
+            return self.clients.propose(self.nodes[node_id], data)
 
     def propose_batch(self, node_id: int, batch: Sequence[bytes]) -> None:
         """Propose many commands at once (no history, no transcript output): for benchmarks."""
-        top = self._begin(f"propose-batch {node_id} {len(batch)}")
-        try:
+        with self._command(f"propose-batch {node_id} {len(batch)}"):
             propose = self.raw(node_id).propose
             for data in batch:
                 propose(data)
-        finally:
-            self._end(top)
 
     def read(self, node_id: int, key: str = "x") -> ClientOp:
         """A linearizable read of ``key`` at ``node_id`` through ReadIndex."""
-        top = self._begin(f"read {node_id} {key}")
-        try:
-            node = self.nodes[node_id]
-            op = self._new_op(OpKind.READ, node_id, key, None)
-            if node.raw is None:
-                op.error = "node down"
-                self._emit(f"{node_id}: {op.name} refused: node down")
-                return op
-            ctx = f"r{op.id}".encode()
-            try:
-                node.raw.read_index(ctx)
-            except ProposalDropped as exc:
-                op.error = exc.reason
-                self._emit(f"{node_id}: {op.name} refused: {exc.reason}")
-                return op
-            node.reads[ctx] = op
-            self._emit(f"{node_id}: {op.name} read {key} pending (ctx {ctx.decode()})")
-            return op
-        finally:
-            self._end(top)
+        with self._command(f"read {node_id} {key}"):
+            return self.clients.read(self.nodes[node_id], key)
+
+    def show_history(self) -> None:
+        """The client operations so far."""
+        with self._command("history"):
+            self.clients.show()
+
+    def client_history(self) -> list[Op]:
+        """The history for the linearizability checker: ops that certainly failed are left out."""
+        return self.clients.client_history()
+
+    def check_history(self) -> None:
+        """Raise unless the client history is linearizable and has no stale read."""
+        with self._command("check-history"):
+            self.clients.check()
 
     # -- membership and leadership -----------------------------------------------------------------
 
-    def _via(self, via: int | None) -> int | None:
-        if via is not None:
-            return via
-        return self.leader()
-
     def _conf_change(self, line: str, change: ConfChange, via: int | None) -> EntryId | None:
-        top = self._begin(line + (f" via={via}" if via is not None else ""))
-        try:
-            at = self._via(via)
+        with self._command(line + (f" via={via}" if via is not None else "")):
+            at = via if via is not None else self.leader()
             if at is None:
                 self._emit("refused: no leader")
                 return None
@@ -873,10 +460,8 @@ class Cluster:
             self._emit(f"{at}: proposed {kind} {change.node_id} as {eid.term}/{eid.index}")
             if change.node_id not in self.nodes and change.type is not ConfChangeType.REMOVE_NODE:
                 # A joining node starts with an empty store: it learns everything from the leader.
-                self._add(change.node_id, MemoryLogStore())
+                self.node_set.add(change.node_id, MemoryLogStore())
             return eid
-        finally:
-            self._end(top)
 
     def add_learner(self, node_id: int, via: int | None = None) -> EntryId | None:
         change = ConfChange(ConfChangeType.ADD_LEARNER, node_id, f"node{node_id}".encode())
@@ -898,9 +483,8 @@ class Cluster:
 
     def transfer(self, to: int, via: int | None = None) -> bool:
         """Ask the leader (or ``via``) to hand leadership to ``to``."""
-        top = self._begin(f"transfer {to}" + (f" via={via}" if via is not None else ""))
-        try:
-            at = self._via(via)
+        with self._command(f"transfer {to}" + (f" via={via}" if via is not None else "")):
+            at = via if via is not None else self.leader()
             if at is None or self.nodes[at].raw is None:
                 self._emit("refused: no leader")
                 return False
@@ -911,336 +495,107 @@ class Cluster:
                 return False
             self._emit(f"{at}: transferring leadership to {to}")
             return True
-        finally:
-            self._end(top)
 
     def report_unreachable(self, node_id: int, peer: int) -> None:
-        top = self._begin(f"report-unreachable {node_id} {peer}")
-        try:
+        with self._command(f"report-unreachable {node_id} {peer}"):
             self.raw(node_id).report_unreachable(peer)
-        finally:
-            self._end(top)
 
     def report_snapshot(self, node_id: int, peer: int, ok: bool) -> None:
-        top = self._begin(f"report-snapshot {node_id} {peer} {'ok' if ok else 'fail'}")
-        try:
+        with self._command(f"report-snapshot {node_id} {peer} {'ok' if ok else 'fail'}"):
             self.raw(node_id).report_snapshot(peer, ok)
-        finally:
-            self._end(top)
 
     # -- snapshots ---------------------------------------------------------------------------------
 
     def compact(self, node_id: int, keep: int = 0) -> int:
         """Snapshot ``node_id``'s state machine at its applied index, then drop the log up to
         ``applied - keep``. Returns the snapshot's index (0 if the node is down)."""
-        top = self._begin(f"compact {node_id}" + (f" keep={keep}" if keep else ""))
-        try:
+        with self._command(f"compact {node_id}" + (f" keep={keep}" if keep else "")):
             return self._snapshot(node_id, keep)
-        finally:
-            self._end(top)
 
     def snapshot(self, node_id: int) -> int:
         """Snapshot ``node_id``'s state machine at its applied index; keep the whole log."""
-        top = self._begin(f"snapshot {node_id}")
-        try:
+        with self._command(f"snapshot {node_id}"):
             return self._snapshot(node_id, None)
-        finally:
-            self._end(top)
 
     def _snapshot(self, node_id: int, keep: int | None) -> int:
-        # The runtime's recipe, between Readys: create_snapshot(applied, conf_state, data),
-        # then compact(applied - keep).
         node = self.nodes[node_id]
-        raw = node.raw
-        if raw is None:
+        if node.raw is None:
             self._emit(f"{node_id}: down")
             return 0
-        store = node.store
-        applied = raw.applied
-        if applied > store.snapshot().metadata.index:
-            snap = store.create_snapshot(applied, raw.conf_state, node.sm.snapshot())
-            if self.invariants is not None:
-                self.invariants.on_snapshot_created(node_id, snap, node.sm.digest)
-        if keep is not None:
-            store.compact(min(applied - keep, store.snapshot().metadata.index))
-        meta = store.snapshot().metadata
-        self._emit(
-            f"{node_id}: snapshot at {meta.term}/{meta.index} "
-            f"{describe_conf_state(meta.conf_state)}; log starts at {store.first_index()}"
-        )
-        return meta.index
+        self.node_set.snapshot(node, keep)
+        self._emit(f"{node_id}: {snapshot_line(node.store)}")
+        return node.store.snapshot().metadata.index
 
     # -- compound operations -----------------------------------------------------------------------
-
-    def stabilize(self, *node_ids: int, quiet: bool = False, max_rounds: int = 1000) -> None:
-        """Handle Readys and deliver messages among ``node_ids`` (all) until nothing moves.
-
-        Each round handles one Ready per node, then delivers every message in flight to those
-        nodes (grouped by receiver, oldest first). Raises ``StabilizeError`` after
-        ``max_rounds`` rounds without quiescence.
-        """
-        line = "stabilize" + "".join(f" {i}" for i in node_ids) + (" quiet" if quiet else "")
-        top = self._begin(line)
-        out = self._out
-        if quiet:
-            self._out = None
-        try:
-            self._stabilize(node_ids, max_rounds)
-        finally:
-            self._out = out
-            self._end(top)
-
-    def _stabilize(self, node_ids: Sequence[int], max_rounds: int) -> None:
-        only = set(node_ids)
-        for _ in range(max_rounds):
-            progressed = False
-            for i in self._order:
-                if not only or i in only:
-                    progressed = self._process_ready(self.nodes[i]) or progressed
-            self._flush_snapshot_reports()
-            if self.in_flight:
-                if only:
-                    batch = self._take(self._select(tuple(only)))
-                else:
-                    batch = self.in_flight
-                    self.in_flight = []
-                if batch:
-                    batch.sort(key=lambda m: m.dst)  # stable: FIFO per receiver
-                    self._deliver(batch)
-                    progressed = True
-            self._flush_snapshot_reports()
-            if not progressed:
-                return
-        raise StabilizeError(f"no quiescence after {max_rounds} rounds")
 
     def elect(self, node_id: int) -> int:
         """Make ``node_id`` the leader (transfer if another leads, else campaign), stabilize,
         and return the term. Raises ``AssertionError`` if it did not win."""
-        top = self._begin(f"elect {node_id}")
-        out = self._out
-        self._out = None
-        try:
-            lead = self.leader()
-            if lead is not None and lead != node_id:
-                self.transfer(node_id, via=lead)
-            elif lead is None:
-                self.campaign(node_id)
-            self._stabilize((), 1000)
+        with self._command(f"elect {node_id}"):
+            with self.transcript_recorder.quiet():
+                lead = self.leader()
+                if lead is not None and lead != node_id:
+                    self.transfer(node_id, via=lead)
+                elif lead is None:
+                    self.campaign(node_id)
+                self._stabilize((), 1000)
             raw = self.raw(node_id)
             if raw.role is not Role.LEADER:
                 raise AssertionError(f"elect: {node_id} did not become leader ({raw.role.value})")
-            self._out = out
-            self._emit(self._status_line(node_id))
+            self._emit(self.status_line(node_id))
             return raw.term
-        finally:
-            self._out = out
-            self._end(top)
-
-    # -- observation -------------------------------------------------------------------------------
-
-    def _status_line(self, node_id: int) -> str:
-        node = self.nodes[node_id]
-        raw = node.raw
-        if raw is None:
-            return f"{node_id}: {'removed' if node.removed else 'down'}"
-        lead = raw.leader if raw.leader is not None else "-"
-        st = raw.status()
-        vote = st.vote if st.vote is not None else "-"
-        return (
-            f"{node_id}: {raw.role.value} term={raw.term} lead={lead} vote={vote} "
-            f"commit={raw.commit} applied={raw.applied} last={raw.last_index} "
-            f"{describe_conf_state(raw.conf_state)}"
-        )
-
-    def status(self, *node_ids: int) -> None:
-        """One line per node: role, term, leader, vote, commit, applied, last index, config."""
-        top = self._begin("status" + "".join(f" {i}" for i in node_ids))
-        try:
-            for i in node_ids or self._order:
-                self._emit(self._status_line(i))
-        finally:
-            self._end(top)
-
-    def progress(self, node_id: int) -> None:
-        """The leader's view of each member's progress."""
-        top = self._begin(f"progress {node_id}")
-        try:
-            st = self.raw(node_id).status()
-            if not st.progress:
-                self._emit(f"{node_id}: not the leader")
-            for peer, pr in st.progress.items():
-                learner = " learner" if pr.is_learner else ""
-                self._emit(f"{peer}: {pr.state.value} match={pr.match} next={pr.next}{learner}")
-        finally:
-            self._end(top)
-
-    def log(self, node_id: int) -> None:
-        """The durable log of a node: its snapshot, entries and hard state."""
-        top = self._begin(f"log {node_id}")
-        try:
-            store = self.nodes[node_id].store
-            snap = store.snapshot()
-            if not snap.is_empty:
-                self._emit(describe(snap))
-            first, last = store.first_index(), store.last_index()
-            entries = store.entries(first, last + 1) if last >= first else []
-            self._emit("entries " + describe_entries(entries))
-            self._emit("hard-state " + describe_hard_state(store.hard_state))
-        finally:
-            self._end(top)
-
-    def kv(self, *node_ids: int) -> None:
-        """The state machine of each up node."""
-        top = self._begin("kv" + "".join(f" {i}" for i in node_ids))
-        try:
-            for i in node_ids or self._order:
-                node = self.nodes[i]
-                if node.raw is None:
-                    self._emit(f"{i}: {'removed' if node.removed else 'down'}")
-                else:
-                    self._emit(f"{i}: {node.sm.describe()}")
-        finally:
-            self._end(top)
-
-    def show_history(self) -> None:
-        """The client operations so far."""
-        top = self._begin("history")
-        try:
-            for op in self.history or ():
-                ret = "?" if op.ret is None else str(op.ret)
-                what = "write" if op.kind is OpKind.WRITE else "read"
-                status = f" failed: {op.error}" if op.error else ""
-                self._emit(
-                    f"{op.name} {what} {op.key}={op.value} at {op.node} [{op.invoke},{ret}]{status}"
-                )
-        finally:
-            self._end(top)
-
-    # -- checks ------------------------------------------------------------------------------------
-
-    def client_history(self) -> list[Op]:
-        """The history for the linearizability checker: ops that certainly failed are left out."""
-        return [op.to_op() for op in self.history or () if op.error is None]
-
-    def check_history(self) -> None:
-        """Raise unless the client history is linearizable and has no stale read."""
-        top = self._begin("check-history")
-        try:
-            history = self.client_history()
-            check_linearizable(history)
-            check_stale_reads(history)
-            done = sum(1 for op in history if op.ret is not None)
-            self._emit(f"{len(history)} operations ({done} answered): linearizable")
-        finally:
-            self._end(top)
-
-    def members(self) -> tuple[int, ...]:
-        """The members of the most recent configuration applied by any up node."""
-        best: tuple[int, tuple[int, ...]] = (-1, ())
-        for i in self._order:
-            raw = self.nodes[i].raw
-            if raw is not None and raw.applied > best[0]:
-                best = (raw.applied, raw.conf_state.members)
-        return best[1]
 
     def check_liveness(self, timeouts: int = 10) -> int:
         """Heal the network, restart crashed members, and require that a leader emerges within
         ``timeouts`` election timeouts and that a new proposal commits on every up member.
         Returns the leader's id; raises ``LivenessFailure``."""
-        top = self._begin(f"check-liveness timeouts={timeouts}")
-        out = self._out
-        self._out = None
-        try:
-            self.cuts = set()
-            for node in self.nodes.values():
-                if node.raw is None and not node.removed:
-                    node.incarnation += 1
-                    self._start(node)
-            self._stabilize((), 10_000)
-            election = self.node_config(1).election_ticks
-            lead = None
-            ticks = 0
-            for ticks in range(timeouts * election + 1):  # noqa: B007
-                lead = self._stable_leader()
-                if lead is not None:
-                    break
-                self._tick_all()
-                self._stabilize((), 10_000)
-            if lead is None:
-                raise LivenessFailure(
-                    f"no leader within {timeouts} election timeouts after healing: "
-                    + "; ".join(self._status_line(i) for i in self._order)
-                )
-            # A new proposal must reach every member. Pending membership changes may still move
-            # leadership (a removed leader steps down): re-propose to each new leader.
-            proposed: dict[int, bytes] = {}
-            done: bytes | None = None
-            for _ in range(timeouts * election):
-                self._stabilize((), 10_000)
-                lead = self._stable_leader()
-                if lead is not None:
-                    done = next(
-                        (d for d in proposed.values() if self._applied_everywhere(lead, d)), None
-                    )
-                    if done is not None:
-                        break
-                    term = self.raw(lead).term
-                    if term not in proposed:
-                        proposed[term] = f"liveness=t{term}c{self.clock}".encode()
-                        try:
-                            self.raw(lead).propose(proposed[term])
-                        except ProposalDropped:
-                            del proposed[term]  # e.g. a transfer started meanwhile: retry
-                        else:
-                            continue
-                self._tick_all()
-            if done is None or lead is None:
-                raise LivenessFailure(
-                    f"no new proposal reached every member (leader {lead}): "
-                    + "; ".join(self._status_line(i) for i in self._order)
-                )
-            self._out = out
+        with self._command(f"check-liveness timeouts={timeouts}"):
+            with self.transcript_recorder.quiet():
+                lead, ticks, done = check_liveness(self, timeouts)
             self._emit(
                 f"leader {lead} after {ticks} ticks; {done.decode()} applied on every member"
             )
             return lead
-        finally:
-            self._out = out
-            self._end(top)
 
-    def _stable_leader(self) -> int | None:
-        lead = self.leader()
-        if lead is None:
-            return None
-        raw = self.raw(lead)
-        if raw.status().lead_transferee is not None or lead not in raw.conf_state.voters:
-            return None  # handing over, or a removed leader retiring
-        # It must lead with an entry of its own term committed (it can serve writes and reads).
-        return lead if _term_in(self.nodes[lead].store, raw.commit) == raw.term else None
+    # -- observation -------------------------------------------------------------------------------
 
-    def _applied_everywhere(self, lead: int, data: bytes) -> bool:
-        for i in self.raw(lead).conf_state.members:
-            node = self.nodes.get(i)
-            if node is not None and node.raw is not None and data not in node.sm.seen:
-                return False
-        return True
+    def status_line(self, node_id: int) -> str:
+        return status_line(self.nodes[node_id])
 
-    def _tick_all(self) -> None:
-        for i in self._order:
-            raw = self.nodes[i].raw
-            if raw is not None:
-                raw.tick()
+    def status(self, *node_ids: int) -> None:
+        """One line per node: role, term, leader, vote, commit, applied, last index, config."""
+        with self._command("status" + _ids(node_ids)):
+            for i in node_ids or self.ids:
+                self._emit(self.status_line(i))
+
+    def progress(self, node_id: int) -> None:
+        """The leader's view of each member's progress."""
+        with self._command(f"progress {node_id}"):
+            for line in describe_progress(node_id, self.raw(node_id)):
+                self._emit(line)
+
+    def log(self, node_id: int) -> None:
+        """The durable log of a node: its snapshot, entries and hard state."""
+        with self._command(f"log {node_id}"):
+            for line in describe_log(self.nodes[node_id].store):
+                self._emit(line)
+
+    def kv(self, *node_ids: int) -> None:
+        """The state machine of each up node."""
+        with self._command("kv" + _ids(node_ids)):
+            for i in node_ids or self.ids:
+                self._emit(kv_line(self.nodes[i]))
 
     # -- transcripts -------------------------------------------------------------------------------
 
     def transcript(self) -> str:
         """Everything recorded so far, in the scenario format."""
-        return "".join(format_case(cmd, out) + "\n\n" for cmd, out in self.cases)
+        return self.transcript_recorder.text()
 
     def script_text(self) -> str:
         """The commands so far, as a scenario file whose outputs are still to be filled in
         (replay it with ``RAFTKV_REWRITE=1`` to fill them)."""
-        return "".join(f"{cmd}\n----\nok\n\n" for cmd in self.script)
+        return self.transcript_recorder.script_text()
 
     # -- scenario setup ----------------------------------------------------------------------------
 
@@ -1263,33 +618,11 @@ class Cluster:
         line += f" term={term}" if term is not None else ""
         line += f" vote={vote}" if vote is not None else ""
         line += f" commit={commit}" if commit is not None else ""
-        top = self._begin(line)
-        try:
+        with self._command(line):
             node = self.nodes[node_id]
             if node.raw is not None:
                 raise ValueError(f"set-log needs node {node_id} down (crash it first)")
-            entries = []
-            for index, t in enumerate(terms, 1):
-                entries.append(
-                    self._known_entry(index, t) or Entry(t, index, data=f"t{t}".encode())
-                )
-            store = MemoryLogStore()
-            store.append(entries)
-            last_term = terms[-1] if terms else 0
-            hs_term = max(term or 0, last_term, 1)
+            others = [self.nodes[i].store for i in self.ids]
             old_commit = node.store.hard_state.commit
-            hs_commit = min(old_commit, len(terms)) if commit is None else commit
-            store.set_hard_state(HardState(hs_term, vote, hs_commit))
-            node.store = store
-            self._stores[node_id] = store
-            if self.invariants is not None:
-                self.invariants.reset_node(node_id, store)
-        finally:
-            self._end(top)
-
-    def _known_entry(self, index: int, term: int) -> Entry | None:
-        for i in self._order:
-            store = self.nodes[i].store
-            if store.first_index() <= index <= store.last_index() and store.term(index) == term:
-                return store.entries(index, index + 1)[0]
-        return None
+            store = figure_log(terms, others, old_commit, term=term, vote=vote, commit=commit)
+            self.node_set.replace_store(node, store)

@@ -3,9 +3,10 @@
 The first command of a file creates the cluster; every other command is a ``Cluster`` operation
 and prints what happened (Readys handled, messages delivered, client operations answered)::
 
-    cluster n=3 seed=0 [<Config field>=<value> ...] [invariants=false]
+    cluster n=3 seed=0 [<Config field>=<value> ...] [early_send=true] [invariants=false]
     tick [ids...] [n=1]            run [ids...] [n=1]        campaign <id>      elect <id>
-    propose <id> <data>            read <id> [key]           process-ready [ids...]
+    propose <id> <data>            read <id> [key]
+    process-ready [ids...] [early|in-order] [crash]
     deliver [to...] [from=] [type=] [count=]                 deliver-at <pos>
     drop [to...] [from=] [type=] [count=]                    drop-at <pos>
     duplicate [to...] [from=] [type=] [count=]               duplicate-at <pos>
@@ -19,6 +20,11 @@ and prints what happened (Readys handled, messages delivered, client operations 
     compact <id> [keep=]           snapshot <id>             status [ids...]    progress <id>
     log <id>                       kv [ids...]               history
     check-history                  check-liveness [timeouts=]
+
+``early_send=true`` handles every Ready in the runtime's order (``Ready.messages`` sent before
+persisting); ``process-ready ... early`` / ``in-order`` chooses the order for one step, and
+``crash`` crashes each node between the two halves of its Ready (early: messages sent, nothing
+persisted; in order: persisted, nothing sent).
 
 Local refusals (a down node, a bad argument) print ``error: ...``; invariant violations raise.
 """
@@ -52,6 +58,10 @@ def _config_value(key: str, value: str) -> Any:
     return _int(value)
 
 
+# Words that are flags, not node ids.
+_FLAGS = {"quiet", "early", "in-order", "crash"}
+
+
 class _Args:
     """Positional words and key=value options of one command."""
 
@@ -61,7 +71,7 @@ class _Args:
         self.opts = {a.key: a.values for a in args if a.values}
 
     def ints(self) -> list[int]:
-        return [_int(p) for p in self.pos if p != "quiet"]
+        return [_int(p) for p in self.pos if p not in _FLAGS]
 
     def one(self) -> int:
         ints = self.ints()
@@ -88,6 +98,11 @@ def _propose(c: Cluster, a: _Args) -> None:
     c.propose(_int(a.raw[0]), " ".join(a.raw[1:]).encode())
 
 
+def _process_ready(c: Cluster, a: _Args) -> None:
+    early = True if "early" in a.pos else (False if "in-order" in a.pos else None)
+    c.process_ready(*a.ints(), early=early, crash="crash" in a.pos)
+
+
 def _set_log(c: Cluster, a: _Args) -> None:
     terms = [_int(t) for t in a.opts.get("terms", ())]
     c.set_log(a.one(), terms, term=a.opt("term"), vote=a.opt("vote"), commit=a.opt("commit"))
@@ -100,7 +115,7 @@ _COMMANDS: dict[str, Callable[[Cluster, _Args], object]] = {
     "elect": lambda c, a: c.elect(a.one()),
     "propose": _propose,
     "read": lambda c, a: c.read(_int(a.pos[0]), *a.pos[1:2]),
-    "process-ready": lambda c, a: c.process_ready(*a.ints()),
+    "process-ready": _process_ready,
     "deliver": lambda c, a: c.deliver(*a.ints(), **a.filters()),
     "deliver-at": lambda c, a: c.deliver_at(a.one()),
     "drop": lambda c, a: c.drop(*a.ints(), **a.filters()),
@@ -143,8 +158,9 @@ def _make_cluster(args: list[Arg]) -> Cluster:
     n = _int(opts.pop("n", ("3",))[0])
     seed = _int(opts.pop("seed", ("0",))[0])
     invariants = opts.pop("invariants", ("true",))[0] == "true"
+    early_send = opts.pop("early_send", ("false",))[0] == "true"
     config = {k: _config_value(k, v[0]) for k, v in opts.items()}
-    return Cluster(n, seed=seed, check_invariants=invariants, **config)
+    return Cluster(n, seed=seed, early_send=early_send, check_invariants=invariants, **config)
 
 
 class ScenarioRunner:

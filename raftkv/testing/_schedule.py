@@ -33,12 +33,14 @@ SWEEP_CONFIGS: list[dict[str, Any]] = [
 
 
 def sweep_cluster(seed: int, *, record: bool = False, **overrides: Any) -> Cluster:
-    """The cluster of sweep seed ``seed``: 3 nodes for even seeds, 5 for odd ones, and one of
-    ``SWEEP_CONFIGS`` (``overrides`` win). Transcript output is off unless ``record``; the
-    command script is always kept."""
+    """The cluster of sweep seed ``seed``: 3 nodes for even seeds, 5 for odd ones, one of
+    ``SWEEP_CONFIGS``, and every other round of them the runtime's Ready order (``early_send``:
+    messages sent before persisting); ``overrides`` win. Transcript output is off unless
+    ``record``; the command script is always kept."""
     n = 3 if seed % 2 == 0 else 5
-    config = {**SWEEP_CONFIGS[seed // 2 % len(SWEEP_CONFIGS)], **overrides}
-    return Cluster(n, seed=seed, record=record, **config)
+    rounds, k = divmod(seed // 2, len(SWEEP_CONFIGS))
+    options: dict[str, Any] = {"early_send": rounds % 2 == 1, **SWEEP_CONFIGS[k], **overrides}
+    return Cluster(n, seed=seed, record=record, **options)
 
 
 class RandomSchedule:
@@ -63,6 +65,9 @@ class RandomSchedule:
         self.keys = [chr(ord("a") + i) for i in range(keys)]
         self.max_nodes = max_nodes if max_nodes is not None else len(cluster.ids) + 2
         self.faults = faults
+        # Whether a crash hits the middle of a Ready is drawn from a second stream, so that
+        # the operations drawn from ``rng`` stay the same whatever the Ready order.
+        self._midway = random.Random(str(rng.getstate()))
         actions: list[tuple[float, Callable[[], None]]] = [
             (16, self.deliver),
             (10, self.process_ready),
@@ -201,8 +206,15 @@ class RandomSchedule:
         self.cluster.heal()
 
     def crash(self) -> None:
+        """Crash a node; in the runtime's order (``early_send``), every other crash hits a
+        node in the middle of a Ready, its messages sent and nothing persisted: the one point
+        where that order differs from the contract's."""
         i = self._up()
-        if i is not None:
+        if i is None:
+            return
+        if self.cluster.early_send and self._midway.random() < 0.5:
+            self.cluster.process_ready(i, crash=True)
+        else:
             self.cluster.crash(i)
 
     def restart(self) -> None:

@@ -1,4 +1,5 @@
-"""``/v1/kv``: read, write, compare-and-swap, delete and list keys (raw ASGI, the hot path).
+"""``/v1/kv``: read (now or at a revision), write, compare-and-swap, delete (a key or a prefix)
+and list keys, and ``/v1/compact`` (raw ASGI, the hot path).
 
 Each handler takes the ASGI scope (and ``receive`` for a body), parses it once through
 ``raftkv_cli._request`` and answers a ``Reply``; the seed's key routes call the same code.
@@ -6,15 +7,33 @@ Each handler takes the ASGI scope (and ``receive`` for a body), parses it once t
 
 from __future__ import annotations
 
-from raftkv.kv import CompareFailed, KVService, PutResult, encode_etag, key_value_to_json
+from raftkv.kv import (
+    CompareFailed,
+    KVService,
+    PutResult,
+    UnknownLease,
+    encode_etag,
+    key_value_to_json,
+)
 
 from .._http import HTTPError, Reply, json_reply
-from .._request import Query, Receive, Scope, key_at, read_body, write_condition
+from .._request import (
+    Query,
+    Receive,
+    Scope,
+    header,
+    key_at,
+    read_body,
+    read_json,
+    write_condition,
+)
 
-__all__ = ["KV_PREFIX", "KVRoutes"]
+__all__ = ["DEFAULT_LIST_LIMIT", "KV_PREFIX", "KVRoutes"]
 
 KV_PREFIX = "/v1/kv/"
-_DEFAULT_LIST_LIMIT = 1000
+DEFAULT_LIST_LIMIT = 1000
+_COMPACT_BODY_BYTES = 1024
+_COMPACT_EXAMPLE = '{"revision": <an integer >= 1>}'
 
 
 class KVRoutes:
@@ -25,7 +44,10 @@ class KVRoutes:
     async def get(self, scope: Scope, prefix: str = KV_PREFIX) -> Reply:
         """A key's value as the body, its mod revision as the ``ETag``."""
         key = key_at(scope, prefix, self.limits)
-        kv = await self.service.get(key, linearizable=Query.of(scope).linearizable())
+        query = Query.of(scope)
+        kv = await self.service.get(
+            key, linearizable=query.linearizable(), revision=query.revision()
+        )
         if kv is None:
             raise _not_found(key)
         return Reply(
@@ -39,11 +61,19 @@ class KVRoutes:
         )
 
     async def write(self, scope: Scope, receive: Receive, prefix: str = KV_PREFIX) -> PutResult:
-        """Put the body under the key, if its condition holds (else 412)."""
+        """Put the body under the key, if its condition holds (else 412), attached to the lease
+        ``?lease=`` names (404 if there is no such lease; without it, detached)."""
         key = key_at(scope, prefix, self.limits)
         condition = write_condition(scope)
+        lease = Query.of(scope).lease()
         value = await read_body(scope, receive, self.limits.max_value_bytes)
-        result = await self.service.put(key, value, if_revision=condition)
+        if lease and self.service.store.lease(lease) is None:
+            # Refused before the log if it is unknown once we are up to date (else the store
+            # refuses it as it applies, which leaves an entry).
+            await self.service.node.read_barrier()
+            if self.service.store.lease(lease) is None:
+                raise UnknownLease(lease)
+        result = await self.service.put(key, value, if_revision=condition, lease=lease)
         if isinstance(result, CompareFailed):
             raise _precondition_failed(result)
         return result
@@ -69,8 +99,9 @@ class KVRoutes:
         result = await self.service.range(
             query.bytes("prefix") or b"",
             after=query.bytes("after"),
-            limit=query.limit(maximum, min(_DEFAULT_LIST_LIMIT, maximum)),
+            limit=query.limit(maximum, min(DEFAULT_LIST_LIMIT, maximum)),
             linearizable=query.linearizable(),
+            revision=query.revision(),
         )
         return json_reply(
             {
@@ -78,6 +109,29 @@ class KVRoutes:
                 "more": result.more,
                 "revision": result.revision,
             }
+        )
+
+    async def delete_prefix(self, scope: Scope) -> Reply:
+        """``DELETE /v1/kv?prefix=p``: every key under ``p`` at one revision. The parameter must
+        be there (``prefix=`` deletes every key): a bare ``DELETE /v1/kv`` is a mistake."""
+        prefix = Query.of(scope).bytes("prefix")
+        if prefix is None:
+            detail = "DELETE /v1/kv deletes by prefix: give ?prefix= (empty: every key)"
+            raise HTTPError(400, "missing prefix", detail)
+        if header(scope, b"if-match") is not None or header(scope, b"if-none-match") is not None:
+            raise HTTPError(400, "bad condition", "a prefix delete takes no If-Match")
+        result = await self.service.delete_prefix(prefix)
+        return json_reply({"revision": result.revision, "deleted": len(result.deleted)})
+
+    async def compact(self, scope: Scope, receive: Receive) -> Reply:
+        """``POST /v1/compact`` ``{"revision": n}``: forget the history before ``n``."""
+        body = await read_json(scope, receive, _COMPACT_BODY_BYTES, _COMPACT_EXAMPLE)
+        revision = body.get("revision") if isinstance(body, dict) else None
+        if type(revision) is not int or revision < 1 or len(body) != 1:
+            raise HTTPError(400, "bad body", f"expected {_COMPACT_EXAMPLE}")
+        result = await self.service.compact(revision)
+        return json_reply(
+            {"revision": result.revision, "compact_revision": result.compact_revision}
         )
 
 

@@ -1,6 +1,6 @@
 """``/v1/members`` and ``/v1/leader``: membership changes and leadership transfer (Quart).
 
-Both run on the leader only: a follower that gets one replays it there (``LeaderForwarder``).
+All changes run on the leader only: a follower that gets one replays it there (``LeaderForwarder``).
 A change answers once it is applied here, with the member list.
 """
 
@@ -86,6 +86,19 @@ class Members:
             return await self.forwarder.forward(exc)
         return self.list()
 
+    async def promote(self, node_id: int) -> Response:
+        status = self.node.status()
+        if status.leader != self.node.id:
+            # Only the leader knows how far a learner has caught up.
+            return await self.forwarder.forward(raftkv.NotLeader(status.leader, "membership"))
+        if not any(m.id == node_id for m in status.members):
+            raise HTTPError(404, "no such member", f"node {node_id} is not a member")
+        try:
+            await self.node.promote_member(node_id)
+        except raftkv.NotLeader as exc:
+            return await self.forwarder.forward(exc)
+        return self.list()
+
     async def transfer(self, to: int) -> Response:
         if not any(m.id == to and m.voter for m in self.node.status().members):
             raise HTTPError(404, "no such voter", f"node {to} is not a voting member")
@@ -122,6 +135,10 @@ def register_members(app: QuartTrio, members: Members) -> None:
     @app.route("/v1/members/<target>", methods=["DELETE"])
     async def members_remove(target: str) -> Response:
         return await members.remove(parse_member_id(target))
+
+    @app.route("/v1/members/<target>/promote", methods=["POST"])
+    async def members_promote(target: str) -> Response:
+        return await members.promote(parse_member_id(target))
 
     @app.route("/v1/leader", methods=["GET"])
     async def leader_get() -> Response:

@@ -10,7 +10,7 @@ import pytest
 
 # The fake cluster of the client tests serves these too.
 sys.path.insert(0, str(Path(__file__).parent.parent / "client"))
-from fake_cluster import ENDPOINTS, NO_WAIT, FakeCluster, Script
+from fake_cluster import ENDPOINTS, NO_WAIT, FakeCluster, Script, _Chunks
 
 import raftkv
 from raftkv.client import Client
@@ -246,6 +246,9 @@ def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
         "ls",
         "members",
         "status",
+        "watch",
+        "txn",
+        "compact",
         "RAFTKV_ENDPOINTS",
         "exit status",
     ):
@@ -254,3 +257,184 @@ def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert "add" in capsys.readouterr().out
     assert ctl.main(["--version"], environ={}) == 0
     assert capsys.readouterr().out == f"raftkv {raftkv.__version__}\n"
+
+
+# -- history, transactions, watches ---------------------------------------------------------------
+
+N1, N2, _ = ENDPOINTS
+DEFAULT = "http://127.0.0.1:12380"  # where the commands go without --endpoints
+
+
+def test_reads_at_a_revision(run: Run, cluster: FakeCluster, capsys) -> None:
+    run("put", "k", "1")
+    run("put", "k", "2")
+    assert run("get", "k", "--rev", "1") == (0, b"1")
+    assert cluster.seen[-1].target == "/v1/kv/k?revision=1"
+    assert run("ls", "--rev", "1", "--values") == (0, b"k\t1\n")
+    assert run("compact", "2") == (0, b"compacted revision 2\n")
+    assert run("get", "k", "--rev", "1")[0] == 1  # compacted: like not found
+    assert "revision compacted" in capsys.readouterr().err
+    assert run("compact", "2")[0] == 1
+    assert run("get", "k", "--rev", "9")[0] == 2  # in the future: a bad request
+
+
+def test_delete_by_prefix_prints_how_many(run: Run, cluster: FakeCluster) -> None:
+    for key in ("a/1", "a/2", "b"):
+        run("put", key, "v")
+    assert run("del", "--prefix", "a/") == (0, b"2\n")
+    assert run("del", "--prefix", "a/") == (0, b"0\n")
+    assert run("del", "--prefix", "") == (0, b"1\n")
+    assert len(cluster.kv) == 0
+
+
+TXN = {
+    "compare": [{"key": "k", "target": "value", "op": "==", "value": "v"}],
+    "success": [{"put": {"key": "k", "value": "w"}}, {"get": {"key": "k"}}],
+    "failure": [{"range": {"prefix": "k"}}, {"delete": {"key": "k"}}],
+}
+
+
+def test_txn_from_stdin_or_a_file(run: Run, tmp_path: Path) -> None:
+    run("put", "k", "v")
+    assert run("txn", stdin=json.dumps(TXN).encode()) == (0, b"SUCCESS\n\nOK\n\nk\nw\n")
+    path = tmp_path / "txn.json"
+    path.write_text(json.dumps(TXN))
+    assert run("txn", str(path)) == (0, b"FAILURE\n\nk\nw\n\n1\n")  # exit 0 either way
+    run("put", "k", "v")  # 4: created again
+    code, out = run("txn", str(path), "-w", "json")
+    assert code == 0
+    kv = {"key": "k", "create_revision": 4, "mod_revision": 4, "version": 1}
+    assert json.loads(out) == {
+        "succeeded": True,
+        "revision": 5,
+        "responses": [
+            {"put": {"revision": 5, "prev_kv": {**kv, "value": "v"}}},
+            {"get": {"kvs": [{**kv, "value": "w", "mod_revision": 5, "version": 2}]}},
+        ],
+    }
+    code, out = run("txn", str(path), "--write-out", "json")  # k is w now: the failure branch
+    assert json.loads(out)["responses"] == [
+        {"range": {"kvs": [{**kv, "value": "w", "mod_revision": 5, "version": 2}], "more": False}},
+        {"delete": {"deleted": 1}},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"{", "not JSON in standard input"),
+        (
+            b'{"compare": [{"key": "k", "target": "size", "op": "==", "value": 1}]}',
+            "bad transaction in standard input: compare[0].target: unknown target 'size'",
+        ),
+        (b"[]", "bad transaction"),
+    ],
+)
+def test_a_bad_transaction_is_a_usage_error(
+    run: Run, cluster: FakeCluster, capsys, content: bytes, message: str
+) -> None:
+    assert run("txn", stdin=content)[0] == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"raftkv: error: {message}"), err
+    assert cluster.seen == []
+
+
+def test_a_missing_transaction_file(run: Run, capsys, tmp_path: Path) -> None:
+    assert run("txn", str(tmp_path / "absent.json"))[0] == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def stream_then(cluster: FakeCluster, failure: type[BaseException], **options: object):
+    """A script: the watch stream, then ``failure`` raised while the client waits for more."""
+
+    def script(request: httpx.Request) -> httpx.Response:
+        response = cluster.watch_stream(request, **options)  # type: ignore[arg-type]
+
+        def chunks():
+            yield from response.stream  # type: ignore[union-attr]
+            raise failure()
+
+        return httpx.Response(200, headers=response.headers, stream=_Chunks(chunks()))
+
+    return script
+
+
+def test_watch_prints_each_revision_until_interrupted(run: Run, cluster: FakeCluster) -> None:
+    run("put", "k", "1")
+    run("put", "other", "x")
+    run("put", "k", "2")
+    run("del", "k")
+    cluster.script(DEFAULT, stream_then(cluster, KeyboardInterrupt))
+    code, out = run("watch", "k", "--rev", "1")
+    assert code == 130  # Ctrl-C ends a watch; what came before it was printed
+    assert out == b"PUT\nk\n1\nPUT\nk\n2\nDELETE\nk\n\n"
+    cluster.script(DEFAULT, stream_then(cluster, KeyboardInterrupt))
+    code, out = run("watch", "k", "--rev", "3", "--prev-kv")
+    assert out == b"PUT\nk\n1\nk\n2\nDELETE\nk\n2\nk\n\n"
+    cluster.script(DEFAULT, stream_then(cluster, KeyboardInterrupt))
+    code, out = run("watch", "--prefix", "", "--rev", "2", "-w", "json")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["revision"] for line in lines] == [2, 3, 4]
+    assert lines[0]["events"][0]["kv"]["key"] == "other"
+    assert cluster.seen[-1].target == "/v1/watch?prefix=&start_revision=2"
+
+
+def test_watch_resumes_across_a_failure(run: Run, cluster: FakeCluster) -> None:
+    for i in range(4):
+        run("put", "k", str(i))
+    cluster.script(N1, lambda r: cluster.watch_stream(r, changes=2, then="break"))
+    cluster.script(N2, stream_then(cluster, KeyboardInterrupt))
+    code, out = run("--endpoints", ",".join(ENDPOINTS), "watch", "k", "--rev", "1")
+    assert code == 130
+    assert out == b"".join(b"PUT\nk\n%d\n" % i for i in range(4))  # each revision once
+    assert [s.endpoint for s in cluster.seen if "watch" in s.target] == [N1, N2]
+
+
+def test_watch_from_a_compacted_revision(run: Run, cluster: FakeCluster, capsys) -> None:
+    for i in range(3):
+        run("put", "k", str(i))
+    run("compact", "2")
+    assert run("watch", "k", "--rev", "2")[0] == 1
+    assert "revision compacted" in capsys.readouterr().err
+
+
+def test_watch_into_a_closed_pipe_ends_quietly(run: Run, cluster: FakeCluster) -> None:
+    class ClosedPipe(io.BytesIO):
+        def write(self, data: bytes) -> int:  # type: ignore[override]
+            raise BrokenPipeError
+
+    run("put", "k", "v")
+    code = ctl.main(
+        ["watch", "k", "--rev", "1"],
+        environ={},
+        client_factory=run.factory,
+        stdin=io.BytesIO(),
+        stdout=ClosedPipe(),
+    )
+    assert code == 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["watch"],
+        ["watch", "k", "--prefix", "k"],
+        ["watch", "k", "--rev", "0"],
+        ["watch", "k", "-w", "yaml"],
+        ["del"],
+        ["del", "k", "--prefix", "k"],
+        ["compact"],
+        ["compact", "0"],
+        ["get", "k", "--rev", "x"],
+        ["txn", "a", "b"],
+    ],
+)
+def test_more_usage_errors(run: Run, capsys, argv: list[str]) -> None:
+    assert run(*argv)[0] == 2
+    assert ": error: " in capsys.readouterr().err
+    assert run.endpoints == []
+
+
+def test_a_prefix_delete_takes_no_condition(run: Run, capsys) -> None:
+    assert run("del", "--prefix", "a", "--if-revision", "3")[0] == 2
+    assert "takes no --if-revision" in capsys.readouterr().err

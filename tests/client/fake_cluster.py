@@ -1,20 +1,38 @@
 """A fake raftkv cluster behind ``httpx.MockTransport``: the HTTP API as documented, on a real
 ``KVStateMachine``, with scripted failures per endpoint. No network.
 
+Watch streams (``GET /v1/watch``) are made lazily from the store's history as the client reads
+them, so a test may write between two reads; a stream ends once it has caught up, unless
+scripted otherwise (``watch_stream``).
+
 The fixtures are in ``conftest.py``."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 import httpx
 
+import raftkv
 from raftkv.client import AsyncClient, RetryPolicy
-from raftkv.kv import CompareFailed, KVStateMachine, encode_delete, encode_put, key_value_to_json
+from raftkv.kv import (
+    CompactCommand,
+    CompactRefused,
+    CompareFailed,
+    DeletePrefixCommand,
+    KVStateMachine,
+    encode_command,
+    encode_delete,
+    encode_put,
+    key_value_to_json,
+    txn_from_json,
+)
+from raftkv_cli._txn import txn_result_json
+from raftkv_cli.routes.watch import batch_json
 
 ENDPOINTS = ("http://n1:12380", "http://n2:22380", "http://n3:32380")
 NO_WAIT = RetryPolicy(rounds=2, backoff=0, max_backoff=0, jitter=False)
@@ -94,13 +112,24 @@ class FakeCluster:
         return None
 
     def route(self, request: httpx.Request, raw: str) -> httpx.Response:
+        try:
+            return self._route(request, raw)
+        except raftkv.Compacted as exc:
+            error = {"error": "revision compacted", "detail": str(exc)}
+            return self.json({**error, "compact_revision": exc.compact_revision}, 410)
+        except raftkv.FutureRevision as exc:
+            error = {"error": "future revision", "detail": str(exc)}
+            return self.json({**error, "current_revision": exc.current}, 400)
+
+    def _route(self, request: httpx.Request, raw: str) -> httpx.Response:
         path, _, query = raw.partition("?")
         params = {k: unquote_to_bytes(v) for k, v in parse_qsl(query, keep_blank_values=True)}
         method = request.method
+        revision = int(params["revision"]) if "revision" in params else None
         if path.startswith("/v1/kv/"):
             key = unquote_to_bytes(path.removeprefix("/v1/kv/"))
             if method == "GET":
-                kv = self.kv.get(key)
+                kv = self.kv.get(key, revision=revision)
                 if kv is None:
                     return self.error(404, "key not found", key.decode("utf-8", "replace"))
                 return httpx.Response(
@@ -128,10 +157,29 @@ class FakeCluster:
                 if not result.deleted:
                     return self.error(404, "key not found", key.decode("utf-8", "replace"))
                 return self.json({"revision": result.revision, "deleted": 1})
+        if path == "/v1/kv" and method == "DELETE":
+            result = self.apply(encode_command(DeletePrefixCommand(params["prefix"])))
+            return self.json({"revision": result.revision, "deleted": len(result.deleted)})
+        if path == "/v1/compact" and method == "POST":
+            result = self.apply(
+                encode_command(CompactCommand(json.loads(request.read())["revision"]))
+            )
+            if isinstance(result, CompactRefused):
+                return self.json(
+                    {"error": "refused", "compact_revision": result.compact_revision}, 410
+                )
+            return self.json(
+                {"revision": result.revision, "compact_revision": result.compact_revision}
+            )
+        if path == "/v1/txn" and method == "POST":
+            txn = txn_from_json(json.loads(request.read()))
+            return self.json(txn_result_json(txn, self.apply(encode_command(txn))))
+        if path == "/v1/watch" and method == "GET":
+            return self.watch_stream(request)
         if path == "/v1/kv" and method == "GET":
             limit = int(params.get("limit", b"1000"))
             result = self.kv.range(
-                params.get("prefix", b""), after=params.get("after"), limit=limit
+                params.get("prefix", b""), after=params.get("after"), limit=limit, revision=revision
             )
             return self.json(
                 {
@@ -160,6 +208,56 @@ class FakeCluster:
             return self.json({"id": 1, "role": "leader", "term": self.term, **self.members_json()})
         return self.error(405, "method not allowed", f"{method} {path}")
 
+    def watch_stream(
+        self,
+        request: httpx.Request,
+        *,
+        changes: int | None = None,
+        then: Literal["end", "break", "error"] = "end",
+        replay: int = 0,
+    ) -> httpx.Response:
+        """A watch's stream, as ``/v1/watch`` answers it: the opening progress event, then
+        ``changes`` change events (None: every one until caught up), a progress event at the
+        current revision if it caught up, and then the end, a broken connection, or an error
+        event.
+        ``replay``: start that many revisions early (a member sending what was seen)."""
+        params = dict(request.url.params)
+        start = int(params.get("start_revision", self.kv.revision + 1))
+        if self.kv.compact_revision and start <= self.kv.compact_revision:
+            raise raftkv.Compacted(start, self.kv.compact_revision)
+        key, prefix = params.get("key"), params.get("prefix")
+        prev_kv = params.get("prev_kv") == "true"
+
+        def matches(k: bytes) -> bool:
+            if key is not None:
+                return k == key.encode()
+            return prefix is None or k.startswith(prefix.encode())
+
+        def events() -> Iterator[bytes]:
+            yield _sse("progress", start - 1, {"revision": start - 1})
+            sent, next_revision = 0, max(start - replay, 1)
+            while changes is None or sent < changes:
+                found = [
+                    (rev, mine)
+                    for rev, keys in self.kv.changes_since(next_revision)
+                    if (mine := tuple(k for k in keys if matches(k)))
+                ]
+                if not found:
+                    next_revision = max(next_revision, self.kv.revision + 1)
+                    yield _sse("progress", next_revision - 1, {"revision": next_revision - 1})
+                    break
+                rev, mine = found[0]
+                yield _sse("change", rev, batch_json(self.kv.batch(rev, mine, prev_kv=prev_kv)))
+                sent, next_revision = sent + 1, rev + 1
+            if then == "break":
+                raise httpx.ReadError("scripted: the connection broke", request=request)
+            if then == "error":
+                data = {"error": "scripted", "resume_revision": next_revision}
+                yield _sse("error", next_revision - 1, data)
+
+        headers = {**self.headers(), "content-type": "text/event-stream"}
+        return httpx.Response(200, headers=headers, stream=_Chunks(events()))
+
     def members_json(self) -> dict[str, Any]:
         members = [
             {
@@ -176,3 +274,21 @@ class FakeCluster:
 
 def async_client(cluster: FakeCluster, retry: RetryPolicy = NO_WAIT) -> AsyncClient:
     return AsyncClient(list(ENDPOINTS), retry=retry, transport=cluster.mock_transport())
+
+
+def _sse(kind: str, revision: int, data: object) -> bytes:
+    return f"id: {revision}\nevent: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+class _Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body made as it is read, for the blocking and the async client alike."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk

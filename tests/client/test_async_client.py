@@ -31,9 +31,22 @@ def test_both_clients_have_the_same_api() -> None:
 
     sync, asynchronous = api(Client), api(AsyncClient)
     assert sync.keys() == asynchronous.keys()
+    # Some methods return an object rather than a result: a transaction builder (whose commit
+    # is awaited), a watch (iterated with async for), and the context managers of leases, locks
+    # and elections (entered with async with).
+    builders = {
+        "txn": "Txn[Awaitable[TxnResponse]]",
+        "watch": "AsyncWatch",
+        "lease": "AbstractAsyncContextManager[AsyncLease]",
+        "lock": "AbstractAsyncContextManager[AsyncHeldLock]",
+        "election": "AbstractAsyncContextManager[AsyncElection]",
+    }
     for name, signature in sync.items():
         assert list(signature.parameters) == list(asynchronous[name].parameters), name
-        assert inspect.iscoroutinefunction(getattr(AsyncClient, name)), name
+        if name in builders:
+            assert asynchronous[name].return_annotation == builders[name], name
+        else:
+            assert inspect.iscoroutinefunction(getattr(AsyncClient, name)), name
 
 
 async def test_calls(cluster: FakeCluster) -> None:

@@ -126,3 +126,10 @@ def test_error_bodies() -> None:
     assert parse_error_body(b"plain words\n") == (None, "plain words")
     assert parse_error_body(b"") == (None, None)
     assert parse_error_body(b"\xff") == (None, "\ufffd")
+
+
+def test_a_leased_key_value_carries_its_lease_both_ways() -> None:
+    kv = KeyValue(b"k", b"v", 1, 2, 1, lease=9)
+    assert key_value_to_json(kv)["lease"] == 9
+    assert key_value_from_json(key_value_to_json(kv)) == kv
+    assert "lease" not in key_value_to_json(KeyValue(b"k", b"v", 1, 2, 1))

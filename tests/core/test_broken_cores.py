@@ -62,7 +62,7 @@ def send_vote_before_persisting(mp: pytest.MonkeyPatch) -> None:
         rd = original(self)
         grants = any(
             isinstance(m, RequestVoteResponse) and not m.reject and not m.pre_vote
-            for m in rd.messages
+            for m in rd.messages + rd.persisted_messages
         )
         if grants and rd.hard_state is not None:
             rd = dataclasses.replace(rd, hard_state=None)

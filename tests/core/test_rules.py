@@ -6,7 +6,10 @@ delivered by hand so each test shows exactly the exchange the rule is about.
 
 from __future__ import annotations
 
+import functools
 import random
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -25,17 +28,24 @@ from raftkv.core import (
     NotLeader,
     ProposalDropped,
     RawNode,
+    ReadIndexRequest,
+    Ready,
     ReadyContractError,
     RequestVote,
     RequestVoteResponse,
     Role,
     TimeoutNow,
     bootstrap,
+    describe,
 )
+from raftkv.testing import RandomSchedule, handle_ready, replay, sweep_cluster
+
+TESTDATA = Path(__file__).resolve().parent.parent / "testdata"
 
 
 class Net:
-    """N nodes; Readys are handled by the contract; messages wait in ``inflight``."""
+    """N nodes; Readys are handled by the contract (``raftkv.testing.handle_ready``, the
+    simulator's driver); messages wait in ``inflight``."""
 
     def __init__(self, n: int, **config: object) -> None:
         self.stores = {}
@@ -54,16 +64,16 @@ class Net:
         for i in ids or sorted(self.nodes):
             node = self.nodes[i]
             while node.has_ready():
-                rd = node.ready()
-                store = self.stores[i]
-                if rd.snapshot is not None:
-                    store.apply_snapshot(rd.snapshot)
-                store.append(rd.entries)
-                if rd.hard_state is not None:
-                    store.set_hard_state(rd.hard_state)
-                self.inflight.extend(rd.messages)
-                self.applied[i].extend(rd.committed_entries)
-                node.advance(rd)
+                handle_ready(
+                    node,
+                    self.stores[i],
+                    node.ready(),
+                    send=self.inflight.extend,
+                    apply=functools.partial(self._apply, i),
+                )
+
+    def _apply(self, i: int, rd: Ready) -> None:
+        self.applied[i].extend(rd.committed_entries)
 
     def take(self, kind: type | None = None, dst: int | None = None) -> list[Message]:
         taken = [
@@ -549,3 +559,153 @@ def test_a_leader_removing_itself_stays_until_the_others_know() -> None:
         net.process(2)
         net.take(dst=1)  # node 1 is gone
     assert other.role is Role.LEADER and other.conf_state.voters == (2,)
+
+
+# -- which messages wait for persistence (thesis §10.2.1) ------------------------------------------
+
+
+def _ready(node: RawNode) -> Ready:
+    """Take one Ready and hand it straight back (the test only looks at it)."""
+    rd = node.ready()
+    node.advance(rd)
+    return rd
+
+
+def test_votes_and_acknowledgements_wait_until_durable() -> None:
+    """Thesis §10.2.1: a message that promises durable state (a vote, an acknowledged entry)
+    leaves only once the Ready that makes it durable is persisted."""
+    net = Net(3, pre_vote=False)
+    candidate, voter = net.nodes[1], net.nodes[2]
+    candidate.campaign()
+    rd = candidate.ready()
+    assert rd.must_sync and not rd.messages
+    assert {type(m) for m in rd.persisted_messages} == {RequestVote}
+    candidate.advance(rd)
+    voter.step(rd.persisted_messages[0])
+    rd = _ready(voter)
+    assert [(type(m), m.reject) for m in rd.persisted_messages] == [(RequestVoteResponse, False)]
+    assert not rd.messages
+
+
+def test_a_leaders_appends_and_heartbeats_leave_before_its_own_write() -> None:
+    """Thesis §10.2.1: "the leader can write to its disk in parallel with replicating": its
+    appends promise nothing, the followers' answers are what count."""
+    net = Net(3)
+    net.elect(1)
+    leader = net.nodes[1]
+    leader.propose(b"x")
+    leader.tick()
+    rd = _ready(leader)
+    assert rd.entries and rd.must_sync
+    assert {type(m) for m in rd.messages} == {AppendEntries, Heartbeat}
+    assert not rd.persisted_messages
+    follower = net.nodes[2]
+    for m in rd.messages:
+        if m.dst == 2:
+            follower.step(m)
+    rd = _ready(follower)
+    assert rd.entries and not rd.messages
+    assert {type(m) for m in rd.persisted_messages} == {AppendEntriesResponse, HeartbeatResponse}
+
+
+def test_a_message_waits_while_its_term_is_not_durable() -> None:
+    """A node that forgot a term in a crash could take it again: whatever carries a term waits
+    until that term is durable, even a request that promises nothing."""
+    net = Net(3)
+    net.elect(1)
+    follower = net.nodes[2]
+    term = follower.term + 1
+    follower.step(Heartbeat(term=term, src=1, dst=2, commit=0))  # a new leader's term
+    follower.read_index(b"r1")
+    rd = _ready(follower)
+    assert rd.hard_state is not None and rd.hard_state.term == term
+    assert [type(m) for m in rd.persisted_messages] == [HeartbeatResponse, ReadIndexRequest]
+    assert not rd.messages
+    follower.read_index(b"r2")  # the term is durable now: nothing to wait for
+    rd = _ready(follower)
+    assert [type(m) for m in rd.messages] == [ReadIndexRequest] and not rd.persisted_messages
+
+
+def test_a_lone_voter_announces_a_commit_only_once_its_log_holds_it() -> None:
+    """A lone voter commits an entry as it appends it; an append that announced that commit
+    before the leader's own write could make a learner apply an entry the leader's crash loses
+    (tests/testdata/early_send_lone_voter_crash.txt)."""
+    net = Net(1)
+    net.elect(1)
+    leader = net.nodes[1]
+    leader.propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, 2))
+    net.stores[2] = MemoryLogStore()  # joining: it learns everything from the leader
+    net.nodes[2] = RawNode(Config(id=2), net.stores[2], random.Random(2))
+    net.applied[2] = []
+    net.deliver_all()
+    assert net.nodes[2].commit == leader.commit
+    leader.propose(b"x")
+    rd = _ready(leader)
+    assert rd.entries and rd.hard_state is not None and rd.hard_state.commit == rd.entries[-1].index
+    (append,) = rd.persisted_messages
+    assert isinstance(append, AppendEntries) and append.commit == rd.entries[-1].index
+    assert not rd.messages
+
+
+def test_a_ready_with_nothing_to_persist_holds_nothing_back() -> None:
+    """No message promises a commit index: a Ready that only moves it sends everything at once."""
+    net = Net(3)
+    net.elect(1)
+    leader = net.nodes[1]
+    leader.tick()
+    leader.step(RequestVote(term=leader.term - 1, src=3, dst=1, last_index=0, last_term=0))
+    rd = _ready(leader)
+    assert not rd.must_sync and not rd.persisted_messages
+    assert rd.messages
+
+
+# -- one heartbeat and one empty append per peer and Ready -----------------------------------------
+
+
+def redundant_messages(rd: Ready) -> list[str]:
+    """Messages of ``rd`` that another message of it to the same peer makes useless: a second
+    Heartbeat with the same context, a second AppendEntries without entries, and an
+    AppendEntries without entries followed by any other AppendEntries."""
+    found = []
+    heartbeats: set[tuple[int, bytes]] = set()
+    empty_appends: set[int] = set()
+    for m in rd.messages + rd.persisted_messages:
+        if isinstance(m, Heartbeat):
+            if (m.dst, m.context) in heartbeats:
+                found.append(describe(m))
+            heartbeats.add((m.dst, m.context))
+        elif isinstance(m, AppendEntries):
+            if m.dst in empty_appends:
+                found.append(f"{describe(m)} after an empty append")
+            if not m.entries:
+                empty_appends.add(m.dst)
+    return found
+
+
+@pytest.fixture
+def no_redundant_messages(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every Ready handed out while the test runs is checked; the offenders are collected."""
+    found: list[str] = []
+    original = RawNode.ready
+
+    def ready(self: RawNode) -> Ready:
+        rd = original(self)
+        found.extend(f"node {self.id}: {line}" for line in redundant_messages(rd))
+        return rd
+
+    monkeypatch.setattr(RawNode, "ready", ready)
+    yield found
+
+
+def test_no_ready_sends_a_peer_the_same_heartbeat_or_empty_append_twice(
+    no_redundant_messages: list[str],
+) -> None:
+    """Several ticks between two Readys, a heartbeat answer that resumes a probe just before a
+    commit is announced, a retiring leader's rounds: each Ready carries one heartbeat and one
+    empty append per peer (every scenario file and a few random schedules, both orders)."""
+    for path in sorted(TESTDATA.glob("*.txt")):
+        replay(path.read_text())  # the commands only: the transcripts are test_scenarios' job
+    for seed in range(28):
+        c = sweep_cluster(seed)
+        RandomSchedule(c, random.Random(seed)).run(200)
+    assert no_redundant_messages == []

@@ -88,10 +88,18 @@ class RaftSimulation(RuleBasedStateMachine):
             _dump(self.c, f"hypothesis-{type(self).__name__}")
             raise
 
-    @initialize(seed=st.integers(0, 2**32 - 1), broadcast_commit=st.booleans())
-    def setup(self, seed: int, broadcast_commit: bool) -> None:
+    @initialize(
+        seed=st.integers(0, 2**32 - 1), broadcast_commit=st.booleans(), early_send=st.booleans()
+    )
+    def setup(self, seed: int, broadcast_commit: bool, early_send: bool) -> None:
+        # early_send: every Ready in the runtime's order, its messages sent before persisting.
         self.cluster = Cluster(
-            self.N, seed=seed, record=False, broadcast_commit=broadcast_commit, **CONFIG
+            self.N,
+            seed=seed,
+            early_send=early_send,
+            record=False,
+            broadcast_commit=broadcast_commit,
+            **CONFIG,
         )
         self.schedule = RandomSchedule(self.cluster, random.Random(seed))
 
@@ -106,7 +114,7 @@ class RaftSimulation(RuleBasedStateMachine):
         + ["propose"] * 4
         + ["read"] * 3
         + ["tick", "campaign", "drop", "duplicate", "heal", "heal", "restart", "restart"]
-        + ["crash", "partition", "cut", "membership", "compact", "transfer"]
+        + ["crash", "crash_midway", "partition", "cut", "membership", "compact", "transfer"]
     )
 
     @rule(action=st.sampled_from(ACTIONS), arg=st.integers(0, 63))
@@ -178,6 +186,13 @@ class RaftSimulation(RuleBasedStateMachine):
         node = self._up(arg)
         if node is not None:
             self._run(self.c.crash, node)
+
+    def _crash_midway(self, arg: int) -> None:
+        """Crash a node between the two halves of its Ready: with early_send, after its
+        messages left and before anything was persisted."""
+        node = self._up(arg)
+        if node is not None:
+            self._run(self.c.process_ready, node, crash=True)
 
     def _restart(self, arg: int) -> None:
         down = [n for n in self.c.ids if not self.c.nodes[n].up and not self.c.nodes[n].removed]

@@ -34,7 +34,11 @@ async def api() -> AsyncIterator[tuple[httpx.AsyncClient, raftkv.Node]]:
         ) as node,
     ):
         with trio.fail_after(5):
-            await node.wait_status(lambda s: s.leader == 1 and s.applied == s.last_index)
+            await node.wait_status(
+                lambda s: (
+                    s.leader == 1 and s.members[0].client_url != "" and s.applied == s.last_index
+                )
+            )
         app = create_app(KVService(node, kv, LIMITS))
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://testserver"
@@ -165,9 +169,9 @@ async def test_v1_kv_cas_and_create_only(api) -> None:
 
 async def test_v1_kv_delete(api) -> None:
     client, _ = api
-    await client.put("/v1/kv/d", content=b"x")
+    put = await client.put("/v1/kv/d", content=b"x")
     r = await client.delete("/v1/kv/d", headers={"If-Match": '"999"'})
-    assert r.status_code == 412
+    assert r.status_code == 412 and r.headers["etag"] == put.headers["etag"]
     r = await client.delete("/v1/kv/d")
     assert r.status_code == 200 and r.json()["deleted"] == 1
     r = await client.delete("/v1/kv/d")
@@ -204,6 +208,12 @@ async def test_v1_members(api) -> None:
     unchanged()
     r = await client.post("/v1/members", json={"id": 3, "peer_url": "http://127.0.0.1:3"})
     assert r.status_code == 200
+    # Nobody listens at 3's address: it never catches up, and promoting it now is refused.
+    r = await client.post("/v1/members/3/promote")
+    assert r.status_code == 409 and "has not caught up" in r.json()["detail"]
+    assert (await client.post("/v1/members/1/promote")).status_code == 409  # a voter already
+    assert (await client.post("/v1/members/7/promote")).status_code == 404
+    assert (await client.post("/v1/members/x/promote")).status_code == 400
     r = await client.delete("/v1/members/3")
     assert r.status_code == 200
 

@@ -11,35 +11,19 @@ import httpx
 import pytest
 import trio
 
-import raftkv
-from raftkv.kv import KVService, KVStateMachine, Limits
-from raftkv.storage import MemoryStorage
-from raftkv.transport import MemoryNetwork
+from raftkv.kv import KVService
 from raftkv_cli._app import create_app
 from raftkv_cli._serve import hypercorn_config, serve_http
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[str]:
-    net = MemoryNetwork()
-    async with (
-        net.open_transport(1) as transport,
-        raftkv.open_node(
-            raftkv.NodeConfig(id=1, tick_interval=0.01),
-            storage=MemoryStorage(),
-            transport=transport,
-            state_machine=(kv := KVStateMachine()),
-            peers={1: "http://127.0.0.1:1"},
-        ) as node,
-        trio.open_nursery() as nursery,
-    ):
-        with trio.fail_after(5):
-            await node.wait_status(lambda s: s.leader == 1 and s.applied == s.last_index)
+async def server(kv_service: KVService) -> AsyncIterator[str]:
+    async with trio.open_nursery() as nursery:
         config = hypercorn_config("127.0.0.1", 0)
         stop = trio.Event()
         binds = await nursery.start(
             lambda task_status: serve_http(
-                create_app(KVService(node, kv, Limits())),
+                create_app(kv_service),
                 config,
                 shutdown_trigger=stop.wait,
                 task_status=task_status,

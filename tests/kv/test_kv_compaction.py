@@ -2,33 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import pytest
 import trio
 
-import raftkv
-from raftkv.kv import AutoCompaction, KVService, KVStateMachine, Retention, parse_retention
-from raftkv.storage import MemoryStorage
-from raftkv.transport import MemoryNetwork
-
-
-@asynccontextmanager
-async def _service() -> AsyncIterator[KVService]:
-    net = MemoryNetwork()
-    async with (
-        net.open_transport(1) as transport,
-        raftkv.open_node(
-            raftkv.NodeConfig(id=1, tick_interval=0.01),
-            storage=MemoryStorage(),
-            transport=transport,
-            state_machine=(store := KVStateMachine()),
-            peers={1: "http://127.0.0.1:1"},
-        ) as node,
-    ):
-        await node.wait_status(lambda s: s.leader == 1 and s.applied == s.last_index)
-        yield KVService(node, store)
+from raftkv.kv import AutoCompaction, KVService, Retention, parse_retention
 
 
 async def _wait(predicate, seconds: float = 30) -> None:
@@ -37,8 +14,9 @@ async def _wait(predicate, seconds: float = 30) -> None:
             await trio.sleep(0.05)
 
 
-async def test_by_revisions_kept(autojump_clock) -> None:
-    async with _service() as kv, trio.open_nursery() as nursery:
+async def test_by_revisions_kept(autojump_clock, kv_service: KVService) -> None:
+    kv = kv_service
+    async with trio.open_nursery() as nursery:
         await nursery.start(AutoCompaction(kv, Retention(revisions=10), interval=0.1).run)
         store = kv.store
         for i in range(30):
@@ -53,8 +31,9 @@ async def test_by_revisions_kept(autojump_clock) -> None:
         nursery.cancel_scope.cancel()
 
 
-async def test_by_age(autojump_clock) -> None:
-    async with _service() as kv, trio.open_nursery() as nursery:
+async def test_by_age(autojump_clock, kv_service: KVService) -> None:
+    kv = kv_service
+    async with trio.open_nursery() as nursery:
         await nursery.start(AutoCompaction(kv, Retention(None, seconds=5), interval=0.5).run)
         for _ in range(3):
             await kv.put(b"old", b"v")

@@ -412,3 +412,15 @@ def test_a_compacted_store_restores_to_the_same_history(puts: list[tuple[bytes, 
     assert copy.snapshot() == kv.snapshot()
     for rev in range(kv.compact_revision, kv.revision + 1):
         assert copy.range(revision=rev) == kv.range(revision=rev)
+
+
+def test_a_transactions_json_carries_the_leases_of_its_puts() -> None:
+    from raftkv.kv import TxnFormatError, txn_from_json, txn_to_json
+
+    txn = TxnCommand(success=(PutCommand(b"k", b"v", None, 7), PutCommand(b"j", b"w")))
+    body = txn_to_json(txn)
+    assert body["success"][0]["put"]["lease"] == 7 and "lease" not in body["success"][1]["put"]
+    assert txn_from_json(body) == txn
+    for bad in (0, -1, "7", 2**63, True):
+        with pytest.raises(TxnFormatError, match=r"success\[0\]\.put\.lease"):
+            txn_from_json({"success": [{"put": {"key": "k", "value": "v", "lease": bad}}]})

@@ -168,3 +168,14 @@ async def test_close_ends_every_watch_with_its_resume_revision() -> None:
             await w.next(None)
     assert info.value.resume_revision == 3 and "stopping" in info.value.reason
     assert hub.stats.open == 0
+
+
+async def test_a_start_in_the_future_hands_over_nothing_before_it() -> None:
+    s = Store()
+    hub = WatchHub(s.kv)
+    s.put(b"a")
+    async with hub.watch(start_revision=4) as w:  # a member that is behind: revision 1 now
+        assert await w.next(0) is None
+        for k in (b"b", b"c", b"d", b"e"):
+            s.put(k)  # revisions 2..5
+        assert [b.revision for b in await _take(w, 2)] == [4, 5]

@@ -130,6 +130,38 @@ async def test_add_learner_is_promoted_and_serves(autojump_clock) -> None:
         assert c.members[4].sm.applied[:10] == [f"k{k}".encode() for k in range(10)]
 
 
+async def test_promote_member_waits_for_a_caught_up_learner(autojump_clock) -> None:
+    async with open_cluster(3, auto_promote=False) as c:
+        with trio.fail_after(10):
+            leader = await c.wait_leader()
+        n = c.members[leader].n
+        for k in range(10):
+            await n.propose(f"k{k}".encode())
+        await n.add_member(4, url(4))
+        # Not started: it matches nothing yet, and a voter that far behind is refused.
+        with pytest.raises(raftkv.ConfChangeRefused, match="has not caught up"):
+            await n.promote_member(4)
+        with pytest.raises(raftkv.ConfChangeRefused, match="already a voter"):
+            await n.promote_member(next(i for i in (1, 2, 3) if i != leader))
+        with pytest.raises(raftkv.ConfChangeRefused, match="not a member"):
+            await n.promote_member(9)
+        await c.start(4, join=True)
+
+        def caught_up() -> bool:
+            m = next(m for m in n.status().members if m.id == 4)
+            return m.match is not None and m.match >= n.status().commit
+
+        with trio.fail_after(20):
+            await c.wait_until(caught_up)
+        # Without auto-promotion it stays a learner until asked.
+        assert not next(m for m in n.status().members if m.id == 4).voter
+        await n.promote_member(4)
+        assert next(m for m in n.status().members if m.id == 4).voter
+        follower = next(i for i in (1, 2, 3) if i != leader)
+        with pytest.raises(raftkv.NotLeader):
+            await c.members[follower].n.promote_member(4)
+
+
 async def test_remove_a_follower_and_it_stops(autojump_clock) -> None:
     async with open_cluster(3) as c:
         with trio.fail_after(10):

@@ -120,3 +120,16 @@ async def test_a_removed_id_is_never_used_again(autojump_clock) -> None:
         assert restarted.statistics().snapshots_restored == 0  # its own snapshot, from disk
         with pytest.raises(raftkv.ConfChangeRefused, match="never used again"):
             await restarted.add_member(4, url(4))
+
+
+async def test_reads_asked_at_once_on_the_leader_and_a_follower_all_return(autojump_clock) -> None:
+    """Found by the library guide's TCP example: every node numbered its ReadIndex requests
+    from 1, so the leader's own first read and a follower's had the same context at the leader,
+    and one of them was never answered."""
+    async with open_cluster(3) as c:
+        leader = await c.wait_leader()
+        await c.members[leader].n.propose(b"x")
+        with trio.fail_after(5):
+            async with trio.open_nursery() as nursery:
+                for i in (1, 2, 3):
+                    nursery.start_soon(c.members[i].n.read_barrier)
