@@ -189,14 +189,20 @@ class RaftkvCluster:
         self.stop_all()
 
 
+# The members shared/bench/etcd_cluster.sh starts: name -> (client port, peer port).
+ETCD_MEMBERS = {"n1": (2379, 2380), "n2": (22379, 22380), "n3": (32379, 32380)}
+
+
 @dataclass
 class EtcdCluster:
     """etcd 3.4 on loopback (``shared/bench/etcd_cluster.sh``; ports 2379/22379/32379), its
-    data, logs and PID files under ``base`` (the script's ``ETCD_BENCH_DIR``)."""
+    data, logs and PID files under ``base`` (the script's ``ETCD_BENCH_DIR``). A member can be
+    stopped and started again here, with the script's flags (``stop_member``,
+    ``start_member``), or replaced by a new, empty one (``replace_member``)."""
 
     base: Path
     script: Path = SHARED / "etcd_cluster.sh"
-    extra_pids: list[int] = field(default_factory=list)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def _run(self, *args: str, check: bool = True) -> str:
         env = {**os.environ, "ETCD_BENCH_DIR": str(self.base)}
@@ -209,24 +215,91 @@ class EtcdCluster:
         self._run("start", "cluster")
 
     def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop_member(name)
         self._run("stop", check=False)
-        for pid in self.extra_pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        self.extra_pids.clear()
 
     def leader_url(self) -> str:
         roles = self._run("roles")
         return next(line.split()[0] for line in roles.splitlines() if "leader" in line)
 
+    def follower_name(self) -> str:
+        roles = self._run("roles")
+        url = next(line.split()[0] for line in roles.splitlines() if "leader" not in line)
+        return next(n for n in ETCD_MEMBERS if self.url(n) == url)
+
+    @staticmethod
+    def url(name: str) -> str:
+        return f"http://127.0.0.1:{ETCD_MEMBERS[name][0]}"
+
+    def pid_of(self, name: str) -> int | None:
+        with contextlib.suppress(ValueError, OSError):
+            pid = int((self.base / f"{name}.pid").read_text())
+            if Path(f"/proc/{pid}").exists():
+                return pid
+        return None
+
     def pids(self) -> list[int]:
-        found = []
-        for path in sorted(self.base.glob("*.pid")):
-            with contextlib.suppress(ValueError, OSError):
-                pid = int(path.read_text())
-                if Path(f"/proc/{pid}").exists():
-                    found.append(pid)
-        return found + [p for p in self.extra_pids if Path(f"/proc/{p}").exists()]
+        return [pid for n in ETCD_MEMBERS if (pid := self.pid_of(n)) is not None]
+
+    def stop_member(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is not None:
+            stop_pids([proc])
+        elif (pid := self.pid_of(name)) is not None:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        (self.base / f"{name}.pid").unlink(missing_ok=True)
+
+    def start_member(self, name: str, state: str = "new") -> None:
+        """Start member ``name`` as the script does (``state`` existing: joining a cluster)."""
+        peer = ETCD_MEMBERS[name][1]
+        initial = ",".join(f"{n}=http://127.0.0.1:{p}" for n, (_, p) in ETCD_MEMBERS.items())
+        cmd = ["etcd", "--name", name, "--data-dir", str(self.base / name / "data")]
+        cmd += ["--listen-client-urls", self.url(name), "--advertise-client-urls", self.url(name)]
+        cmd += ["--listen-peer-urls", f"http://127.0.0.1:{peer}"]
+        cmd += ["--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}"]
+        cmd += ["--initial-cluster", initial, "--initial-cluster-token", "raftkv-bench"]
+        cmd += ["--initial-cluster-state", state, "--enable-v2=true", "--log-level", "warn"]
+        log = (self.base / name / "etcd.log").open("ab")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        self.procs[name] = proc
+        (self.base / f"{name}.pid").write_text(str(proc.pid))
+
+    def replace_member(self, name: str) -> None:
+        """Stop ``name``, remove it from the cluster, wipe its data, add it back as a new
+        member and start it empty: it catches up from the others."""
+        self.stop_member(name)
+        others = ",".join(self.url(n) for n in ETCD_MEMBERS if n != name)
+        ctl = ["etcdctl", f"--endpoints={others}"]
+        env = {**os.environ, "ETCDCTL_API": "3"}
+        listed = subprocess.run(
+            [*ctl, "member", "list"], capture_output=True, text=True, env=env, check=True
+        )
+        member_id = next(line.split(",")[0] for line in listed.stdout.splitlines() if name in line)
+        # etcd refuses a reconfiguration until its members have been connected a few seconds.
+        deadline = time.monotonic() + 60
+        while True:
+            removed = subprocess.run(
+                [*ctl, "member", "remove", member_id],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if removed.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"etcdctl member remove: {removed.stderr.strip()}")
+            time.sleep(1)
+        shutil.rmtree(self.base / name / "data", ignore_errors=True)
+        peer = f"--peer-urls=http://127.0.0.1:{ETCD_MEMBERS[name][1]}"
+        subprocess.run(
+            [*ctl, "member", "add", name, peer], check=True, env=env, capture_output=True
+        )
+        self.start_member(name, "existing")
 
     def __enter__(self) -> EtcdCluster:
         return self

@@ -35,18 +35,13 @@ def _parse(out: str) -> dict[str, float]:
     return result
 
 
-def wrk(
-    url: str, op: str, api: str, conns: int, duration: str, *, keyspace: int | None = None
-) -> dict[str, float]:
-    """One wrk run of ``op`` (put, get) against ``url``: requests, rps, p50/p90/p99/p999/p9999
-    in ms, errors. Two threads at most (two cores here)."""
+def _command(url: str, op: str, api: str, conns: int, duration: str) -> list[str]:
     threads = min(conns, 2)
     cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}", "--timeout", "5s", "--latency"]
-    cmd += ["-s", str(WRAPPERS / "tail.lua"), url, "--", api]
-    env = {**_env(keyspace), "RAFTKV_WRK_SCRIPT": op}
-    out = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=900, check=False, env=env
-    ).stdout
+    return [*cmd, "-s", str(WRAPPERS / "tail.lua"), url, "--", api]
+
+
+def _result(cmd: list[str], out: str) -> dict[str, float]:
     result = _parse(out)
     if "rps" not in result:
         raise RuntimeError(f"wrk failed: {' '.join(cmd)}\n{out}")
@@ -54,6 +49,51 @@ def wrk(
         result.get(k, 0) for k in ("err_connect", "err_read", "err_write", "err_timeout")
     )
     return result
+
+
+def wrk(
+    url: str, op: str, api: str, conns: int, duration: str, *, keyspace: int | None = None
+) -> dict[str, float]:
+    """One wrk run of ``op`` (put, get) against ``url``: requests, rps, p50/p90/p99/p999/p9999
+    in ms, errors. Two threads at most (two cores here)."""
+    cmd = _command(url, op, api, conns, duration)
+    env = {**_env(keyspace), "RAFTKV_WRK_SCRIPT": op}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False, env=env)
+    return _result(cmd, out.stdout)
+
+
+def wrk_until(
+    url: str,
+    op: str,
+    api: str,
+    conns: int,
+    until: Callable[[], bool],
+    *,
+    limit: float,
+    keyspace: int | None = None,
+) -> tuple[float, dict[str, float]]:
+    """wrk's load while something else happens: run ``op`` until ``until()`` holds (polled
+    every 0.2 s; at most ``limit`` seconds), then stop wrk by its PID (SIGINT: it reports).
+    (seconds until it held, wrk's figures for the whole run)."""
+    cmd = _command(url, op, api, conns, f"{int(limit) + 5}s")
+    env = {**_env(keyspace), "RAFTKV_WRK_SCRIPT": op}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    began = time.monotonic()
+    try:
+        while not until():
+            if time.monotonic() - began > limit:
+                raise TimeoutError(f"still waiting after {limit:.0f} s")
+            time.sleep(0.2)
+        took = time.monotonic() - began
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+    return took, _result(cmd, out.decode())
 
 
 def keyspace_size(keyspace: int | None = None) -> int:
