@@ -528,9 +528,12 @@ class FileStorage:
         if self._closed:
             raise trio.ClosedResourceError("the storage is closed")
         if self._failed is not None:
+            # The files in the directory by their names alone: the line stays short enough
+            # for a log's last line (a snapshot file's name is long).
+            failed = describe_os_error(self._failed).replace(f"{self._dir}{os.sep}", "")
+            failed = failed.removeprefix(f"{self._dir}: ")  # the directory itself failed
             raise StorageFailed(
-                f"{self._dir}: an earlier write failed ({describe_os_error(self._failed)}); "
-                f"refusing further calls"
+                f"{self._dir}: an earlier write failed ({failed}); refusing further calls"
             )
 
     def _check_newer(self, snapshot: Snapshot) -> None:
