@@ -67,6 +67,11 @@ def report_probe(probe: dict[str, object], role: str) -> None:
             f"{_bucket_quantile(busy, bounds, 0.999) * ms:.1f} ms (bucket bounds); snapshots "
             f"taken {a.get('snapshots_taken', 0) - b.get('snapshots_taken', 0)}"  # type: ignore[operator]
         )
+    garbage: list[list[object]] = window.get("garbage") or []  # type: ignore[assignment]
+    if garbage:
+        total = sum(int(n) for _, n in garbage)  # type: ignore[call-overload]
+        top = ", ".join(f"{name} {n}" for name, n in garbage[:12])
+        print(f"           cyclic garbage in the window: {total} objects: {top}")
     for census in probe.get("censuses", []):  # type: ignore[union-attr]
         top = ", ".join(f"{name} {n}" for name, n in census["top"][:12])
         print(
@@ -85,6 +90,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--census", action="store_true", help="count tracked objects by type mid-load (a stall)"
     )
+    parser.add_argument(
+        "--garbage", action="store_true", help="count the cyclic garbage made in the window"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None or not SHARED.is_dir():
         print(f"bench gc needs wrk and {SHARED}; run setup_venv.sh there", file=sys.stderr)
@@ -92,7 +100,10 @@ def main(argv: list[str]) -> int:
     if args.quick:
         args.seconds, args.keyspace = 4, 2000
     with tempfile.TemporaryDirectory(prefix="raftkv-bench-gc-") as tmp:
-        env = {"RAFTKV_PROBE_CENSUS_IN_WINDOW": str(args.seconds / 2 if args.census else 0)}
+        env = {
+            "RAFTKV_PROBE_CENSUS_IN_WINDOW": str(args.seconds / 2 if args.census else 0),
+            "RAFTKV_PROBE_GARBAGE": "1" if args.garbage else "0",
+        }
         with RaftkvCluster(Path(tmp), code=args.code, env=env) as cluster:
             cluster.start_all()
             leader = cluster.leader()

@@ -9,6 +9,15 @@ and what the process built around it have settled) and again each time a large s
 the state (``state_replaced``). What it freezes that later becomes cyclic garbage is never
 reclaimed: little at those moments, and nothing the runtime makes on its hot path.
 
+What still triggers full collections under load is not garbage (the runtime makes next to no
+cyclic garbage per request: ``bench gc --garbage``) but survivors: log entries kept until the
+next snapshot, and the objects of requests in flight when a young collection runs, promoted
+to the oldest generation. Every young collection promotes those, and CPython runs a full one
+after 10 collections of the middle generation (when the survivors since the last one are a
+quarter of the long-lived objects). So the thresholds are raised at the same moment
+(``THRESHOLDS``): young collections ten times rarer, each promoting about what one did, and a
+full one after 100 middle collections instead of 10.
+
 ``GcPauses`` (one per process: the collector is) records every collection through
 ``gc.callbacks``: count per generation, a histogram of pause times, the longest.
 """
@@ -28,6 +37,7 @@ __all__ = ["GcPauses", "GcStatistics", "GcTuning", "gc_pauses"]
 
 # Seconds: 20 µs .. 1 s (a young collection takes tens of microseconds, a full one up to seconds).
 _PAUSE_BUCKETS = (0.00002, *DEFAULT_BUCKETS[: DEFAULT_BUCKETS.index(1.0) + 1])
+THRESHOLDS = (7000, 10, 100)  # CPython's defaults: (700, 10, 10)
 SETTLE_SECONDS = 2.0  # after a node starts, before what exists is frozen
 LARGE_STATE_BYTES = 1 << 20  # a restored snapshot at least this large is frozen after
 
@@ -85,21 +95,22 @@ def gc_pauses() -> GcPauses:
 
 
 class GcTuning:
-    """The freezing policy of one node (``enabled=False``: leave the collector alone)."""
+    """The collector policy of one node (``enabled=False``: leave the collector alone)."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.stats = gc_pauses().stats
 
     async def started(self) -> None:
-        """Freeze what exists once the node and the process around it have settled (a task in
-        the node's nursery; once per process)."""
+        """Freeze what exists once the node and the process around it have settled, and raise
+        the thresholds (a task in the node's nursery; once per process)."""
         if not self.enabled or _process.frozen_after_start:
             return
         await trio.sleep(SETTLE_SECONDS)
         if not _process.frozen_after_start:
             _process.frozen_after_start = True
             self._freeze()
+            gc.set_threshold(*THRESHOLDS)
 
     def state_replaced(self, size: int) -> None:
         """A snapshot of ``size`` bytes replaced the state machine's state."""

@@ -92,7 +92,7 @@ class Node:
         self.id = config.id
         self._transport = transport
         self._sm = state_machine
-        self._gc = GcTuning(config.gc_freeze)
+        self._gc = GcTuning(config.gc_tuning)
         self._stats = NodeStatistics(gc=self._gc.stats)
         self._persister = Persister(storage, log_store, self._stats)
         self._membership = Membership(config.id, transport)

@@ -40,8 +40,9 @@ class NodeConfig:
     broadcast_commit: bool = False
     request_timeout: float = 5.0  # default wait for proposals, reads and membership changes
     inbox_size: int = 10_000
-    # Freeze what lives for the whole run out of the garbage collector's walks (``_gc``).
-    gc_freeze: bool = True
+    # Freeze what lives for the whole run out of the garbage collector's walks, and raise its
+    # thresholds (``_gc``; process-wide); False leaves the collector as the process set it.
+    gc_tuning: bool = True
     seed: int | None = None  # election-timeout randomness; None draws one from the OS
     # Where this node serves clients; published to the cluster so members can point at each other.
     client_url: str = ""

@@ -9,6 +9,9 @@ report what the server itself sees, and works on older checkouts too (to measure
   type (it holds the process for a moment: not for runs whose latency matters).
 - The ``Node`` statistics of the runtime (the longest raft-loop iteration, snapshot figures)
   when it has them.
+- With ``RAFTKV_PROBE_GARBAGE=1``: during the measuring window, what the collector finds
+  unreachable (cyclic garbage: what a hot path should not make) is kept (``gc.DEBUG_SAVEALL``)
+  and counted by type at its end, then freed.
 - A measuring window: while the file ``$RAFTKV_PROBE_DIR/window`` exists (the benchmark creates
   it when its load starts and removes it when it ends), the pauses and the raft-loop figures
   are also kept apart (polled every 50 ms).
@@ -88,9 +91,18 @@ class _Probe:
         census_in = float(os.environ.get("RAFTKV_PROBE_CENSUS_IN_WINDOW", "0") or 0)
         if census_in > 0:
             threading.Thread(target=self.census, args=(census_in,), daemon=True).start()
+        garbage = os.environ.get("RAFTKV_PROBE_GARBAGE") == "1"
+        if garbage:
+            gc.set_debug(gc.DEBUG_SAVEALL)
         while os.path.exists(flag):
             time.sleep(0.05)
+        found: list[tuple[str, int]] = []
+        if garbage:
+            gc.set_debug(0)
+            found = collections.Counter(type(o).__name__ for o in gc.garbage).most_common(25)
+            gc.garbage.clear()
         self.window = {
+            "garbage": found,
             "gc_pauses": [g[s:] for g, s in zip(self.pauses, start, strict=True)],
             "nodes_before": before,
             "nodes_after": self.node_stats(),
