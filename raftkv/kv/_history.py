@@ -16,13 +16,17 @@ version visible at ``c`` (unless it is a tombstone) and every later one; revisio
 can no longer be read (``Compacted``). The changes of revisions after ``c`` stay, each with the
 version it replaced, so a watch can start at ``c + 1`` at the earliest. Its cost is proportional
 to the keys changed since the previous compaction (only they can hold versions it drops), not to
-the store's size.
+the store's size, and it is spread out: the keys to clean wait in a list, and compaction and every
+later revision clean ``CLEAN_BATCH`` of them (a few milliseconds), so that compacting revisions
+that changed a million keys never stalls the writes behind it. Reads do not depend on it: a
+version below the compaction point is never read, whether it is still there or not.
 
 Snapshots read the live history, no copy (``view``): versions are immutable and only ever
 appended until compaction removes some, so the state as of revision ``r`` is, for every key, its
 versions up to ``r``. While a view is open (``pin``), compaction takes effect at once for reads
 (``compact_revision``) but removes nothing until the last view closes: the view still sees every
-version it started with, and its keys (compaction is the only thing that removes a key).
+version it started with, and its keys (compaction is the only thing that removes a key). A view
+opened while keys still wait to be cleaned shows them as compaction will leave them.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from sortedcontainers import SortedList
 from .._errors import Compacted, FutureRevision
 
 __all__ = ["Event", "History", "HistoryView", "Record"]
+
+CLEAN_BATCH = 2000  # keys cleaned of compacted versions per compaction or revision
 
 # Record fields, by position.
 VALUE: Final = 0
@@ -93,13 +99,15 @@ class HistoryView:
         self.revision = history.revision
         self.compact_revision = history.compact_revision
         self.changes = list(history._changes)
-        # Compaction held back by another view: this one shows its outcome (what it will keep).
-        self._compact_pending = bool(history._uncompacted)
+        # Keys compaction has not cleaned yet: this view shows its outcome (what it will keep).
+        self._compact_pending = bool(history._to_clean)
         self._open = True
         history._pins += 1
         self.key_count = len(history._keys)
-        if self._compact_pending:  # rare (views of views): count what compaction will keep
-            self.key_count = sum(1 for k in history._keys if self._versions_of(k))
+        if self._compact_pending:  # less the keys that cleaning will remove
+            latest = history._latest
+            pending = {k for k in history._to_clean if k in latest}
+            self.key_count -= sum(1 for k in pending if not self._versions_of(k))
 
     def versions(self, batch: int = 512) -> Iterator[tuple[bytes, list[Record]]]:
         """Every key's versions up to ``revision``, oldest first, in key order (read a batch of
@@ -157,10 +165,10 @@ class History:
         self._keys: SortedList = SortedList()
         self._live = 0
         self._changes: list[tuple[int, tuple[bytes, ...]]] = []
-        # Open views (snapshots being read); while there is one, compaction removes nothing
-        # and the changes it dropped wait here, naming the keys it will have to look at.
+        # Open views (snapshots being read); while there is one, compaction removes nothing.
         self._pins = 0
-        self._uncompacted: list[tuple[int, tuple[bytes, ...]]] = []
+        # Keys changed at revisions compaction dropped, not yet cleaned (may repeat a key).
+        self._to_clean: list[bytes] = []
 
     # -- writes (one revision at a time: put/delete at ``revision + 1``, then ``commit``) --------
 
@@ -195,6 +203,8 @@ class History:
         assert rev == self.revision + 1 and keys, "a revision changes something, in order"
         self.revision = rev
         self._changes.append((rev, keys))
+        if self._to_clean and not self._pins:
+            self._clean(CLEAN_BATCH)
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -282,27 +292,29 @@ class History:
         """Forget what no read at ``rev`` or later needs (``rev`` must be readable)."""
         self.check_readable(rev)
         i = bisect_right(self._changes, rev, key=lambda c: c[0])
-        self._uncompacted.extend(self._changes[:i])
+        for _, keys in self._changes[:i]:
+            self._to_clean.extend(keys)
         del self._changes[:i]
         self.compact_revision = rev
         if not self._pins:
-            self._remove_compacted()
+            self._clean(CLEAN_BATCH)
 
-    def _remove_compacted(self) -> None:
-        """Remove the versions compaction made unreadable. Only a key changed at a revision it
-        dropped can hold one: every other key's versions up to the compaction point were
-        already reduced to the one visible there by an earlier compaction."""
-        changed = {key for _, keys in self._uncompacted for key in keys}
-        self._uncompacted.clear()
-        rev = self.compact_revision
-        for key in changed:
-            if key in self._latest:
+    def _clean(self, budget: int) -> None:
+        """Remove the versions compaction made unreadable from up to ``budget`` of the keys
+        waiting for it. Only a key changed at a revision compaction dropped can hold one:
+        every other key's versions up to the compaction point were already reduced to the one
+        visible there. Cleaning a key at the newest compaction point does what every earlier
+        compaction would have done to it."""
+        pending, rev, latest = self._to_clean, self.compact_revision, self._latest
+        for _ in range(min(budget, len(pending))):
+            key = pending.pop()
+            if key in latest:
                 self._compact_key(key, rev)
 
     def _unpin(self) -> None:
         self._pins -= 1
-        if not self._pins and self._uncompacted:
-            self._remove_compacted()
+        if not self._pins and self._to_clean:
+            self._clean(CLEAN_BATCH)
 
     def _compact_key(self, key: bytes, rev: int) -> None:
         latest = self._latest[key]
