@@ -219,6 +219,23 @@ def _snapshot(rng: random.Random, index: int, term: int) -> Snapshot:
     return Snapshot(SnapshotMetadata(index, term, conf), rng.randbytes(rng.randrange(0, 600)))
 
 
+def _entries(
+    rng: random.Random, term: int, terms: dict[int, int], first: int, count: int
+) -> tuple[Entry, ...]:
+    """``count`` entries of ``term`` from index ``first``, recorded in ``terms``."""
+    out = []
+    for i in range(first, first + count):
+        kind = EntryType.CONF_CHANGE if rng.random() < 0.05 else EntryType.NORMAL
+        out.append(Entry(term, i, kind, _data(rng)))
+        terms[i] = term
+    return tuple(out)
+
+
+def _sink_steps(snapshot: Snapshot) -> list[Op]:
+    index = snapshot.metadata.index
+    return [*(SinkWrite(index, p) for p in range(SINK_PARTS)), SinkFinish(index)]
+
+
 def workload(seed: int, n: int) -> Iterator[Op]:
     """``n`` Raft-shaped storage operations from ``seed`` (and the sink steps between them)."""
     rng = random.Random(seed)
@@ -233,16 +250,7 @@ def workload(seed: int, n: int) -> Iterator[Op]:
         return HardState(term, vote, commit)
 
     def entries(first: int, count: int) -> tuple[Entry, ...]:
-        out = []
-        for i in range(first, first + count):
-            kind = EntryType.CONF_CHANGE if rng.random() < 0.05 else EntryType.NORMAL
-            out.append(Entry(term, i, kind, _data(rng)))
-            terms[i] = term
-        return tuple(out)
-
-    def sink_steps(snapshot: Snapshot) -> list[Op]:
-        index = snapshot.metadata.index
-        return [*(SinkWrite(index, p) for p in range(SINK_PARTS)), SinkFinish(index)]
+        return _entries(rng, term, terms, first, count)
 
     for _ in range(n):
         if building and rng.random() < 0.5:
@@ -288,7 +296,7 @@ def workload(seed: int, n: int) -> Iterator[Op]:
                     yield keep
                 else:  # built beside the saves, put in force later
                     yield SinkBegin(snapshot)
-                    building = [*sink_steps(snapshot), SaveSnapshot(snapshot, True), keep]
+                    building = [*_sink_steps(snapshot), SaveSnapshot(snapshot, True), keep]
                     snap_building = index
         else:  # a snapshot from the leader replaces the log
             if building:  # it overtakes the one being built, which is dropped
@@ -305,7 +313,7 @@ def workload(seed: int, n: int) -> Iterator[Op]:
             via_sink = rng.random() < 0.5  # spooled as it arrived, then saved
             if via_sink:
                 yield SinkBegin(snapshot)
-                yield from sink_steps(snapshot)
+                yield from _sink_steps(snapshot)
             yield Save(hs(), batch, snapshot=snapshot, via_sink=via_sink)
 
 
