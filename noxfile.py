@@ -87,6 +87,6 @@ def jepsen(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks: ``nox -s bench -- core|storage|node|http|lease``. Figures are printed."""
+    """Benchmarks: ``nox -s bench -- core|storage|node|http|watch|lease|gc|scale``."""
     _install(session)
     session.run("python", "bench/run.py", *session.posargs)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +22,8 @@ from typing import Any
 
 import httpx
 import trio
-from bench_http import _preload, _stop, _wrk, start_raftkv_cluster
+from _servers import SHARED, RaftkvCluster
+from _wrk import preload
 
 from raftkv.kv import (
     AuthAdmin,
@@ -72,6 +74,24 @@ def enable_auth(url: str) -> None:
 def disable_auth(url: str) -> None:
     headers = {"authorization": f"Bearer {_token(url, 'root')}"}
     _ok(httpx.post(url + "/v1/auth/disable", headers=headers, timeout=10))
+
+
+def _wrk(
+    url: str, script: str, api: str, conns: int, duration: str, *, headers: tuple[str, ...] = ()
+) -> dict[str, float]:
+    """One wrk run of the shared ``script`` with ``headers`` on every request."""
+    threads = min(conns, 2)
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}", "--timeout", "5s", "--latency"]
+    for header in headers:
+        cmd += ["-H", header]
+    cmd += ["-s", f"{script}.lua", url, "--", api]
+    out = subprocess.run(
+        cmd, cwd=SHARED, capture_output=True, text=True, timeout=600, check=False
+    ).stdout
+    line = next((x for x in out.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {' '.join(cmd)}\n{out}")
+    return {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
 
 
 def measure(
@@ -137,10 +157,11 @@ def main(argv: list[str]) -> int:
     duration, reps = ("2s", 1) if args.quick else (args.duration, args.reps)
     conns = [int(c) for c in args.conns.split(",")]
     with tempfile.TemporaryDirectory(prefix="raftkv-bench-auth-") as tmp:
-        procs, clients, leader = start_raftkv_cluster(Path(tmp))
+        cluster = RaftkvCluster(Path(tmp))
+        cluster.start_all()
         try:
-            url = f"http://127.0.0.1:{clients[leader - 1]}"
-            _preload(url, "raw", 2 if args.quick else 5)
+            url = cluster.leader_url()
+            preload(url, "raw", 30 if args.quick else 120)
             off = measure(url, conns, duration, reps, ())
             enable_auth(url)
             bearer = (f"Authorization: Bearer {_token(url, 'bench')}",)
@@ -148,7 +169,7 @@ def main(argv: list[str]) -> int:
             disable_auth(url)
             off_again = measure(url, conns, duration, reps, ())
         finally:
-            _stop(procs)
+            cluster.stop_all()
     print("| op | conns | auth off (req/s) | auth on (req/s) | off again (req/s) | on/off |")
     print("|---|---:|---:|---:|---:|---:|")
     for key in off:

@@ -1,266 +1,193 @@
-"""HTTP benchmark: raftkvd beside etcd and beside the HTTP stack's own ceiling, in one run.
+"""HTTP benchmark: raftkvd beside etcd and beside the HTTP stack's own ceiling, interleaved.
 
-Same machine, same load generator (wrk) and the same wrk scripts (``shared/bench``): a three-node
-etcd cluster (v2 API and v3 JSON gateway), the Quart-Trio ceiling app (a dict behind the same
-HTTP stack), and a three-node raftkvd cluster, each loaded with PUT and linearizable GET at 1, 8
-and 64 connections. Prints a table of medians and the ratios raftkv/etcd and raftkv/ceiling.
+Same machine, same load generator (wrk) and the same wrk scripts (``shared/bench``, through
+``bench/wrk`` for p99.9): a three-node etcd cluster (v2 API and v3 JSON gateway), the Quart-Trio
+ceiling app (a dict behind the same HTTP stack) and a three-node raftkvd cluster, all running at
+once. Every (operation, connections) cell runs each system in turn, the order rotating every
+repetition, so that the machine's drift falls on all of them alike. Besides requests/s and the
+latency percentiles, each run measures the CPU time (user + system, /proc/<pid>/stat) of the
+system's server processes: requests per CPU-second is what a request costs.
 
-Needs wrk, etcd (Debian etcd-server) and the shared bench scripts (``RAFTKV_SHARED_BENCH``,
-default ``../shared/bench`` beside the checkout); ``shared/bench/setup_venv.sh`` installs them.
-Every server runs on loopback and is stopped by its PID when the run ends.
+Prints medians and the ratios raftkv/etcd v3 (p99, p99.9, requests per CPU-second) and
+raftkv/ceiling (throughput), and the p99 ratio of every repetition. Needs wrk, etcd (Debian
+etcd-server) and the shared bench scripts (``RAFTKV_SHARED_BENCH``, default ``../shared/bench``);
+``shared/bench/setup_venv.sh`` installs them. Everything binds to loopback and is stopped by PID.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from _servers import (
+    SHARED,
+    EtcdCluster,
+    RaftkvCluster,
+    cpu_meter,
+    free_port,
+    stop_pids,
+    wait_http,
+)
+from _wrk import preload, wrk
 
-HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("RAFTKV_SHARED_BENCH", HERE.parent.parent / "shared" / "bench"))
-RAFTKVD = str(Path(sys.executable).with_name("raftkvd"))
-
-
-def _wrk(
-    url: str, script: str, api: str, conns: int, duration: str, *, headers: tuple[str, ...] = ()
-) -> dict[str, float]:
-    threads = min(conns, 2)
-    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}", "--timeout", "5s", "--latency"]
-    for header in headers:
-        cmd += ["-H", header]
-    cmd += ["-s", f"{script}.lua", url, "--", api]
-    out = subprocess.run(
-        cmd, cwd=SHARED, capture_output=True, text=True, timeout=600, check=False
-    ).stdout
-    line = next((x for x in out.splitlines() if x.startswith("RESULT ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk failed: {' '.join(cmd)}\n{out}")
-    return {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+CONNS = (1, 8, 64)
 
 
-def _preload(url: str, api: str, seconds: int) -> None:
-    subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            "-c32",
-            f"-d{seconds}s",
-            "--timeout",
-            "5s",
-            "-s",
-            "preload.lua",
-            url,
-            "--",
-            api,
-        ],
-        cwd=SHARED,
-        capture_output=True,
-        timeout=seconds + 60,
-        check=False,
-    )
-    # Let the backlog the preload leaves (followers applying, snapshots) drain before measuring,
-    # or the first measured second carries it.
-    time.sleep(3)
+@dataclass(frozen=True)
+class Target:
+    system: str  # raftkv, etcd, ceiling
+    api: str  # raw, v2, v3
+    url: str
+    pids: Callable[[], list[int]]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
+    @property
+    def name(self) -> str:
+        return self.system if self.system != "etcd" else f"etcd {self.api}"
 
 
 class Matrix:
-    def __init__(self, conns: list[int], duration: str, reps: int) -> None:
+    def __init__(self, conns: tuple[int, ...], duration: str, reps: int) -> None:
         self.conns = conns
         self.duration = duration
         self.reps = reps
         self.rows: list[dict[str, object]] = []
 
-    def run(self, system: str, url: str, api: str, ops: list[str]) -> None:
-        for op in ops:
-            for c in self.conns:
-                for rep in range(self.reps):
-                    r = _wrk(url, op, api, c, self.duration)
-                    errors = r["err_connect"] + r["err_read"] + r["err_write"] + r["err_timeout"]
-                    self.rows.append(
-                        {
-                            "system": system,
-                            "api": api,
-                            "op": op,
-                            "conns": c,
-                            "rep": rep,
-                            **r,
-                            "errors": errors,
-                        }
-                    )
-                    print(
-                        f"{system:<12} {api:<4} {op:<4} c={c:<3} rps={r['rps']:>8.0f} "
-                        f"p50={r['p50_ms']:.2f}ms p99={r['p99_ms']:.2f}ms "
-                        f"errors={errors:.0f} non2xx={r['non2xx']:.0f}",
-                        flush=True,
-                    )
-                    time.sleep(1)
+    def run(self, targets: list[Target], ops: tuple[str, ...]) -> None:
+        for rep in range(self.reps):
+            order = targets[rep % len(targets) :] + targets[: rep % len(targets)]
+            for op in ops:
+                for c in self.conns:
+                    for t in order:
+                        self._one(t, op, c, rep)
 
-    def median(self, system: str, api: str, op: str, conns: int, field: str) -> float | None:
-        xs = [
+    def _one(self, t: Target, op: str, conns: int, rep: int) -> None:
+        with cpu_meter(t.pids()) as cpu:
+            r = wrk(t.url, op, t.api, conns, self.duration)
+        r["cpu_s"] = cpu[0]
+        r["per_cpu_s"] = r["requests"] / cpu[0] if cpu[0] > 0 else 0.0
+        self.rows.append({"system": t.name, "op": op, "conns": conns, "rep": rep, **r})
+        print(
+            f"{t.name:<8} {op:<4} c={conns:<3} rps={r['rps']:>7.0f} p50={r['p50_ms']:.2f} "
+            f"p99={r['p99_ms']:.2f} p999={r['p999_ms']:.2f} ms req/cpu-s={r['per_cpu_s']:.0f} "
+            f"errors={r['errors']:.0f} non2xx={r['non2xx']:.0f}",
+            flush=True,
+        )
+        time.sleep(1)
+
+    def values(self, system: str, op: str, conns: int, field: str) -> list[float]:
+        return [
             float(r[field])  # type: ignore[arg-type]
             for r in self.rows
-            if (r["system"], r["api"], r["op"], r["conns"]) == (system, api, op, conns)
+            if (r["system"], r["op"], r["conns"]) == (system, op, conns)
         ]
+
+    def median(self, system: str, op: str, conns: int, field: str) -> float | None:
+        xs = self.values(system, op, conns, field)
         return statistics.median(xs) if xs else None
 
 
-def bench_etcd(m: Matrix, preload_s: int) -> None:
-    script = SHARED / "etcd_cluster.sh"
-    subprocess.run([script, "start", "cluster"], check=True, capture_output=True)
-    try:
-        roles = subprocess.run([script, "roles"], capture_output=True, text=True, check=True).stdout
-        leader = next(line.split()[0] for line in roles.splitlines() if "leader" in line)
-        for api in ("v2", "v3"):
-            _preload(leader, api, preload_s)
-        m.run("etcd", leader, "v2", ["put", "get"])
-        m.run("etcd", leader, "v3", ["put", "get"])
-    finally:
-        subprocess.run([script, "stop"], capture_output=True, check=False)
+def _fmt(x: float | None, digits: int = 0) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
 
 
-def bench_ceiling(m: Matrix, preload_s: int, python: str) -> None:
-    port = _free_port()
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if not a or not b else f"{a / b:.2f}"
+
+
+def report(m: Matrix) -> None:
+    print("\nThroughput and cost (medians; req/cpu-s: requests per CPU-second of the servers)")
+    print(
+        "| op | conns | raftkv req/s | etcd v2 | etcd v3 | ceiling | raftkv/etcd v3 "
+        "| raftkv/ceiling | raftkv req/cpu-s | etcd v3 req/cpu-s | ratio |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for op in ("put", "get"):
+        for c in m.conns:
+            rk, v2, v3, ceil = (m.median(s, op, c, "rps") for s in SYSTEMS)
+            cost_r, cost_e = (m.median(s, op, c, "per_cpu_s") for s in ("raftkv", "etcd v3"))
+            print(
+                f"| {op} | {c} | {_fmt(rk)} | {_fmt(v2)} | {_fmt(v3)} | {_fmt(ceil)} | "
+                f"{_ratio(rk, v3)} | {_ratio(rk, ceil)} | {_fmt(cost_r)} | {_fmt(cost_e)} | "
+                f"{_ratio(cost_r, cost_e)} |"
+            )
+    print("\nLatency (medians, ms; ratios raftkv/etcd v3)")
+    print(
+        "| op | conns | raftkv p50 | p99 | p99.9 | etcd v3 p50 | p99 | p99.9 "
+        "| p99 ratio | p99.9 ratio | p99 ratio per rep |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for op in ("put", "get"):
+        for c in m.conns:
+            ours = [m.median("raftkv", op, c, f) for f in ("p50_ms", "p99_ms", "p999_ms")]
+            theirs = [m.median("etcd v3", op, c, f) for f in ("p50_ms", "p99_ms", "p999_ms")]
+            per_rep = [
+                _ratio(a, b)
+                for a, b in zip(
+                    m.values("raftkv", op, c, "p99_ms"),
+                    m.values("etcd v3", op, c, "p99_ms"),
+                    strict=False,
+                )
+            ]
+            print(
+                f"| {op} | {c} | {' | '.join(_fmt(x, 2) for x in ours)} | "
+                f"{' | '.join(_fmt(x, 2) for x in theirs)} | {_ratio(ours[1], theirs[1])} | "
+                f"{_ratio(ours[2], theirs[2])} | {', '.join(per_rep)} |"
+            )
+
+
+SYSTEMS = ("raftkv", "etcd v2", "etcd v3", "ceiling")
+
+
+def _start_ceiling(python: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
     proc = subprocess.Popen(
         [python, str(SHARED / "quart_ceiling.py"), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_http(url + "/ping")
-        _preload(url, "raw", preload_s)
-        m.run("ceiling", url, "raw", ["put", "get"])
-    finally:
-        _stop([proc])
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/ping")
+    return proc, url
 
 
-def start_raftkv_cluster(workdir: Path) -> tuple[list[subprocess.Popen[bytes]], list[int], int]:
-    """A three-node raftkvd cluster on loopback: (processes, client ports, leader id)."""
-    peers = [_free_port() for _ in range(3)]
-    clients = [_free_port() for _ in range(3)]
-    cluster = ",".join(f"http://127.0.0.1:{p}" for p in peers)
-    procs = []
-    for i in range(3):
-        log = (workdir / f"raftkvd-{i + 1}.log").open("wb")
-        procs.append(
-            subprocess.Popen(
-                [
-                    RAFTKVD,
-                    "--id",
-                    str(i + 1),
-                    "--cluster",
-                    cluster,
-                    "--port",
-                    str(clients[i]),
-                    "--data-dir",
-                    str(workdir / f"data-{i + 1}"),
-                    "--log-level",
-                    "warning",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-    url = f"http://127.0.0.1:{clients[0]}"
-    deadline = time.monotonic() + 30
-    leader = None
-    while leader is None and time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
-            leader = httpx.get(url + "/-/status", timeout=1).json()["leader"]
-        time.sleep(0.1)
-    if leader is None:
-        _stop(procs)
-        raise RuntimeError("raftkvd cluster elected no leader")
-    return procs, clients, leader
-
-
-def bench_raftkv(m: Matrix, preload_s: int, workdir: Path) -> None:
-    procs, clients, leader = start_raftkv_cluster(workdir)
-    try:
-        leader_url = f"http://127.0.0.1:{clients[leader - 1]}"
-        _preload(leader_url, "raw", preload_s)
-        m.run("raftkv", leader_url, "raw", ["put", "get"])
-    finally:
-        _stop(procs)
-
-
-def report(m: Matrix) -> None:
-    print()
-    print(
-        "| op | conns | raftkv req/s | p50 ms | p99 ms | etcd v2 | etcd v3 | ceiling "
-        "| raftkv/etcd v2 | raftkv/etcd v3 | raftkv/ceiling |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for op in ("put", "get"):
-        for c in m.conns:
-            ours = m.median("raftkv", "raw", op, c, "rps")
-            p50 = m.median("raftkv", "raw", op, c, "p50_ms")
-            p99 = m.median("raftkv", "raw", op, c, "p99_ms")
-            v2 = m.median("etcd", "v2", op, c, "rps")
-            v3 = m.median("etcd", "v3", op, c, "rps")
-            ceil = m.median("ceiling", "raw", op, c, "rps")
-
-            def fmt(x: float | None, digits: int = 0) -> str:
-                return "-" if x is None else f"{x:.{digits}f}"
-
-            def ratio(a: float | None, b: float | None) -> str:
-                return "-" if not a or not b else f"{a / b:.2f}"
-
-            print(
-                f"| {op} | {c} | {fmt(ours)} | {fmt(p50, 2)} | {fmt(p99, 2)} | {fmt(v2)} | "
-                f"{fmt(v3)} | {fmt(ceil)} | {ratio(ours, v2)} | {ratio(ours, v3)} | "
-                f"{ratio(ours, ceil)} |"
-            )
-    for c in m.conns[:1]:
-        ours = m.median("raftkv", "raw", "put", c, "p50_ms")
-        theirs = m.median("etcd", "v2", "put", c, "p50_ms")
-        if ours and theirs:
-            print(
-                f"\nPUT p50 at {c} connection: raftkv {ours:.2f} ms, etcd v2 {theirs:.2f} ms "
-                f"(ratio {ours / theirs:.2f})"
-            )
+def run(args: argparse.Namespace, workdir: Path) -> Matrix:
+    systems = args.systems.split(",")
+    m = Matrix(CONNS, args.duration, args.reps)
+    targets: list[Target] = []
+    procs: list[subprocess.Popen[bytes]] = []
+    with EtcdCluster(workdir / "etcd") as etcd, RaftkvCluster(workdir) as raftkv:
+        if "raftkv" in systems:
+            raftkv.start_all()
+            url = raftkv.leader_url()
+            targets.append(Target("raftkv", "raw", url, raftkv.pids))
+        if "etcd" in systems:
+            etcd.start_all()
+            leader = etcd.leader_url()
+            targets += [Target("etcd", api, leader, etcd.pids) for api in ("v2", "v3")]
+        try:
+            if "ceiling" in systems:
+                proc, url = _start_ceiling(args.ceiling_python)
+                procs.append(proc)
+                targets.append(Target("ceiling", "raw", url, lambda: [proc.pid]))
+            for t in targets:
+                print(f"preloading {t.name} at {t.url}", flush=True)
+                preload(t.url, t.api, args.preload_seconds)
+            # Let the backlog a preload leaves (followers applying, snapshots) drain first.
+            time.sleep(3)
+            m.run(targets, ("put", "get"))
+        finally:
+            stop_pids(procs)
+    return m
 
 
 def main(argv: list[str]) -> int:
@@ -270,6 +197,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--systems", default="etcd,ceiling,raftkv")
     parser.add_argument("--ceiling-python", default=os.environ.get("CEILING_PY", sys.executable))
+    parser.add_argument(
+        "--preload-seconds", type=int, default=int(os.environ.get("PRELOAD_SECONDS", "120"))
+    )
     parser.add_argument("--csv", type=Path)
     args = parser.parse_args(argv)
     missing = [t for t in ("wrk",) if shutil.which(t) is None]
@@ -283,18 +213,10 @@ def main(argv: list[str]) -> int:
         return 2
     if args.quick:
         os.environ.setdefault("KV_KEYSPACE", "2000")
-        args.duration, args.reps = "2s", 1
-    preload_s = 30 if args.quick else int(os.environ.get("PRELOAD_SECONDS", "120"))
-    m = Matrix([1, 8, 64], args.duration, args.reps)
-    systems = args.systems.split(",")
+        args.duration, args.reps, args.preload_seconds = "2s", 1, 30
     with tempfile.TemporaryDirectory(prefix="raftkv-bench-http-") as tmp:
-        if "etcd" in systems:
-            bench_etcd(m, preload_s)
-        if "ceiling" in systems:
-            bench_ceiling(m, preload_s, args.ceiling_python)
-        if "raftkv" in systems:
-            bench_raftkv(m, preload_s, Path(tmp))
-    if args.csv:
+        m = run(args, Path(tmp))
+    if args.csv and m.rows:
         with args.csv.open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(m.rows[0]))
             w.writeheader()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 import trio
-from bench_http import RAFTKVD, SHARED, _free_port, _stop, _wait_http
+from _servers import RAFTKVD, SHARED, free_port, stop_pids, wait_http
 
 from raftkv.client import AsyncClient
 
@@ -96,7 +96,7 @@ def _percentiles(xs: list[float]) -> dict[str, float]:
 
 
 def _start_raftkv(workdir: Path) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
-    ports = [(_free_port(), _free_port()) for _ in range(3)]
+    ports = [(free_port(), free_port()) for _ in range(3)]
     cluster = ",".join(f"http://127.0.0.1:{peer}" for peer, _ in ports)
     procs, urls = [], []
     for i, (_, client) in enumerate(ports, 1):
@@ -111,7 +111,7 @@ def _start_raftkv(workdir: Path) -> tuple[list[subprocess.Popen[bytes]], list[st
         )
         urls.append(f"http://127.0.0.1:{client}")
     for url in urls:
-        _wait_http(url + "/-/ready")
+        wait_http(url + "/-/ready")
     return procs, urls
 
 
@@ -281,7 +281,7 @@ def main(argv: list[str]) -> int:
             handover = trio.run(_raftkv_handover, urls, args.handovers)
             results["raftkv"] = _report("raftkv", load, handover)
         finally:
-            _stop(procs)
+            stop_pids(procs)
     if args.no_etcd:
         return 0
     _etcd("start cluster")

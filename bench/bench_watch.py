@@ -32,7 +32,8 @@ from pathlib import Path
 
 import httpx
 import trio
-from bench_http import SHARED, _stop, _wait_http, _wrk, start_raftkv_cluster
+from _servers import SHARED, RaftkvCluster, wait_http
+from _wrk import wrk
 
 KEYS = 100_000
 PREFIX_DIGITS = 10  # "key-" + 10 of the 12 digits: 100 keys per prefix
@@ -186,7 +187,7 @@ async def _measure(
             api = "raw" if system == "raftkv" else "v3"
             if args.wrk_seconds:
                 result["put64_with"] = await trio.to_thread.run_sync(
-                    lambda: _wrk(write_base, "put", api, 64, f"{args.wrk_seconds}s")["rps"]
+                    lambda: wrk(write_base, "put", api, 64, f"{args.wrk_seconds}s")["rps"]
                 )
             nursery.cancel_scope.cancel()
     return result
@@ -195,19 +196,20 @@ async def _measure(
 def _put64(url: str, api: str, args: argparse.Namespace) -> dict[str, float]:
     if not args.wrk_seconds:
         return {}
-    return {"put64_without": _wrk(url, "put", api, 64, f"{args.wrk_seconds}s")["rps"]}
+    return {"put64_without": wrk(url, "put", api, 64, f"{args.wrk_seconds}s")["rps"]}
 
 
 def bench_raftkv(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
-    procs, clients, leader = start_raftkv_cluster(workdir)
-    try:
-        leader_url = f"http://127.0.0.1:{clients[leader - 1]}"
+    with RaftkvCluster(workdir) as cluster:
+        cluster.start_all()
+        leader = cluster.leader()
+        leader_url = cluster.url(leader)
         without = _put64(leader_url, "raw", args)
-        watched = clients[leader % 3]  # the watchers on a follower, the writes to the leader
+        watched = cluster.clients[
+            leader % 3
+        ]  # the watchers on a follower, the writes to the leader
         result = trio.run(_measure, "raftkv", watched, leader_url, args)
         return {**result, **without}
-    finally:
-        _stop(procs)
 
 
 def bench_etcd(args: argparse.Namespace) -> dict[str, float]:
@@ -217,7 +219,7 @@ def bench_etcd(args: argparse.Namespace) -> dict[str, float]:
         roles = subprocess.run([script, "roles"], capture_output=True, text=True, check=True).stdout
         leader = next(line.split()[0] for line in roles.splitlines() if "leader" in line)
         follower = next(line.split()[0] for line in roles.splitlines() if "leader" not in line)
-        _wait_http(leader + "/health")
+        wait_http(leader + "/health")
         without = _put64(leader, "v3", args)
         port = int(follower.rsplit(":", 1)[1])
         result = trio.run(_measure, "etcd", port, leader, args)

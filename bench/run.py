@@ -1,4 +1,4 @@
-"""Benchmark dispatcher: ``python bench/run.py [core|storage|node|http ...] [--options]``.
+"""Benchmark dispatcher: ``python bench/run.py [suite ...] [--options]`` (suites: ``SUITES``).
 
 Each ``bench/bench_<name>.py`` exposes ``main(argv) -> int``. Figures are printed, never asserted.
 """
@@ -9,7 +9,7 @@ import importlib
 import sys
 from pathlib import Path
 
-SUITES = ["core", "storage", "node", "http", "watch", "lease", "auth"]
+SUITES = ["core", "storage", "node", "http", "watch", "lease", "auth", "gc", "scale"]
 
 
 def main(argv: list[str]) -> int:

@@ -49,7 +49,7 @@ class Applier:
     def apply_ready(self, rd: Ready) -> None:
         if rd.snapshot is not None:
             index = rd.snapshot.metadata.index
-            self._snapshotter.restore(rd.snapshot.data, index)
+            self._snapshotter.restore(rd.snapshot)
             self._waiters.snapshot_restored(rd.snapshot.metadata.term)
             self._stats.snapshots_restored += 1
             log.info("node %d restored a snapshot at %d", self.id, index)

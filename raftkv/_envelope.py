@@ -8,16 +8,24 @@ Sequence number 0 is the runtime's own: a member publishing its client URL (CBOR
 ``{"client_url": url}``), so that every member can tell clients where the others serve.
 
 A snapshot carries the member tables beside the application's bytes, so that a node restored
-from a snapshot knows where its peers are, and which ids were removed (never to be reused):
-CBOR ``[2, {id: peer_url}, app_bytes, {id: client_url}, [removed id, ...]]``. Version 1 had no
-removed ids: ``[1, {id: peer_url}, app_bytes, {id: client_url}]``; it still reads.
+from a snapshot knows where its peers are, and which ids were removed (never to be reused).
+Version 3, written since, is a CBOR head ``[3, {id: peer_url}, {id: client_url}, [removed id,
+...]]`` followed by the application's bytes to the end, unframed: it is written as the state
+machine serializes itself (``encode_snapshot_head``) and read as a stream (``read_snapshot_head``),
+never held whole. Version 2, CBOR ``[2, {id: peer_url}, app_bytes, {id: client_url}, [removed
+id, ...]]``, and version 1, without removed ids (``[1, {id: peer_url}, app_bytes, {id:
+client_url}]``), still read.
 """
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import IO, Any
+
+import cbor2
 
 from ._codec import CodecError, dumps, loads
 
@@ -30,12 +38,16 @@ __all__ = [
     "encode_attributes",
     "encode_proposal",
     "encode_snapshot",
+    "encode_snapshot_head",
+    "read_snapshot_head",
 ]
 
 ATTRIBUTES_SEQ = 0
 
 _HEADER = struct.Struct(">QQ")
 _SNAPSHOT_VERSION = 2
+_STREAM_VERSION = 3
+_STREAM_HEAD = b"\x84\x03"  # an array of four items, the first 3: a version 3 head
 
 
 def encode_proposal(origin: int, seq: int, command: bytes) -> bytes:
@@ -106,8 +118,40 @@ def _ids(v: object) -> frozenset[int]:
     return frozenset(v)
 
 
+def encode_snapshot_head(tables: MemberTables) -> bytes:
+    """The start of a version 3 snapshot; the application's bytes follow it, as they come."""
+    return dumps([_STREAM_VERSION, tables.peer_urls, tables.client_urls, sorted(tables.removed)])
+
+
+def read_snapshot_head(stream: io.BufferedReader) -> tuple[MemberTables, IO[bytes]]:
+    """(member tables, a stream of the application's bytes) of the snapshot ``stream`` holds:
+    for version 3, ``stream`` itself, positioned after the head (nothing read beyond it); an
+    older snapshot is read whole first. ``CodecError`` if it is not a raftkv snapshot."""
+    if stream.peek(2)[:2] != _STREAM_HEAD:
+        tables, app = decode_snapshot(stream.read())
+        return tables, io.BytesIO(app)
+    try:
+        head: Any = cbor2.CBORDecoder(stream, max_depth=3).decode()
+    except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise CodecError(f"undecodable snapshot head: {exc}") from None
+    return _stream_tables(head), stream
+
+
+def _stream_tables(head: Any) -> MemberTables:
+    if type(head) is not list or len(head) != 4 or head[0] != _STREAM_VERSION:
+        raise CodecError("not a raftkv snapshot")
+    return MemberTables(_url_table(head[1]), _url_table(head[2]), _ids(head[3]))
+
+
 def decode_snapshot(data: bytes) -> tuple[MemberTables, bytes]:
     """(member tables, application bytes)."""
+    if data[:2] == _STREAM_HEAD:
+        stream = io.BytesIO(data)
+        try:
+            head: Any = cbor2.CBORDecoder(stream, max_depth=3).decode()
+        except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+            raise CodecError(f"undecodable snapshot head: {exc}") from None
+        return _stream_tables(head), data[stream.tell() :]
     value = loads(data)
     if type(value) is not list or not value or type(value[2 if len(value) > 2 else 0]) is not bytes:
         raise CodecError("not a raftkv snapshot")

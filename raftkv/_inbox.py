@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import trio
 
 from ._errors import ProposalDropped
 from ._waiters import Waiter
-from .core import ConfChange, ConfState
-from .transport import TransportEvent
+from .core import ConfChange, Snapshot, SnapshotMetadata
+from .transport import Inbound, TransportEvent
+
+if TYPE_CHECKING:
+    from ._installer import PreparedState
 
 __all__ = [
     "MAX_BATCH",
@@ -21,6 +25,7 @@ __all__ = [
     "ProposeRequest",
     "ReadRequest",
     "SnapshotBuilt",
+    "SnapshotPrepared",
     "TransferRequest",
 ]
 
@@ -51,11 +56,21 @@ class TransferRequest:
 
 @dataclass(frozen=True, slots=True)
 class SnapshotBuilt:
-    """A snapshot of the state at ``index``, built outside the raft loop, ready to save."""
+    """A snapshot built outside the raft loop, durable, to be put in force (``snapshot`` None:
+    its storage had it already). ``discard`` drops its file if it is not saved after all."""
 
-    index: int
-    conf_state: ConfState
-    data: bytes
+    metadata: SnapshotMetadata
+    snapshot: Snapshot | None
+    discard: Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotPrepared:
+    """A snapshot from the leader, read into a new state beside the loop (``_installer``):
+    its message goes to the core now."""
+
+    inbound: Inbound
+    state: PreparedState
 
 
 # How many requests (and as many peer events) one loop iteration takes before its Ready.
@@ -67,6 +82,7 @@ InboxItem = (
     | ConfChangeRequest
     | TransferRequest
     | SnapshotBuilt
+    | SnapshotPrepared
     | TransportEvent
 )
 

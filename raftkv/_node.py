@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -40,10 +41,13 @@ from ._errors import (
     ProposalDropped,
     innermost,
 )
+from ._gc import GcTuning
 from ._inbox import (
     Inbox,
 )
+from ._installer import SnapshotInstaller
 from ._intake import Intake
+from ._logstore import RuntimeLogStore
 from ._membership import Membership
 from ._node_config import NodeConfig, NodeStatistics, NodeStatus
 from ._persister import Persister
@@ -55,7 +59,6 @@ from ._waiters import Waiters
 from .core import (
     ConfChange,
     ConfChangeType,
-    MemoryLogStore,
     NotLeader,
     ProgressState,
     RawNode,
@@ -83,26 +86,35 @@ class Node:
         storage: Storage,
         transport: Transport,
         state_machine: StateMachine,
-        log_store: MemoryLogStore,
+        log_store: RuntimeLogStore,
     ) -> None:
         self.config = config
         self.id = config.id
         self._transport = transport
         self._sm = state_machine
-        self._stats = NodeStatistics()
+        self._gc = GcTuning(config.gc_tuning)
+        self._stats = NodeStatistics(gc=self._gc.stats)
         self._persister = Persister(storage, log_store, self._stats)
         self._membership = Membership(config.id, transport)
+        self._installer = SnapshotInstaller(config.id, state_machine, self._stats)
         self._snapshotter = Snapshotter(
             config,
             storage=storage,
             log_store=log_store,
             state_machine=state_machine,
             membership=self._membership,
+            installer=self._installer,
+            gc_tuning=self._gc,
             statistics=self._stats,
         )
+        # A transport that can spool received snapshots writes them through the storage's
+        # sinks, straight into their files (TcpTransport); others hand them over in memory.
+        spool = getattr(transport, "spool_snapshots", None)
+        if spool is not None:
+            spool(storage.begin_snapshot)
         snapshot = log_store.snapshot()
         if not snapshot.is_empty:  # the state machine starts from the newest snapshot
-            self._snapshotter.restore(snapshot.data, snapshot.metadata.index)
+            self._snapshotter.restore(snapshot)
         seed = config.seed if config.seed is not None else random.SystemRandom().randrange(1 << 62)
         raw = self._raw = RawNode(
             config.raft_config(), log_store, random.Random(seed), applied=snapshot.metadata.index
@@ -263,6 +275,8 @@ class Node:
         try:
             async with trio.open_nursery() as tasks:
                 self._tasks = tasks
+                self._installer.start(tasks, self._inbox.submit)
+                tasks.start_soon(self._gc.started)
                 await self._loop(task_status)
                 tasks.cancel_scope.cancel()  # a snapshot still being built is of no use now
         except Exception as exc:  # the loop failed (storage, state machine): not a loop here
@@ -274,10 +288,13 @@ class Node:
         interval = self.config.tick_interval
         next_tick = trio.current_time() + interval
         task_status.started()
+        handle = self._installer.handler(self._intake.handle)
+        busy = self._stats.loop_busy
         while not self._removed_event.is_set():
-            handle = self._intake.handle
+            began = time.perf_counter()
             if not self._inbox.drain(handle):
                 await self._inbox.wait(next_tick, handle)
+                began = time.perf_counter()  # waiting for input is no stall
                 self._inbox.drain(handle)
             now = trio.current_time()
             if now >= next_tick:
@@ -288,6 +305,9 @@ class Node:
             while self._raw.has_ready():
                 await self._handle_ready(self._raw.ready())
             await self._after_readies()
+            took = time.perf_counter() - began
+            busy.observe(took)
+            self._stats.loop_stall_max = max(self._stats.loop_stall_max, took)
         self._shutdown("this node was removed from the cluster")
 
     def _tick(self) -> None:
@@ -304,6 +324,7 @@ class Node:
         raw = self._raw
         if raw.leader is None and raw.conf_state.voters == (self.id,):
             raw.campaign()  # the only voter: no need to wait out an election timeout
+        self._installer.settle()
         await self._snapshotter.save_built()
         assert self._tasks is not None
         self._snapshotter.maybe_start(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ._gc import GcStatistics
 from ._stats import LatencyHistogram
 from .core import Config, Role, Status
 
@@ -20,7 +21,12 @@ class NodeConfig:
     heartbeat_ticks: int = 1
     pre_vote: bool = True
     check_quorum: bool = True
-    snapshot_count: int = 10_000  # applied entries between snapshots
+    # A snapshot is taken once the log since the last one weighs snapshot_log_ratio times that
+    # snapshot's size, but not before snapshot_count entries; and once it weighs
+    # snapshot_max_log_bytes whatever the count (an entry weighs its data + 64 bytes).
+    snapshot_count: int = 10_000
+    snapshot_log_ratio: float = 0.5
+    snapshot_max_log_bytes: int = 16 << 20
     catch_up_entries: int = 5_000  # entries kept behind a snapshot for slow followers
     promote_lag: int = 100  # a learner within this many entries of the leader is promoted
     # Off: learners stay learners until promote_member() (etcd's `member promote`) is asked.
@@ -34,6 +40,9 @@ class NodeConfig:
     broadcast_commit: bool = False
     request_timeout: float = 5.0  # default wait for proposals, reads and membership changes
     inbox_size: int = 10_000
+    # Freeze what lives for the whole run out of the garbage collector's walks, and raise its
+    # thresholds (``_gc``; process-wide); False leaves the collector as the process set it.
+    gc_tuning: bool = True
     seed: int | None = None  # election-timeout randomness; None draws one from the OS
     # Where this node serves clients; published to the cluster so members can point at each other.
     client_url: str = ""
@@ -43,6 +52,8 @@ class NodeConfig:
             raise ValueError("tick_interval must be positive")
         if self.snapshot_count < 1:
             raise ValueError("snapshot_count must be >= 1")
+        if self.snapshot_log_ratio < 0 or self.snapshot_max_log_bytes < 1:
+            raise ValueError("snapshot_log_ratio must be >= 0 and snapshot_max_log_bytes >= 1")
         if self.catch_up_entries < 0:
             raise ValueError("catch_up_entries must be >= 0")
         if self.request_timeout <= 0:
@@ -116,3 +127,15 @@ class NodeStatistics:
     # Per Ready: time in storage.save (the fsync), time applying committed entries.
     persist_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     apply_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    # Per raft-loop iteration, from taking its input to waiting for more (waiting is not a
+    # stall): what a request arriving meanwhile may wait before the loop takes it.
+    loop_busy: LatencyHistogram = field(default_factory=LatencyHistogram)
+    loop_stall_max: float = 0.0  # seconds: the longest iteration since start
+    # The newest snapshot: seconds to build (serialize and write) it, its size; seconds to read
+    # a received one beside the loop, and to restore one (a swap once prepared).
+    snapshot_build_seconds: float = 0.0
+    snapshot_bytes: int = 0
+    snapshot_prepare_seconds: float = 0.0
+    snapshot_restore_seconds: float = 0.0
+    # The process's garbage collections (shared by every node of the process).
+    gc: GcStatistics = field(default_factory=GcStatistics)

@@ -9,10 +9,11 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 import trio
 
 from ._errors import InvalidConfig, one_error_unwrapped
+from ._logstore import RuntimeLogStore
 from ._node import Node
 from ._node_config import NodeConfig
 from ._statemachine import StateMachine
-from .core import MemoryLogStore, bootstrap
+from .core import bootstrap
 from .storage import MemoryStorage, Storage, open_file_storage
 from .transport import Transport, open_tcp_transport, parse_peer_url
 
@@ -93,13 +94,13 @@ async def _open_node(
 ) -> AsyncIterator[Node]:
     state = await storage.load()
     if not state.is_empty:
-        store = MemoryLogStore.restore(state.hard_state, state.snapshot, state.entries)
+        store = RuntimeLogStore.restore(state.hard_state, state.snapshot, state.entries)
     elif join:
-        store = MemoryLogStore()
+        store = RuntimeLogStore()
     else:
         if not peers or config.id not in peers:
             raise InvalidConfig(f"node {config.id} must be one of the founding peers")
-        store = MemoryLogStore()
+        store = RuntimeLogStore()
         hard_state, entries = bootstrap(store, _peer_contexts(peers))
         await storage.save(hard_state=hard_state, entries=entries, snapshot=None, sync=True)
     node = Node(

@@ -39,6 +39,34 @@ def _histogram(name: str, doc: str, h: raftkv.LatencyHistogram) -> HistogramMetr
     return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=h.sum)
 
 
+def _runtime_metrics(stats: raftkv.NodeStatistics) -> Iterator[Metric]:
+    """The raft loop's iterations, the newest snapshot, the garbage collector's pauses."""
+    gauges = {
+        "loop_stall_max_seconds": (stats.loop_stall_max, "Longest raft-loop iteration."),
+        "snapshot_build_seconds": (stats.snapshot_build_seconds, "Newest snapshot's build."),
+        "snapshot_bytes": (stats.snapshot_bytes, "Size of the newest snapshot taken here."),
+        "snapshot_prepare_seconds": (
+            stats.snapshot_prepare_seconds,
+            "Reading the newest snapshot received, beside the raft loop.",
+        ),
+        "snapshot_restore_seconds": (
+            stats.snapshot_restore_seconds,
+            "Installing the newest snapshot restored (in the raft loop).",
+        ),
+        "gc_max_pause_seconds": (stats.gc.max_pause, "Longest garbage collection (process)."),
+        "gc_frozen_objects": (stats.gc.frozen, "Objects frozen out of the collector's walks."),
+    }
+    for name, (value, doc) in gauges.items():
+        yield GaugeMetricFamily(f"raftkv_{name}", doc, value=value)
+    yield _histogram(
+        "raftkv_loop_iteration_seconds", "Raft-loop iterations (input to idle).", stats.loop_busy
+    )
+    yield _histogram("raftkv_gc_pause_seconds", "Garbage-collection pauses.", stats.gc.pauses)
+    yield _histogram(
+        "raftkv_gc_full_pause_seconds", "Full (generation 2) collections.", stats.gc.full_pauses
+    )
+
+
 class _NodeCollector:
     def __init__(self, node: raftkv.Node, service: KVService, peer_stats: PeerStats | None) -> None:
         self.node = node
@@ -109,6 +137,7 @@ class _NodeCollector:
         yield _histogram(
             "raftkv_apply_seconds", "Time to apply one batch of entries.", stats.apply_latency
         )
+        yield from _runtime_metrics(stats)
         yield from self._store_metrics()
         if self.peer_stats is not None:
             family = CounterMetricFamily(

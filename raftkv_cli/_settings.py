@@ -359,7 +359,8 @@ _GROUPS: dict[str, list[_Option]] = {
             "snapshot_count",
             _int(1),
             10_000,
-            "applied entries between snapshots",
+            "applied entries at least between snapshots (the log must also weigh half the "
+            "last snapshot; at 16 MiB one is taken whatever the count)",
             "N",
         ),
         _Option(

@@ -15,7 +15,18 @@ Compaction at ``c`` keeps what a read at ``c`` or later needs (as etcd): for eac
 version visible at ``c`` (unless it is a tombstone) and every later one; revisions below ``c``
 can no longer be read (``Compacted``). The changes of revisions after ``c`` stay, each with the
 version it replaced, so a watch can start at ``c + 1`` at the earliest. Its cost is proportional
-to the keys changed since the previous compaction, not to the store's size.
+to the keys changed since the previous compaction (only they can hold versions it drops), not to
+the store's size, and it is spread out: the keys to clean wait in a list, and compaction and every
+later revision clean ``CLEAN_BATCH`` of them (a few milliseconds), so that compacting revisions
+that changed a million keys never stalls the writes behind it. Reads do not depend on it: a
+version below the compaction point is never read, whether it is still there or not.
+
+Snapshots read the live history, no copy (``view``): versions are immutable and only ever
+appended until compaction removes some, so the state as of revision ``r`` is, for every key, its
+versions up to ``r``. While a view is open (``pin``), compaction takes effect at once for reads
+(``compact_revision``) but removes nothing until the last view closes: the view still sees every
+version it started with, and its keys (compaction is the only thing that removes a key). A view
+opened while keys still wait to be cleaned shows them as compaction will leave them.
 """
 
 from __future__ import annotations
@@ -23,13 +34,16 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final
+from itertools import islice
+from typing import Final, Protocol
 
 from sortedcontainers import SortedList
 
 from .._errors import Compacted, FutureRevision
 
 __all__ = ["Event", "History", "HistoryView", "Record"]
+
+CLEAN_BATCH = 2000  # keys cleaned of compacted versions per compaction or revision
 
 # Record fields, by position.
 VALUE: Final = 0
@@ -46,6 +60,15 @@ def _mod(record: Record) -> int:
     return record[MOD]
 
 
+def _compacted(versions: list[Record], rev: int) -> list[Record]:
+    """What compaction at ``rev`` keeps of a key's versions: the one a read at ``rev`` sees
+    (unless it is a tombstone: the key is absent then) and every later one."""
+    visible = bisect_right(versions, rev, key=_mod) - 1
+    if visible >= 0 and versions[visible][VALUE] is None:
+        visible += 1
+    return versions[max(visible, 0) :]
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One key's change at one revision: ``record`` is the new version (a tombstone for a
@@ -56,20 +79,76 @@ class Event:
     prev: Record | None
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryView:
-    revision: int
-    compact_revision: int
-    keys: list[bytes]
+class RestoredParts(Protocol):
+    """A snapshot reader's indexes: ``keys`` ascending, ``latest`` and ``older`` by key, the
+    keys whose latest version is a tombstone, and how many are live."""
+
     latest: dict[bytes, Record]
     older: dict[bytes, list[Record]]
-    changes: list[tuple[int, tuple[bytes, ...]]]
+    keys: list[bytes]
+    tombstones: set[bytes]
+    live: int
 
-    def versions(self) -> Iterator[tuple[bytes, list[Record]]]:
-        """Every key's retained versions, oldest first, in key order."""
-        older = self.older
-        for key in self.keys:
-            yield key, [*older.get(key, ()), self.latest[key]]
+
+class HistoryView:
+    """The history as of ``revision``, read from the live one as it is consumed (``History.view``);
+    ``close()`` it (or exhaust ``versions()``) so that compaction can proceed."""
+
+    def __init__(self, history: History) -> None:
+        self._history = history
+        self.revision = history.revision
+        self.compact_revision = history.compact_revision
+        self.changes = list(history._changes)
+        # Keys compaction has not cleaned yet: this view shows its outcome (what it will keep).
+        self._compact_pending = bool(history._to_clean)
+        self._open = True
+        history._pins += 1
+        self.key_count = len(history._keys)
+        if self._compact_pending:  # less the keys that cleaning will remove
+            latest = history._latest
+            pending = {k for k in history._to_clean if k in latest}
+            self.key_count -= sum(1 for k in pending if not self._versions_of(k))
+
+    def versions(self, batch: int = 512) -> Iterator[tuple[bytes, list[Record]]]:
+        """Every key's versions up to ``revision``, oldest first, in key order (read a batch of
+        keys at a time, resuming after the last one: writes between batches are fine)."""
+        keys_of = self._history._keys
+        last: bytes | None = None
+        try:
+            while True:
+                if last is None:
+                    keys = list(islice(keys_of, batch))
+                else:
+                    keys = list(
+                        islice(keys_of.irange(minimum=last, inclusive=(False, True)), batch)
+                    )
+                if not keys:
+                    return
+                last = keys[-1]
+                for key in keys:
+                    kept = self._versions_of(key)
+                    if kept:
+                        yield key, kept
+        finally:
+            self.close()
+
+    def _versions_of(self, key: bytes) -> list[Record]:
+        """``key``'s versions up to ``revision`` (none for a key created since)."""
+        h, rev = self._history, self.revision
+        record = h._latest[key]
+        if record[MOD] <= rev:
+            more = h._older.get(key)
+            kept = [*more, record] if more else [record]
+        else:
+            kept = [r for r in h._older.get(key, ()) if r[MOD] <= rev]
+        if self._compact_pending:
+            kept = _compacted(kept, self.compact_revision)
+        return kept
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._history._unpin()
 
 
 class History:
@@ -86,6 +165,10 @@ class History:
         self._keys: SortedList = SortedList()
         self._live = 0
         self._changes: list[tuple[int, tuple[bytes, ...]]] = []
+        # Open views (snapshots being read); while there is one, compaction removes nothing.
+        self._pins = 0
+        # Keys changed at revisions compaction dropped, not yet cleaned (may repeat a key).
+        self._to_clean: list[bytes] = []
 
     # -- writes (one revision at a time: put/delete at ``revision + 1``, then ``commit``) --------
 
@@ -120,6 +203,8 @@ class History:
         assert rev == self.revision + 1 and keys, "a revision changes something, in order"
         self.revision = rev
         self._changes.append((rev, keys))
+        if self._to_clean and not self._pins:
+            self._clean(CLEAN_BATCH)
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -206,20 +291,35 @@ class History:
     def compact(self, rev: int) -> None:
         """Forget what no read at ``rev`` or later needs (``rev`` must be readable)."""
         self.check_readable(rev)
-        for key in set(self._older) | self._tombstones:
-            self._compact_key(key, rev)
         i = bisect_right(self._changes, rev, key=lambda c: c[0])
+        for _, keys in self._changes[:i]:
+            self._to_clean.extend(keys)
         del self._changes[:i]
         self.compact_revision = rev
+        if not self._pins:
+            self._clean(CLEAN_BATCH)
+
+    def _clean(self, budget: int) -> None:
+        """Remove the versions compaction made unreadable from up to ``budget`` of the keys
+        waiting for it. Only a key changed at a revision compaction dropped can hold one:
+        every other key's versions up to the compaction point were already reduced to the one
+        visible there. Cleaning a key at the newest compaction point does what every earlier
+        compaction would have done to it."""
+        pending, rev, latest = self._to_clean, self.compact_revision, self._latest
+        for _ in range(min(budget, len(pending))):
+            key = pending.pop()
+            if key in latest:
+                self._compact_key(key, rev)
+
+    def _unpin(self) -> None:
+        self._pins -= 1
+        if not self._pins and self._to_clean:
+            self._clean(CLEAN_BATCH)
 
     def _compact_key(self, key: bytes, rev: int) -> None:
         latest = self._latest[key]
         older = self._older.pop(key, [])
-        versions = [*older, latest]
-        visible = bisect_right(versions, rev, key=_mod) - 1  # the version a read at rev sees
-        if visible >= 0 and versions[visible][VALUE] is None:
-            visible += 1  # a tombstone is not needed: the key is absent at rev
-        kept = versions[max(visible, 0) :]
+        kept = _compacted([*older, latest], rev)
         if not kept:
             del self._latest[key]
             self._tombstones.discard(key)
@@ -230,16 +330,26 @@ class History:
     # -- snapshots -------------------------------------------------------------------------------
 
     def view(self) -> HistoryView:
-        """A view of the history now that later writes leave alone: copies of the indexes (the
-        versions themselves are immutable tuples, shared)."""
-        return HistoryView(
-            self.revision,
-            self.compact_revision,
-            list(self._keys),
-            self._latest.copy(),
-            {k: list(v) for k, v in self._older.items()},
-            list(self._changes),
-        )
+        """The history as of now, for a snapshot, which later writes leave alone: it reads
+        the live history (no copy but the change index) and holds compaction back while open."""
+        return HistoryView(self)
+
+    @classmethod
+    def restored(
+        cls,
+        revision: int,
+        compact_revision: int,
+        parts: RestoredParts,
+        changes: list[tuple[int, tuple[bytes, ...]]],
+    ) -> History:
+        """A history from a snapshot's indexes as its reader built them (checked by it)."""
+        h = cls()
+        h.revision, h.compact_revision = revision, compact_revision
+        h._latest, h._older, h._tombstones = parts.latest, parts.older, parts.tombstones
+        h._keys = SortedList(parts.keys)  # already ascending: sorting it is one pass
+        h._live = parts.live
+        h._changes = changes
+        return h
 
     @classmethod
     def restore(

@@ -26,7 +26,7 @@ change index names versions that exist): ``CorruptSnapshot`` names what is wrong
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import IO, Any, Final
@@ -35,11 +35,11 @@ import cbor2
 
 from .._errors import CorruptSnapshot
 from ._auth import AuthState, KeyRange, Perm, Permission, Role, User, check_name
-from ._history import LEASE, History, HistoryView, Record
+from ._history import LEASE, VALUE, History, HistoryView, Record
 from ._leases import LeaseTable
 from ._limits import MAX_INT
 
-__all__ = ["SnapshotState", "read_snapshot", "snapshot_chunks"]
+__all__ = ["SnapshotState", "read_snapshot", "read_snapshot_steps", "snapshot_chunks"]
 
 SNAPSHOT_MAGIC: Final = "raftkv-kv"
 SNAPSHOT_VERSION: Final = 4
@@ -64,50 +64,85 @@ def snapshot_chunks(
     chunk_bytes: int,
 ) -> Iterator[bytes]:
     """The snapshot of ``view`` as chunks of about ``chunk_bytes`` each, serialized lazily as
-    they are consumed."""
+    they are consumed (``view`` reads the live history; closing this iterator closes it)."""
     header = [
         SNAPSHOT_MAGIC,
         SNAPSHOT_VERSION,
         view.revision,
         applied_index,
         view.compact_revision,
-        len(view.keys),
+        view.key_count,
         len(view.changes),
         len(leases),
     ]
     parts = [cbor2.dumps(header)]
     size = len(parts[0])
+    batch: list[list[Any]] = []
+    estimate = 0  # an upper bound of the batch's encoded size
+    try:
+        for item in _records(view, leases, auth):
+            batch.append(item)
+            estimate += _RECORD_BOUND + sum(len(f) for f in item if type(f) is bytes)
+            if size + estimate >= chunk_bytes:
+                yield b"".join([*parts, _sequence(batch)])
+                parts, size, batch, estimate = [], 0, [], 0
+        if batch or parts:
+            yield b"".join([*parts, _sequence(batch)])
+    finally:
+        view.close()
 
-    def records() -> Iterator[list[Any]]:
-        for key, versions in view.versions():
+
+# Bytes a record may take beyond its byte strings: five CBOR integers per version and heads.
+_RECORD_BOUND = 64
+
+
+def _records(
+    view: HistoryView, leases: list[tuple[int, int, int]], auth: AuthState
+) -> Iterator[list[Any]]:
+    for key, versions in view.versions():
+        if len(versions) == 1:
+            yield [key, *versions[0]]
+        else:
             yield [key, *(field for record in versions for field in record)]
-        for rev, keys in view.changes:
-            yield [rev, *keys]
-        for lease in leases:
-            yield list(lease)
-        yield from _auth_records(auth)
+    for rev, keys in view.changes:
+        yield [rev, *keys]
+    for lease in leases:
+        yield list(lease)
+    yield from _auth_records(auth)
 
-    for item in records():
-        encoded = cbor2.dumps(item)
-        parts.append(encoded)
-        size += len(encoded)
-        if size >= chunk_bytes:
-            yield b"".join(parts)
-            parts.clear()
-            size = 0
-    if parts:
-        yield b"".join(parts)
+
+def _sequence(items: list[list[Any]]) -> bytes:
+    """The CBOR sequence of ``items``: their array's encoding (one call) without its head."""
+    if not items:
+        return b""
+    n = len(items)
+    head = 1 if n < 24 else 2 if n < 1 << 8 else 3 if n < 1 << 16 else 5
+    return cbor2.dumps(items)[head:]
 
 
 def read_snapshot(stream: IO[bytes]) -> SnapshotState:
     """The state in a snapshot read from a binary stream, one record at a time;
     ``CorruptSnapshot`` if it is not exactly a well-formed snapshot."""
+    steps = read_snapshot_steps(stream)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            state: SnapshotState = done.value
+            return state
+
+
+def read_snapshot_steps(
+    stream: IO[bytes], records_per_step: int = 2000
+) -> Generator[None, None, SnapshotState]:
+    """``read_snapshot`` a step at a time: each ``next()`` reads about ``records_per_step``
+    records; the state is the generator's return value. Nothing changes until it is used."""
     if not isinstance(stream, io.BufferedIOBase):
         # cbor2 takes a short read for the end of the data; a buffered reader never returns one.
         stream = io.BufferedReader(_RawReader(stream))
     decoder = cbor2.CBORDecoder(stream, max_depth=4)
     try:
-        state = _read(decoder)
+        state = yield from _read(decoder, records_per_step)
         try:
             decoder.decode()
         except cbor2.CBORDecodeEOF:
@@ -119,7 +154,7 @@ def read_snapshot(stream: IO[bytes]) -> SnapshotState:
     return state
 
 
-def _read(decoder: cbor2.CBORDecoder) -> SnapshotState:
+def _read(decoder: cbor2.CBORDecoder, step: int) -> Generator[None, None, SnapshotState]:
     header = decoder.decode()
     if type(header) is not list or len(header) < 2 or header[0] != SNAPSHOT_MAGIC:
         raise CorruptSnapshot("not a raftkv key-value snapshot")
@@ -136,14 +171,16 @@ def _read(decoder: cbor2.CBORDecoder) -> SnapshotState:
     )
     if compacted > revision:
         raise CorruptSnapshot("the compaction point is past the snapshot's revision")
-    versions = [_read_key_record(decoder.decode(), revision) for _ in range(key_count)]
-    _check_key_order(versions)
+    keys = _KeyRecords(revision)
+    for start in range(0, key_count, step):
+        keys.read(decoder, min(step, key_count - start))
+        yield
     changes = [_read_change(decoder.decode(), compacted, revision) for _ in range(change_count)]
     leases = [_read_lease(decoder.decode()) for _ in range(lease_count[0] if lease_count else 0)]
-    history = History.restore(revision, compacted, iter(versions), changes)
+    history = History.restored(revision, compacted, keys, changes)
     _check_changes(history, changes)
     auth = _read_auth(decoder) if header[1] >= 4 else AuthState()
-    return SnapshotState(applied, history, _lease_table(leases, versions), auth)
+    return SnapshotState(applied, history, _lease_table(leases, keys.attached), auth)
 
 
 def _auth_records(auth: AuthState) -> Iterator[list[Any]]:
@@ -209,6 +246,66 @@ def _read_role(v: Any) -> Role:
             raise CorruptSnapshot(f"bad permission range of role {name!r:.40} in snapshot")
         perms.append(Permission(Perm(perm), KeyRange(key, prefix)))
     return Role(name, tuple(perms))
+
+
+class _KeyRecords:
+    """The key records of a snapshot as they are read: checked, into the history's indexes.
+
+    Most keys have one live version without a lease history: one comprehension-free check of
+    the six fields; anything else takes ``_read_key_record``, which names what is wrong."""
+
+    def __init__(self, revision: int) -> None:
+        self.revision = revision
+        self.latest: dict[bytes, Record] = {}
+        self.older: dict[bytes, list[Record]] = {}
+        self.keys: list[bytes] = []
+        self.attached: list[tuple[bytes, int]] = []  # (key, lease) of live keys with a lease
+        self.tombstones: set[bytes] = set()
+        self.live = 0
+        self._last = b""
+
+    def read(self, decoder: cbor2.CBORDecoder, count: int) -> None:
+        decode, revision, latest, keys = decoder.decode, self.revision, self.latest, self.keys
+        last, live = self._last, self.live
+        for _ in range(count):
+            v = decode()
+            if type(v) is list and len(v) == 6:
+                key, value, create, mod, version, lease = v
+                if (
+                    type(key) is bytes
+                    and key > last
+                    and type(value) is bytes
+                    and type(create) is int
+                    and type(mod) is int
+                    and type(version) is int
+                    and type(lease) is int
+                    and 1 <= create <= mod <= revision
+                    and 1 <= version <= mod - create + 1
+                    and 0 <= lease <= MAX_INT
+                ):
+                    # One int object for both revisions when they are equal, as apply makes it.
+                    latest[key] = (value, create, create if mod == create else mod, version, lease)
+                    keys.append(key)
+                    last = key
+                    live += 1
+                    if lease:
+                        self.attached.append((key, lease))
+                    continue
+            key, records = _read_key_record(v, revision)
+            if key <= last:
+                raise CorruptSnapshot("snapshot keys are not in strictly ascending order")
+            latest[key] = records[-1]
+            if len(records) > 1:
+                self.older[key] = records[:-1]
+            keys.append(key)
+            last = key
+            if records[-1][VALUE] is None:
+                self.tombstones.add(key)
+            else:
+                live += 1
+                if records[-1][LEASE]:
+                    self.attached.append((key, records[-1][LEASE]))
+        self._last, self.live = last, live
 
 
 _V1 = ("revision", "applied index", "record count")
@@ -287,12 +384,11 @@ def _read_lease(v: Any) -> tuple[int, int, int]:
 
 
 def _lease_table(
-    leases: list[tuple[int, int, int]], versions: list[tuple[bytes, list[Record]]]
+    leases: list[tuple[int, int, int]], attached: list[tuple[bytes, int]]
 ) -> LeaseTable:
     if any(a[0] >= b[0] for a, b in pairwise(leases)):
         raise CorruptSnapshot("snapshot leases are not in strictly ascending id order")
     ids = {lease for lease, _, _ in leases}
-    attached = [(key, records[-1][LEASE]) for key, records in versions if records[-1][LEASE]]
     for key, lease in attached:
         if lease not in ids:
             raise CorruptSnapshot(f"key {key!r:.40} is attached to lease {lease}, not in snapshot")

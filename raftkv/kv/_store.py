@@ -17,7 +17,7 @@ goes through the log, so every replica forgets the same history at the same revi
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from typing import IO
 
@@ -69,7 +69,7 @@ from ._results import (
     WatchBatch,
     WatchEvent,
 )
-from ._snapshot import read_snapshot, snapshot_chunks
+from ._snapshot import SnapshotState, read_snapshot, read_snapshot_steps, snapshot_chunks
 
 __all__ = ["KVStateMachine"]
 
@@ -443,7 +443,16 @@ class KVStateMachine:
 
         All or nothing: on ``CorruptSnapshot`` the state is unchanged.
         """
-        state = read_snapshot(stream)
+        self._install(read_snapshot(stream))
+
+    def restore_steps(self, stream: IO[bytes]) -> Generator[None, None, Callable[[], None]]:
+        """``restore_from`` a step at a time, the state left alone meanwhile: each ``next()``
+        reads a few hundred records (about a millisecond); the generator returns a function
+        that installs what it read, at once. ``CorruptSnapshot`` if it is damaged."""
+        state = yield from read_snapshot_steps(stream, records_per_step=500)
+        return lambda: self._install(state)
+
+    def _install(self, state: SnapshotState) -> None:
         self._history, self.applied_index = state.history, state.applied_index
         self._leases = state.leases
         self._auth = state.auth

@@ -7,15 +7,18 @@ hooks tests can use: ``MemoryStorage.inject_failure``, and for ``FileStorage`` a
 may leave).
 """
 
-from ._base import PersistedState, Storage
+from .._snapdata import StoredSnapshot
+from ._base import PersistedState, SnapshotSink, Storage
 from ._file import FileStorage, FileStorageStatistics, ThreadIO, open_file_storage
 from ._fs import FaultyFileSystem, FileSystem, OsFileSystem
 from ._memory import MemoryStorage
 from ._simfs import CrashMode, SimFileSystem
+from ._snapsink import FileSnapshotSink
 
 __all__ = [
     "CrashMode",
     "FaultyFileSystem",
+    "FileSnapshotSink",
     "FileStorage",
     "FileStorageStatistics",
     "FileSystem",
@@ -23,7 +26,9 @@ __all__ = [
     "OsFileSystem",
     "PersistedState",
     "SimFileSystem",
+    "SnapshotSink",
     "Storage",
+    "StoredSnapshot",
     "ThreadIO",
     "open_file_storage",
 ]

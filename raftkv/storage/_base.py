@@ -7,8 +7,16 @@ The runtime calls, in order, for every ``Ready``::
 
 and, from time to time, after taking a snapshot of its state machine::
 
-    await storage.save_snapshot(snapshot)      # file first, then the WAL record naming it
+    sink = storage.begin_snapshot(metadata)    # from any task, beside the saves above
+    await sink.write(chunk) ...                # written and synced a little at a time
+    snapshot = await sink.finish()             # durable, named, not yet in force
+    await storage.save_snapshot(snapshot)      # raft loop: the WAL record naming it (cheap)
     await storage.compact(keep_from)           # release what is older than keep_from
+
+A snapshot received from the leader may be written through a sink the same way (the transport
+spools it), then given to ``save(snapshot=...)``; a snapshot not from a sink is written by
+``save``/``save_snapshot`` themselves. A sink's ``finish`` returns None when a snapshot of that
+index and term is already written (nothing is kept then); ``abort()`` drops its file.
 
 ``load()`` on start returns exactly what was saved durably: the newest snapshot, the hard state
 and the entries after the snapshot (an entry saved at index i replaces every earlier-saved entry
@@ -26,6 +34,8 @@ The finer points, which ``MemoryStorage`` and ``FileStorage`` share (tests/stora
   after ``s``; both require ``s`` newer than the saved snapshot.
 - ``compact(i)`` may release entries below ``i``, but never one the snapshot does not cover.
   ``load`` returns only entries after the snapshot whatever was compacted.
+- A sink may run while ``save`` does (it never touches the log); only ``save_snapshot`` or
+  ``save`` puts its snapshot in force, and until then a crash forgets it.
 - Misuse (a gap after the last index, an older snapshot) raises ``ValueError`` and changes
   nothing; a call after ``aclose`` raises ``trio.ClosedResourceError``.
 """
@@ -36,9 +46,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from ..core import Entry, HardState, Snapshot
+from ..core import Entry, HardState, Snapshot, SnapshotMetadata
 
-__all__ = ["PersistedState", "Storage"]
+__all__ = ["PersistedState", "SnapshotSink", "Storage"]
 
 
 @dataclass(slots=True)
@@ -55,6 +65,16 @@ class PersistedState:
         return self.hard_state == HardState() and self.snapshot is None and not self.entries
 
 
+class SnapshotSink(Protocol):
+    """Where a snapshot's data is written, a piece at a time (``Storage.begin_snapshot``)."""
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def finish(self) -> Snapshot | None: ...
+
+    def abort(self) -> None: ...
+
+
 @runtime_checkable
 class Storage(Protocol):
     async def load(self) -> PersistedState: ...
@@ -69,6 +89,8 @@ class Storage(Protocol):
     ) -> None: ...
 
     async def save_snapshot(self, snapshot: Snapshot) -> None: ...
+
+    def begin_snapshot(self, metadata: SnapshotMetadata) -> SnapshotSink: ...
 
     async def compact(self, index: int) -> None: ...
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -45,7 +46,8 @@ import trio
 
 from .._codec import CODEC_VERSION
 from .._errors import StorageError, StorageFailed, StorageMismatch
-from ..core import Entry, HardState, Snapshot
+from .._snapdata import StoredSnapshot
+from ..core import Entry, HardState, Snapshot, SnapshotMetadata
 from ._base import PersistedState
 from ._entries import check_batch, splice
 from ._fs import FileSystem, OsFileSystem, remove_if_exists
@@ -59,7 +61,14 @@ from ._records import (
 )
 from ._recovery import Damage, WalState, scan_wal
 from ._snapfallback import SnapshotFallback, plan_snapshot_fallback
-from ._snapfile import SNAPSHOT_SUFFIX, read_snapshot_file, write_snapshot_file
+from ._snapfile import (
+    SNAPSHOT_SUFFIX,
+    SnapshotFileWriter,
+    StoredIn,
+    read_snapshot_file,
+    write_snapshot_file,
+)
+from ._snapsink import DEFAULT_PACE_BYTES, FileSnapshotSink
 from ._wal import WalWriter, create_segment, preallocate_if_room
 
 __all__ = ["FileStorage", "FileStorageStatistics", "ThreadIO", "open_file_storage"]
@@ -180,6 +189,7 @@ class FileStorage:
         recovered: PersistedState,
         lock: int,
         thread_io: ThreadIO,
+        snapshot_pace_bytes: int = DEFAULT_PACE_BYTES,
     ) -> None:
         self._fs = fs
         self._dir = directory
@@ -198,6 +208,9 @@ class FileStorage:
         self._closed = False
         self._sync_ewma = 0.0
         self._exclusive = _Exclusive()
+        self._snapshot_pace_bytes = snapshot_pace_bytes
+        # Snapshot files are written by sinks beside the WAL; naming one is serialized.
+        self._naming = threading.Lock()
 
     # -- opening --------------------------------------------------------------------------------
 
@@ -209,6 +222,7 @@ class FileStorage:
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         preallocate: bool = True,
         thread_io: ThreadIO = "auto",
+        snapshot_pace_bytes: int = DEFAULT_PACE_BYTES,
         fs: FileSystem | None = None,
     ) -> FileStorage:
         """Open (creating if needed) and recover the data directory.
@@ -219,9 +233,19 @@ class FileStorage:
         """
         if segment_bytes < 4096:
             raise ValueError("segment_bytes must be at least 4096")
+        if snapshot_pace_bytes < 1:
+            raise ValueError("snapshot_pace_bytes must be positive")
         named = NamingFileSystem(fs or OsFileSystem())
         path = os.fspath(directory)
-        opener = partial(cls._open_sync, named, path, segment_bytes, preallocate, thread_io)
+        opener = partial(
+            cls._open_sync,
+            named,
+            path,
+            segment_bytes=segment_bytes,
+            preallocate=preallocate,
+            thread_io=thread_io,
+            snapshot_pace_bytes=snapshot_pace_bytes,
+        )
         try:
             if thread_io == "never":
                 await trio.lowlevel.checkpoint()
@@ -237,9 +261,11 @@ class FileStorage:
         cls,
         fs: FileSystem,
         directory: str,
+        *,
         segment_bytes: int,
         preallocate: bool,
         thread_io: ThreadIO,
+        snapshot_pace_bytes: int,
     ) -> FileStorage:
         fs.makedirs(directory)
         lock = fs.lock(directory)
@@ -262,6 +288,7 @@ class FileStorage:
                 recovered=state,
                 lock=lock,
                 thread_io=thread_io,
+                snapshot_pace_bytes=snapshot_pace_bytes,
             )
         except BaseException:
             fs.unlock(lock)
@@ -371,17 +398,76 @@ class FileStorage:
                     self._pending.append((hard_state, tuple(entries)))
                     self._advance(entries, None)
                 return
-            # Large batches and segment rollovers (about 1 ms) go to a worker thread in "auto".
+            # Large batches, segment rollovers (about 1 ms) and snapshot files not written
+            # beforehand (``begin_snapshot``) go to a worker thread in "auto".
             size = sum(len(e.data) for e in entries) + _ENTRY_OVERHEAD * (len(entries) + 1)
-            heavy = snapshot is not None or size > min(_INLINE_MAX_BYTES, self._writer.room())
+            heavy = (snapshot is not None and self._written_ref(snapshot) is None) or size > min(
+                _INLINE_MAX_BYTES, self._writer.room()
+            )
             await self._run(partial(self._write_batch, hard_state, entries, snapshot), heavy=heavy)
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Put a snapshot taken here in force. A snapshot from ``begin_snapshot`` costs only
+        its WAL record here (one small write and sync); any other is written first."""
         with self._exclusive:
             self._check()
             self._recovered = None
             self._check_newer(snapshot)
-            await self._run(partial(self._write_snapshot, snapshot), heavy=True)
+            heavy = self._written_ref(snapshot) is None
+            await self._run(partial(self._write_snapshot, snapshot), heavy=heavy)
+
+    def begin_snapshot(self, metadata: SnapshotMetadata) -> FileSnapshotSink:
+        """A sink that writes the snapshot file for ``metadata`` from any task, beside the
+        raft loop's saves (``_snapsink``); its ``finish()`` returns the snapshot to hand to
+        ``save_snapshot`` (taken here) or ``save`` (received from the leader)."""
+        self._check()
+        return FileSnapshotSink(
+            metadata,
+            open_writer=self._open_snapshot_writer,
+            run=self._run_beside,
+            discard=self._discard_unsaved,
+            pace_bytes=self._snapshot_pace_bytes,
+        )
+
+    def _discard_unsaved(self, stored: StoredIn) -> None:
+        """Remove a finished sink's file that will not be saved (unless it is in force)."""
+        if stored.directory != self._dir or self._closed or self._failed is not None:
+            return  # a closed or failed storage touches nothing; the next open cleans up
+        path = os.path.join(self._dir, stored.ref.name)
+        with self._naming:
+            if self._writer.snapshot == stored.ref:
+                return
+            try:
+                remove_if_exists(self._fs, path)
+            except OSError as exc:  # garbage left behind is harmless: the next open removes it
+                logger.warning("%s: cannot remove an unused snapshot file: %s", path, exc)
+
+    def _open_snapshot_writer(self, metadata: SnapshotMetadata) -> SnapshotFileWriter:
+        return SnapshotFileWriter(self._fs, self._dir, metadata, self._naming)
+
+    async def _run_beside(self, fn: Callable[[], T]) -> T:
+        """``fn`` for a snapshot sink: in a worker thread unless ``thread_io="never"``."""
+        self._check()
+        if self._thread_io == "never":
+            await trio.lowlevel.checkpoint()
+            return self._guarded(fn)
+        return await trio.to_thread.run_sync(self._guarded, fn)
+
+    def _written_ref(self, snapshot: Snapshot) -> SnapshotRef | None:
+        """The reference to ``snapshot``'s file if a sink of this storage wrote it already."""
+        if not isinstance(snapshot, StoredSnapshot):
+            return None
+        origin = snapshot.file.origin
+        if not isinstance(origin, StoredIn) or origin.directory != self._dir:
+            return None
+        return origin.ref if origin.ref.metadata == snapshot.metadata else None
+
+    def _snapshot_file(self, snapshot: Snapshot) -> SnapshotRef:
+        """The reference the WAL records for ``snapshot``, its file written first if need be."""
+        ref = self._written_ref(snapshot)
+        if ref is not None:
+            return ref
+        return write_snapshot_file(self._fs, self._dir, snapshot, self._naming)
 
     async def compact(self, index: int) -> None:
         """Delete WAL segments holding only entries below ``index`` that the snapshot covers.
@@ -442,9 +528,12 @@ class FileStorage:
         if self._closed:
             raise trio.ClosedResourceError("the storage is closed")
         if self._failed is not None:
+            # The files in the directory by their names alone: the line stays short enough
+            # for a log's last line (a snapshot file's name is long).
+            failed = describe_os_error(self._failed).replace(f"{self._dir}{os.sep}", "")
+            failed = failed.removeprefix(f"{self._dir}: ")  # the directory itself failed
             raise StorageFailed(
-                f"{self._dir}: an earlier write failed ({describe_os_error(self._failed)}); "
-                f"refusing further calls"
+                f"{self._dir}: an earlier write failed ({failed}); refusing further calls"
             )
 
     def _check_newer(self, snapshot: Snapshot) -> None:
@@ -502,7 +591,7 @@ class FileStorage:
         self, hard_state: HardState | None, entries: Sequence[Entry], snapshot: Snapshot | None
     ) -> None:
         previous = self._writer.snapshot
-        ref = None if snapshot is None else write_snapshot_file(self._fs, self._dir, snapshot)
+        ref = None if snapshot is None else self._snapshot_file(snapshot)
         hs, merged = self._merge_pending(hard_state, entries, reset=ref is not None)
         if ref is not None or merged or hs is not None:
             started = time.perf_counter()
@@ -529,7 +618,7 @@ class FileStorage:
         if self._pending:
             self._flush()  # its own record: a write never holds more than one record
         previous = self._writer.snapshot
-        ref = write_snapshot_file(self._fs, self._dir, snapshot)
+        ref = self._snapshot_file(snapshot)
         self._writer.append(
             RecordType.SNAPSHOT,
             encode_snapshot_record(ref),
@@ -554,6 +643,7 @@ async def open_file_storage(
     segment_bytes: int = DEFAULT_SEGMENT_BYTES,
     preallocate: bool = True,
     thread_io: ThreadIO = "auto",
+    snapshot_pace_bytes: int = DEFAULT_PACE_BYTES,
     fs: FileSystem | None = None,
 ) -> AsyncIterator[FileStorage]:
     """``FileStorage.open`` as an async context manager that closes the storage on exit."""
@@ -562,6 +652,7 @@ async def open_file_storage(
         segment_bytes=segment_bytes,
         preallocate=preallocate,
         thread_io=thread_io,
+        snapshot_pace_bytes=snapshot_pace_bytes,
         fs=fs,
     )
     try:

@@ -44,6 +44,10 @@ class FileSystem(Protocol):
         """Write all of ``data`` at ``offset`` (short writes are continued)."""
         ...
 
+    def pread(self, fd: int, size: int, offset: int) -> bytes:
+        """Up to ``size`` bytes at ``offset`` (fewer only at the end of the file)."""
+        ...
+
     def fdatasync(self, fd: int) -> None: ...
 
     def ftruncate(self, fd: int, size: int) -> None: ...
@@ -124,6 +128,20 @@ class OsFileSystem:
         view = memoryview(data)
         while n < len(view):
             n += os.pwrite(fd, view[n:], offset + n)
+
+    def pread(self, fd: int, size: int, offset: int) -> bytes:
+        data = os.pread(fd, size, offset)
+        if len(data) == size or not data:
+            return data
+        parts = [data]  # a short read before the end of the file: read on
+        got = len(data)
+        while got < size:
+            more = os.pread(fd, size - got, offset + got)
+            if not more:
+                break
+            parts.append(more)
+            got += len(more)
+        return b"".join(parts)
 
     def fdatasync(self, fd: int) -> None:
         _datasync(fd)
@@ -228,6 +246,10 @@ class FaultyFileSystem:
     def pwrite(self, fd: int, data: bytes | memoryview, offset: int) -> None:
         self._call("pwrite")
         self.inner.pwrite(fd, data, offset)
+
+    def pread(self, fd: int, size: int, offset: int) -> bytes:
+        self._call("pread")
+        return self.inner.pread(fd, size, offset)
 
     def fdatasync(self, fd: int) -> None:
         self._call("fdatasync")

@@ -102,6 +102,12 @@ class NamingFileSystem:
         except OSError as exc:
             raise _named(exc, "write", self._paths.get(fd)) from exc
 
+    def pread(self, fd: int, size: int, offset: int) -> bytes:
+        try:
+            return self.inner.pread(fd, size, offset)
+        except OSError as exc:
+            raise _named(exc, "read", self._paths.get(fd)) from exc
+
     def fdatasync(self, fd: int) -> None:
         try:
             self.inner.fdatasync(fd)
@@ -133,7 +139,8 @@ class NamingFileSystem:
     def rename(self, src: str, dst: str) -> None:
         with _naming(f"rename to {os.path.basename(dst)}", src):
             self.inner.rename(src, dst)
-        for fd, path in self._paths.items():
+        # A copy: a snapshot file may be named in a worker thread while the WAL opens a segment.
+        for fd, path in list(self._paths.items()):
             if path == src:
                 self._paths[fd] = dst
 

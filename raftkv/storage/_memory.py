@@ -21,11 +21,35 @@ from collections.abc import Sequence
 import trio
 
 from .._errors import StorageFailed
-from ..core import Entry, HardState, Snapshot
+from ..core import Entry, HardState, Snapshot, SnapshotMetadata
 from ._base import PersistedState
 from ._entries import check_batch, splice
 
-__all__ = ["MemoryStorage"]
+__all__ = ["MemorySnapshotSink", "MemoryStorage"]
+
+
+class MemorySnapshotSink:
+    """``SnapshotSink`` in memory: ``finish`` returns the snapshot of the bytes written."""
+
+    def __init__(self, metadata: SnapshotMetadata) -> None:
+        self.metadata = metadata
+        self._parts: list[bytes] | None = []
+
+    async def write(self, data: bytes) -> None:
+        if self._parts is None:
+            raise RuntimeError("the snapshot sink is finished")
+        self._parts.append(data)  # no checkpoint: the writer takes one per chunk anyway
+
+    async def finish(self) -> Snapshot | None:
+        if self._parts is None:
+            raise RuntimeError("the snapshot sink is finished")
+        data = b"".join(self._parts)
+        self._parts = None
+        await trio.lowlevel.checkpoint()
+        return Snapshot(self.metadata, data)
+
+    def abort(self) -> None:
+        self._parts = None
 
 
 class MemoryStorage:
@@ -100,6 +124,12 @@ class MemoryStorage:
         self._durable_write()
         self._flush_pending()
         self._snapshot = snapshot
+
+    def begin_snapshot(self, metadata: SnapshotMetadata) -> MemorySnapshotSink:
+        """A sink collecting the snapshot's bytes (nothing is durable until ``save_snapshot``
+        or ``save`` takes its snapshot)."""
+        self._check()
+        return MemorySnapshotSink(metadata)
 
     async def compact(self, index: int) -> None:
         """Forget entries below ``index`` that the snapshot covers."""

@@ -282,6 +282,9 @@ class SimFileSystem:
         _apply_data(self._data[op.ino], op)
         self.trace.append(op)
 
+    def pread(self, fd: int, size: int, offset: int) -> bytes:
+        return bytes(self._data[self._fds[fd]][offset : offset + size])
+
     def fdatasync(self, fd: int) -> None:
         self.trace.append(Sync(self._fds[fd]))
 

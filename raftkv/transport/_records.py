@@ -7,15 +7,23 @@ Records (each one frame, each a CBOR array starting with its kind)::
     [2, chunk]                                    the next bytes of that snapshot's data
 
 A snapshot is cut into chunks so no frame exceeds the frame limit and messages can be written
-between chunks (heartbeats keep flowing while it streams). The receiver reassembles one snapshot
-at a time per connection. Every message must come from the peer the handshake named and be
-addressed to us; anything else is a forged frame and closes the connection.
+between chunks (heartbeats keep flowing while it streams). The sender reads each chunk from the
+snapshot's file when it is due (a ``StoredSnapshot`` is never read whole). The receiver takes
+one snapshot at a time per connection: with a spool (the node's storage, ``spool_snapshots``)
+it writes the chunks into a snapshot file as they come and delivers a snapshot over that file;
+without one it reassembles the bytes in memory. Every message must come from the peer the
+handshake named and be addressed to us; anything else is a forged frame and closes the
+connection.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import trio
 
 from .._codec import (
     CodecError,
@@ -25,11 +33,21 @@ from .._codec import (
     encode_snapshot_metadata,
     loads,
 )
+from .._errors import StorageFailed
+from .._snapdata import read_snapshot_data, snapshot_data_size
 from ..core import InstallSnapshot, Message, Snapshot, SnapshotMetadata
 from ._base import Refusal
 from ._framing import ProtocolViolation, encode_frame
 
-__all__ = ["RecordDecoder", "SnapshotWriter", "encode_message_record"]
+__all__ = ["RecordDecoder", "SnapshotSpool", "SnapshotWriter", "encode_message_record"]
+
+log = logging.getLogger("raftkv.transport.tcp")
+
+if TYPE_CHECKING:
+    from ..storage import SnapshotSink
+
+# Where received snapshots are written: a sink for a snapshot of this metadata.
+SnapshotSpool = Callable[[SnapshotMetadata], "SnapshotSink"]
 
 MESSAGE = 0
 SNAPSHOT_BEGIN = 1
@@ -42,21 +60,20 @@ def encode_message_record(m: Message) -> bytes:
 
 
 class SnapshotWriter:
-    """The frames of one ``InstallSnapshot``, handed out a chunk at a time.
-
-    Slices a ``memoryview`` of the snapshot's data: only the chunk being framed is copied.
+    """The frames of one ``InstallSnapshot``, handed out a chunk at a time: only the chunk
+    being framed is read (from the snapshot's file, for a ``StoredSnapshot``) or copied.
     """
 
     def __init__(self, message: InstallSnapshot, chunk_size: int) -> None:
         self.message = message
-        self._data = memoryview(message.snapshot.data)
+        self._size = snapshot_data_size(message.snapshot)
         self._chunk_size = chunk_size
         self._offset = 0
         self._begun = False
 
     @property
     def done(self) -> bool:
-        return self._begun and self._offset >= len(self._data)
+        return self._begun and self._offset >= self._size
 
     def next_frames(self) -> bytes:
         """The next frames to write: the header with the first chunk, then one chunk each."""
@@ -64,12 +81,12 @@ class SnapshotWriter:
         if not self._begun:
             m = self.message
             meta = encode_snapshot_metadata(m.snapshot.metadata)
-            out = encode_frame([SNAPSHOT_BEGIN, m.term, m.src, m.dst, meta, len(self._data)])
+            out = encode_frame([SNAPSHOT_BEGIN, m.term, m.src, m.dst, meta, self._size])
             self._begun = True
-        if self._offset < len(self._data):
-            end = self._offset + self._chunk_size
-            out += encode_frame([SNAPSHOT_CHUNK, bytes(self._data[self._offset : end])])
-            self._offset = min(end, len(self._data))
+        if self._offset < self._size:
+            chunk = read_snapshot_data(self.message.snapshot, self._offset, self._chunk_size)
+            out += encode_frame([SNAPSHOT_CHUNK, chunk])
+            self._offset += len(chunk)
         return out
 
 
@@ -81,12 +98,15 @@ class _Assembly:
     metadata: SnapshotMetadata
     total: int
     received: int = 0
-    chunks: list[bytes] = field(default_factory=list)
+    chunks: list[bytes] = field(default_factory=list)  # received, not yet spooled (or joined)
+    sink: SnapshotSink | None = None  # where the chunks go, when spooling
 
-    def message(self) -> InstallSnapshot:
-        data = b"".join(self.chunks)
-        self.chunks.clear()
-        return InstallSnapshot(self.term, self.src, self.dst, Snapshot(self.metadata, data))
+    def message(self, snapshot: Snapshot | None = None) -> InstallSnapshot:
+        if snapshot is None:
+            data = b"".join(self.chunks)
+            self.chunks.clear()
+            snapshot = Snapshot(self.metadata, data)
+        return InstallSnapshot(self.term, self.src, self.dst, snapshot)
 
 
 def _bad(detail: str) -> ProtocolViolation:
@@ -100,13 +120,58 @@ def _int(v: Any, lo: int) -> int:
 
 
 class RecordDecoder:
-    """Turns the frames of one connection from ``peer`` to ``node_id`` back into messages."""
+    """Turns the frames of one connection from ``peer`` to ``node_id`` back into messages.
 
-    def __init__(self, peer: int, node_id: int, max_snapshot_size: int) -> None:
+    With a ``spool``, a snapshot's chunks are written to a sink: after each ``feed``, while
+    ``spooling`` says so, ``await drain()`` writes what came and, at the snapshot's end, returns
+    its message (over the file). ``close()`` drops a snapshot left unfinished.
+    """
+
+    def __init__(
+        self,
+        peer: int,
+        node_id: int,
+        max_snapshot_size: int,
+        spool: SnapshotSpool | None = None,
+    ) -> None:
         self._peer = peer
         self._node_id = node_id
         self._max_snapshot_size = max_snapshot_size
+        self._spool = spool
         self._assembly: _Assembly | None = None
+        self._complete: _Assembly | None = None  # spooled to its end, to be finished
+
+    @property
+    def spooling(self) -> bool:
+        """Whether ``drain`` has spooled chunks to write, or a snapshot to finish."""
+        a = self._assembly or self._complete
+        return a is not None and a.sink is not None and (bool(a.chunks) or a is self._complete)
+
+    async def drain(self) -> Message | None:
+        """Write the chunks received to the spool; the snapshot's message once it is complete
+        (None if the node has that snapshot already, or its disk failed: then it is dropped)."""
+        a = self._complete or self._assembly
+        assert a is not None and a.sink is not None
+        try:
+            while a.chunks:
+                await a.sink.write(a.chunks.pop(0))
+            if a is not self._complete:
+                return None
+            self._complete = None
+            snapshot = await a.sink.finish()
+        except (StorageFailed, trio.ClosedResourceError) as exc:
+            log.warning("node %d: the snapshot from %d is dropped: %s", self._node_id, a.src, exc)
+            a.sink.abort()
+            self._assembly = self._complete = None
+            return None
+        return None if snapshot is None else a.message(snapshot)
+
+    def close(self) -> None:
+        """The connection ended: drop a snapshot being spooled."""
+        for a in (self._assembly, self._complete):
+            if a is not None and a.sink is not None:
+                a.sink.abort()
+        self._assembly = self._complete = None
 
     def feed(self, payload: bytes) -> Message | None:
         """The message this frame completes, if any; ``ProtocolViolation`` if it is bad."""
@@ -156,6 +221,11 @@ class RecordDecoder:
         assembly = _Assembly(term, src, dst, metadata, total)
         if total == 0:
             return assembly.message()
+        if self._spool is not None:
+            try:
+                assembly.sink = self._spool(metadata)
+            except (StorageFailed, trio.ClosedResourceError) as exc:  # then in memory
+                log.warning("node %d: cannot spool a snapshot to disk: %s", self._node_id, exc)
         self._assembly = assembly
         return None
 
@@ -172,4 +242,7 @@ class RecordDecoder:
         if a.received < a.total:
             return None
         self._assembly = None
+        if a.sink is not None:
+            self._complete = a  # ``drain`` writes the rest and finishes it
+            return None
         return a.message()

@@ -44,7 +44,7 @@ from ._handshake import (
 )
 from ._options import TcpOptions
 from ._peer import LinkContext, PeerLink
-from ._records import RecordDecoder
+from ._records import RecordDecoder, SnapshotSpool
 from ._stats import Counters
 from ._url import format_peer_url, parse_peer_url
 
@@ -179,6 +179,7 @@ class TcpTransport:
         self._removed_by: set[int] = set()
         self._links: dict[int, PeerLink] = {}
         self._inbound: dict[int, _InboundConnection] = {}
+        self._spool: SnapshotSpool | None = None
         self._closed = False
         self._link_context = LinkContext(
             node_id=node_id,
@@ -277,6 +278,12 @@ class TcpTransport:
     def peers(self) -> dict[int, str]:
         """The known members' URLs (a copy)."""
         return dict(self._urls)
+
+    def spool_snapshots(self, spool: SnapshotSpool) -> None:
+        """Write snapshots received from now on through ``spool`` (a storage's
+        ``begin_snapshot``) as their chunks arrive, and deliver them over the files written,
+        instead of reassembling them in memory."""
+        self._spool = spool
 
     def is_connected(self, peer: int) -> bool:
         """Whether the outbound connection to ``peer`` is up right now."""
@@ -388,13 +395,21 @@ class TcpTransport:
                     await stream.send_all(refusal)
 
     async def _deliver_from(self, peer: int, reader: FrameReader) -> None:
-        decoder = RecordDecoder(peer, self._id, self._options.max_snapshot_size)
+        decoder = RecordDecoder(peer, self._id, self._options.max_snapshot_size, self._spool)
+        try:
+            await self._deliver_records(reader, decoder)
+        finally:
+            decoder.close()
+
+    async def _deliver_records(self, reader: FrameReader, decoder: RecordDecoder) -> None:
         counters = self._counters
         while True:
             payload = await reader.read()
             if payload is None:
                 return
             message = decoder.feed(payload)
+            if decoder.spooling:
+                message = await decoder.drain()
             if message is not None:
                 # Counted first: whoever sees the event must see it counted.
                 counters.messages_received += 1

@@ -240,6 +240,10 @@ async def test_operational_endpoints(api) -> None:
     await client.put("/m", content=b"x")
     text = (await client.get("/-/metrics")).text
     assert "raftkv_proposals_total" in text and "raftkv_fsync_seconds_bucket" in text
+    for runtime in ("raftkv_loop_stall_max_seconds", "raftkv_snapshot_bytes"):
+        assert runtime in text, runtime
+    for histogram in ("raftkv_loop_iteration_seconds", "raftkv_gc_pause_seconds"):
+        assert f"{histogram}_bucket" in text, histogram
     for standard in ("process_resident_memory_bytes", "python_info", "python_gc_collections"):
         assert standard in text, standard
     r = await client.get("/-/nothing")

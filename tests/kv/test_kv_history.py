@@ -2,11 +2,15 @@
 
 Puts, deletes, prefix deletes, transactions and compactions, snapshot/restore at any point;
 reads at any revision (retained, compacted or in the future) and the changes between revisions
-(what watchers are sent) must be exactly what the model says.
+(what watchers are sent) must be exactly what the model says. A snapshot may also be streamed
+while the store keeps changing (it reads the live history): its bytes must be exactly those of
+the snapshot taken when it began, and compaction held back meanwhile must happen once it ends.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 import pytest
@@ -48,8 +52,11 @@ from raftkv.kv import (
     TxnResult,
     WatchBatch,
     WatchEvent,
+    _history,
     encode_command,
+    encode_put,
 )
+from raftkv.kv._history import _compacted
 
 keys = st.sampled_from([b"a", b"ab", b"abc", b"b", b"b/1", b"b/2", b"\xff"])
 prefixes = st.sampled_from([b"", b"a", b"ab", b"b", b"b/", b"\xff", b"c"])
@@ -192,6 +199,13 @@ class HistoryModel(RuleBasedStateMachine):
         self.kv = KVStateMachine()
         self.model = Model()
         self.index = 0
+        # A snapshot being streamed: (the bytes it must come to, its chunks, those read so far).
+        self.streaming: tuple[bytes, Iterator[bytes], list[bytes]] | None = None
+        # Compaction cleans one key at a time: reads, snapshots and views meet waiting keys.
+        self._clean_batch, _history.CLEAN_BATCH = _history.CLEAN_BATCH, 1
+
+    def teardown(self) -> None:
+        _history.CLEAN_BATCH = self._clean_batch
 
     def apply(self, command: Any) -> Any:
         self.index += 1
@@ -278,6 +292,28 @@ class HistoryModel(RuleBasedStateMachine):
         else:
             assert isinstance(result, CompactRefused) and result.compact_revision == m.compacted
 
+    @precondition(lambda self: self.streaming is None)
+    @rule()
+    def begin_streaming_a_snapshot(self) -> None:
+        expected = self.kv.snapshot()
+        self.streaming = (expected, self.kv.snapshot_chunks(chunk_bytes=64), [])
+
+    @precondition(lambda self: self.streaming is not None)
+    @rule(chunks=st.integers(1, 3))
+    def stream_some(self, chunks: int) -> None:
+        assert self.streaming is not None
+        _, stream, got = self.streaming
+        got.extend(islice(stream, chunks))
+
+    @precondition(lambda self: self.streaming is not None)
+    @rule()
+    def finish_streaming(self) -> None:
+        assert self.streaming is not None
+        expected, stream, got = self.streaming
+        got.extend(stream)
+        self.streaming = None
+        assert b"".join(got) == expected
+
     @rule()
     def snapshot_and_restore(self) -> None:
         copy = KVStateMachine()
@@ -314,6 +350,17 @@ class HistoryModel(RuleBasedStateMachine):
             return
         got = [self.kv.batch(rev, ks, prev_kv=prev_kv) for rev, ks in self.kv.changes_since(start)]
         assert got == m.batches(start, prev_kv)
+
+    @invariant()
+    def compaction_leaves_nothing_behind(self) -> None:
+        """Every key not waiting to be cleaned keeps exactly what compaction keeps (one key
+        is cleaned per revision here: keys wait across many steps)."""
+        h = self.kv._history
+        pending = set(h._to_clean)
+        for key, latest in h._latest.items():
+            versions = [*h._older.get(key, ()), latest]
+            if key not in pending:
+                assert _compacted(versions, h.compact_revision) == versions, key
 
     @invariant()
     def agrees_now(self) -> None:
@@ -384,3 +431,28 @@ def test_a_transactions_json_carries_the_leases_of_its_puts() -> None:
     for bad in (0, -1, "7", 2**63, True):
         with pytest.raises(TxnFormatError, match=r"success\[0\]\.put\.lease"):
             txn_from_json({"success": [{"put": {"key": "k", "value": "v", "lease": bad}}]})
+
+
+def test_compacting_many_keys_cleans_them_a_batch_per_revision(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Compacting revisions that changed many keys removes their old versions a batch at a
+    time, one batch per later revision, instead of all at once; reads are right throughout,
+    and every key ends up as compaction leaves it."""
+    monkeypatch.setattr(_history, "CLEAN_BATCH", 10)
+    kv = KVStateMachine()
+    index = 0
+    for round_ in range(2):  # every key written twice: the first versions are compactable
+        for n in range(100):
+            index += 1
+            kv.apply(index, encode_put(b"k%03d" % n, b"%d" % round_))
+    h = kv._history
+    kv.apply(index + 1, encode_command(CompactCommand(kv.revision)))
+    assert 0 < len(h._to_clean) <= 190  # one batch cleaned by the compaction itself
+    for n in range(100):
+        assert kv.get(b"k%03d" % n) is not None
+    for step in range(25):
+        kv.apply(index + 2 + step, encode_put(b"other", b"v"))
+    assert not h._to_clean
+    assert set(h._older) == {b"other"}  # the k keys kept only their versions since
+    assert len(kv) == 101

@@ -3,6 +3,10 @@
 ``workload(seed, n)`` yields operations a real node could issue: appends with hard states,
 commit-only saves with ``sync=False``, term/vote changes, overwrites of an uncommitted suffix
 (new leader), local snapshots followed by compaction, and snapshots installed from a leader.
+Half the snapshots go through a sink (``Storage.begin_snapshot``) as the runtime writes them:
+a local one's file is written a part at a time between the other saves (the build runs beside
+the raft loop), named, and put in force by ``save_snapshot`` later, or dropped when a snapshot
+from the leader overtook it; a received one is spooled, then saved with its batch.
 
 ``Model`` is the contract written as plainly as possible (a dict of entries); the storages are
 checked against it, never against each other.
@@ -11,6 +15,7 @@ checked against it, never against each other.
 from __future__ import annotations
 
 import random
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -18,7 +23,9 @@ import pytest
 
 from raftkv import StorageFailed
 from raftkv.core import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMetadata
-from raftkv.storage import PersistedState, Storage
+from raftkv.storage import PersistedState, SnapshotSink, Storage
+
+SINK_PARTS = 3  # a sink is given its snapshot's data in this many writes
 
 
 @dataclass(frozen=True)
@@ -27,11 +34,13 @@ class Save:
     entries: tuple[Entry, ...]
     snapshot: Snapshot | None = None
     sync: bool = True
+    via_sink: bool = False  # the snapshot is the one a sink wrote (see SinkBegin)
 
 
 @dataclass(frozen=True)
 class SaveSnapshot:
     snapshot: Snapshot
+    via_sink: bool = False
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,30 @@ class Compact:
     index: int
 
 
-Op = Save | SaveSnapshot | Compact
+@dataclass(frozen=True)
+class SinkBegin:
+    """``begin_snapshot`` for this snapshot (its data is written by ``SinkWrite``s)."""
+
+    snapshot: Snapshot
+
+
+@dataclass(frozen=True)
+class SinkWrite:
+    index: int
+    part: int  # 0 .. SINK_PARTS - 1
+
+
+@dataclass(frozen=True)
+class SinkFinish:
+    index: int
+
+
+@dataclass(frozen=True)
+class SinkAbort:
+    index: int
+
+
+Op = Save | SaveSnapshot | Compact | SinkBegin | SinkWrite | SinkFinish | SinkAbort
 
 
 def is_durable(op: Op) -> bool:
@@ -47,15 +79,82 @@ def is_durable(op: Op) -> bool:
     return isinstance(op, SaveSnapshot) or (isinstance(op, Save) and op.sync)
 
 
+def _part(data: bytes, part: int) -> bytes:
+    step = -(-len(data) // SINK_PARTS)
+    return data[part * step : (part + 1) * step]
+
+
+@dataclass
+class _SinkState:
+    snapshot: Snapshot
+    sink: SnapshotSink
+    written: int = 0  # parts written
+    finished: Snapshot | None = None
+
+
+# The sinks a storage has open, by snapshot index; a restarted storage has none, and a sink the
+# workload still uses is opened again and given what it had (as a rebuilt snapshot would be).
+_sinks: weakref.WeakKeyDictionary[Storage, dict[int, _SinkState]] = weakref.WeakKeyDictionary()
+
+
+async def _sink(storage: Storage, snapshot: Snapshot, parts: int) -> _SinkState:
+    sinks = _sinks.setdefault(storage, {})
+    state = sinks.get(snapshot.metadata.index)
+    if state is None:
+        state = sinks[snapshot.metadata.index] = _SinkState(
+            snapshot, storage.begin_snapshot(snapshot.metadata)
+        )
+    while state.written < parts:
+        await state.sink.write(_part(snapshot.data, state.written))
+        state.written += 1
+    return state
+
+
+async def _sink_snapshot(storage: Storage, snapshot: Snapshot) -> Snapshot:
+    """The snapshot a sink of ``storage`` wrote (finishing the sink if need be)."""
+    state = await _sink(storage, snapshot, SINK_PARTS)
+    if state.finished is None:
+        state.finished = await state.sink.finish()
+        assert state.finished == snapshot, "a sink returns the snapshot it was given"
+    del _sinks[storage][snapshot.metadata.index]
+    return state.finished
+
+
+async def _apply_sink(storage: Storage, op: SinkBegin | SinkWrite | SinkFinish | SinkAbort) -> None:
+    if isinstance(op, SinkBegin):
+        await _sink(storage, op.snapshot, 0)
+        return
+    state = _sinks.get(storage, {}).get(op.index)
+    if isinstance(op, SinkAbort):
+        if state is not None:
+            state.sink.abort()
+            del _sinks[storage][op.index]
+        return
+    if state is None:
+        return  # opened before a restart: it is opened again when the workload needs it
+    if isinstance(op, SinkWrite):
+        await _sink(storage, state.snapshot, op.part + 1)
+    else:
+        await _sink(storage, state.snapshot, SINK_PARTS)
+        state.finished = await state.sink.finish()
+        assert state.finished == state.snapshot
+
+
 async def apply(storage: Storage, op: Op) -> None:
     if isinstance(op, Save):
+        snapshot = op.snapshot
+        if op.via_sink and snapshot is not None:
+            snapshot = await _sink_snapshot(storage, snapshot)
         await storage.save(
-            hard_state=op.hard_state, entries=op.entries, snapshot=op.snapshot, sync=op.sync
+            hard_state=op.hard_state, entries=op.entries, snapshot=snapshot, sync=op.sync
         )
     elif isinstance(op, SaveSnapshot):
-        await storage.save_snapshot(op.snapshot)
-    else:
+        snapshot = await _sink_snapshot(storage, op.snapshot) if op.via_sink else op.snapshot
+        await storage.save_snapshot(snapshot)
+    elif isinstance(op, Compact):
         await storage.compact(op.index)
+    else:
+        await _apply_sink(storage, op)
 
 
 @dataclass
@@ -93,6 +192,7 @@ class Model:
         elif isinstance(op, SaveSnapshot):
             self._flush()
             self.snapshot = op.snapshot
+        # Sink operations change nothing until their snapshot is saved.
 
     def close(self) -> None:
         self._flush()
@@ -119,25 +219,43 @@ def _snapshot(rng: random.Random, index: int, term: int) -> Snapshot:
     return Snapshot(SnapshotMetadata(index, term, conf), rng.randbytes(rng.randrange(0, 600)))
 
 
+def _entries(
+    rng: random.Random, term: int, terms: dict[int, int], first: int, count: int
+) -> tuple[Entry, ...]:
+    """``count`` entries of ``term`` from index ``first``, recorded in ``terms``."""
+    out = []
+    for i in range(first, first + count):
+        kind = EntryType.CONF_CHANGE if rng.random() < 0.05 else EntryType.NORMAL
+        out.append(Entry(term, i, kind, _data(rng)))
+        terms[i] = term
+    return tuple(out)
+
+
+def _sink_steps(snapshot: Snapshot) -> list[Op]:
+    index = snapshot.metadata.index
+    return [*(SinkWrite(index, p) for p in range(SINK_PARTS)), SinkFinish(index)]
+
+
 def workload(seed: int, n: int) -> Iterator[Op]:
-    """``n`` Raft-shaped storage operations from ``seed``."""
+    """``n`` Raft-shaped storage operations from ``seed`` (and the sink steps between them)."""
     rng = random.Random(seed)
     term, vote, commit, snap = 1, 1, 0, 0
     terms: dict[int, int] = {}  # index -> term of the live log
     last = 0
+    # A local snapshot being written through a sink: its steps, taken between other saves.
+    building: list[Op] = []
+    snap_building = 0  # its index
 
     def hs() -> HardState:
         return HardState(term, vote, commit)
 
     def entries(first: int, count: int) -> tuple[Entry, ...]:
-        out = []
-        for i in range(first, first + count):
-            kind = EntryType.CONF_CHANGE if rng.random() < 0.05 else EntryType.NORMAL
-            out.append(Entry(term, i, kind, _data(rng)))
-            terms[i] = term
-        return tuple(out)
+        return _entries(rng, term, terms, first, count)
 
     for _ in range(n):
+        if building and rng.random() < 0.5:
+            yield building.pop(0)
+            continue
         r = rng.random()
         if r < 0.45:  # the leader appends; the commit index follows some of it
             count = rng.choice((1, 1, 2, 3, 5, 8, 20))
@@ -168,12 +286,22 @@ def workload(seed: int, n: int) -> Iterator[Op]:
                 last = first + len(batch) - 1
                 yield Save(hs(), batch)
         elif r < 0.92:  # a local snapshot, then compaction keeping a catch-up tail
-            if commit > snap:
+            if commit > snap and not building:
                 index = rng.randint(snap + 1, commit)
                 snap = index
-                yield SaveSnapshot(_snapshot(rng, index, terms[index]))
-                yield Compact(index - rng.choice((0, 3, 10, 50)))
+                snapshot = _snapshot(rng, index, terms[index])
+                keep = Compact(index - rng.choice((0, 3, 10, 50)))
+                if rng.random() < 0.5:
+                    yield SaveSnapshot(snapshot)
+                    yield keep
+                else:  # built beside the saves, put in force later
+                    yield SinkBegin(snapshot)
+                    building = [*_sink_steps(snapshot), SaveSnapshot(snapshot, True), keep]
+                    snap_building = index
         else:  # a snapshot from the leader replaces the log
+            if building:  # it overtakes the one being built, which is dropped
+                yield SinkAbort(snap_building)
+                building = []
             index = max(last, commit) + rng.randint(1, 10)
             term += rng.choice((0, 1))
             snapshot = _snapshot(rng, index, term)
@@ -182,7 +310,11 @@ def workload(seed: int, n: int) -> Iterator[Op]:
             snap = last = commit = index
             batch = entries(index + 1, rng.randint(0, 3))
             last += len(batch)
-            yield Save(hs(), batch, snapshot=snapshot)
+            via_sink = rng.random() < 0.5  # spooled as it arrived, then saved
+            if via_sink:
+                yield SinkBegin(snapshot)
+                yield from _sink_steps(snapshot)
+            yield Save(hs(), batch, snapshot=snapshot, via_sink=via_sink)
 
 
 def run_model(ops: Sequence[Op]) -> list[PersistedState]:

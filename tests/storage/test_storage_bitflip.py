@@ -200,3 +200,36 @@ async def test_bit_flips_in_an_installed_snapshot_at_the_tail_keep_the_snapshot(
         assert state.hard_state == HardState(hs.term, hs.vote, snapshot.metadata.index)
         adopted += 1
     assert adopted > 0
+
+
+async def test_a_lost_tail_with_a_newer_unsaved_sink_file_falls_back_to_that_file() -> None:
+    """The snapshot sink's order leaves a state the older order never did: a complete, named
+    snapshot file newer than any the WAL names (written beside the saves, its record not yet
+    appended). When the WAL's tail is then lost from the record that named the previous
+    snapshot on (its predecessor deleted), recovery falls back to the newest file: the unsaved
+    one. It holds committed state up to its index, and is adopted as any newer file would be:
+    its entries covered, the commit index raised to it, nothing invented."""
+    fs = SimFileSystem(dirs=[DIR])
+    storage = await FileStorage.open(DIR, segment_bytes=SEGMENT_BYTES, thread_io="never", fs=fs)
+    for op in workload(16, 150):
+        await apply(storage, op)
+    expected = await end_with_local_snapshot(storage)
+    assert expected.snapshot is not None
+    hs, named = expected.hard_state, expected.snapshot.metadata
+    tail = [Entry(hs.term, named.index + i, data=b"after %d" % i) for i in (1, 2, 3)]
+    commit = HardState(hs.term, hs.vote, tail[-1].index)
+    await storage.save(hard_state=commit, entries=tail, snapshot=None)
+    newer_meta = SnapshotMetadata(tail[1].index, hs.term, named.conf_state)
+    sink = storage.begin_snapshot(newer_meta)
+    await sink.write(b"state at the newer index")
+    newer = await sink.finish()
+    assert newer is not None
+    await storage.aclose()  # stopped, in effect, before its record: it is not in force
+    files = fs.image()
+    last = max(p for p in files if p.endswith(".wal"))
+    naming = leading_frames(files[last])[-2]  # the SNAPSHOT record; the tail's batch follows
+    assert naming.type is RecordType.SNAPSHOT
+    for cut in range(naming.offset, naming.end):
+        state, _ = await _open({**files, last: files[last][:cut]})
+        assert state.snapshot == newer and state.entries == [], f"cut at {cut}"
+        assert state.hard_state == HardState(hs.term, hs.vote, newer_meta.index), f"cut at {cut}"

@@ -301,7 +301,17 @@ async def test_compaction_bounds_the_disk(tmp_path: Path) -> None:
 def test_memory_workload_model_is_not_vacuous() -> None:
     ops = list(workload(0, 300))
     kinds = {type(op).__name__ for op in ops}
-    assert kinds == {"Save", "SaveSnapshot", "Compact"}
+    assert kinds == {
+        "Save",
+        "SaveSnapshot",
+        "Compact",
+        "SinkBegin",
+        "SinkWrite",
+        "SinkFinish",
+        "SinkAbort",
+    }
+    assert any(isinstance(op, SaveSnapshot) and op.via_sink for op in ops)
+    assert any(isinstance(op, Save) and op.via_sink for op in ops)
     assert any(isinstance(op, Save) and op.snapshot for op in ops)
     assert any(isinstance(op, Save) and not op.sync for op in ops)
     assert any(isinstance(op, SaveSnapshot) for op in ops)

@@ -1,7 +1,10 @@
 """Crash-state enumeration: FileStorage recovers from every disk state a power cut may leave.
 
 A Raft-shaped workload (appends, unsynced commit saves, overwrites, local and installed snapshots,
-compaction, segment rollover every few records) runs on ``SimFileSystem``, which records every
+compaction, segment rollover every few records) runs on ``SimFileSystem``. Half its snapshots
+are written through a sink as the runtime writes them: a local one's file a few bytes at a time
+(written and synced every ``PACE`` bytes) between the other saves, named, then put in force by
+its WAL record later (or dropped); a received one spooled, then saved. The trace which records every
 write, sync, create, rename and unlink. After every operation of that trace we cut the power,
 several ways (``SimFileSystem.crash``): unsynced writes all lost, all kept, torn at a random byte,
 or a random subset reordered and partly written. Recovery must then
@@ -23,7 +26,16 @@ from __future__ import annotations
 import random
 
 import pytest
-from storage_workload import Op, apply, end_with_local_snapshot, is_durable, run_model, workload
+from storage_workload import (
+    Op,
+    SinkFinish,
+    SinkWrite,
+    apply,
+    end_with_local_snapshot,
+    is_durable,
+    run_model,
+    workload,
+)
 
 from raftkv import StorageMismatch
 from raftkv.storage import CrashMode, FileStorage, PersistedState, SimFileSystem
@@ -32,14 +44,21 @@ from raftkv.storage._simfs import Link, Mark, Resize, Unlink, Write
 
 DIR = "/data"
 SEGMENT_BYTES = 4096  # a rollover every dozen records or so
+PACE = 64  # a sink writes and syncs its file every 64 bytes: many steps between other saves
 MODES: tuple[tuple[CrashMode, int], ...] = (("lost", 1), ("kept", 1), ("torn", 1), ("reordered", 2))
 # Right after a write and before its sync, the interesting cases: more torn and reordered cuts.
 MODES_UNSYNCED: tuple[tuple[CrashMode, int], ...] = (*MODES, ("torn", 3), ("reordered", 3))
 
 
+async def _open(fs: SimFileSystem) -> FileStorage:
+    return await FileStorage.open(
+        DIR, segment_bytes=SEGMENT_BYTES, thread_io="never", snapshot_pace_bytes=PACE, fs=fs
+    )
+
+
 async def _run(seed: int, n: int) -> tuple[SimFileSystem, list[Op]]:
     fs = SimFileSystem(dirs=[DIR])
-    storage = await FileStorage.open(DIR, segment_bytes=SEGMENT_BYTES, thread_io="never", fs=fs)
+    storage = await _open(fs)
     ops = list(workload(seed, n))
     for j, op in enumerate(ops):
         fs.mark(("begin", j))
@@ -49,7 +68,7 @@ async def _run(seed: int, n: int) -> tuple[SimFileSystem, list[Op]]:
 
 
 async def _recover(fs: SimFileSystem) -> PersistedState:
-    storage = await FileStorage.open(DIR, segment_bytes=SEGMENT_BYTES, thread_io="never", fs=fs)
+    storage = await _open(fs)
     state = await storage.load()
     await storage.aclose()
     return state
@@ -82,12 +101,22 @@ def _bounds(fs: SimFileSystem, ops: list[Op], upto: int) -> tuple[int, int]:
     return durable, begun
 
 
-async def _enumerate(seed: int, n: int) -> tuple[int, int]:
+def _in_sink(fs: SimFileSystem, ops: list[Op], upto: int) -> bool:
+    """Whether the power is cut while a sink's file is written, beside the WAL's saves."""
+    begun = [op for op in fs.trace[:upto] if isinstance(op, Mark)]
+    if not begun:
+        return False
+    kind, j = begun[-1].label  # type: ignore[misc]
+    return kind == "begin" and isinstance(ops[j], SinkWrite | SinkFinish)
+
+
+async def _enumerate(seed: int, n: int) -> tuple[int, int, int]:
     fs, ops = await _run(seed, n)
     states = [PersistedState(), *run_model(ops)]  # states[j + 1]: after ops[j]
     rng = random.Random(seed)
-    checked = repairs = 0
+    checked = repairs = in_sink = 0
     for upto, after_write in _crash_points(fs):
+        in_sink += _in_sink(fs, ops, upto)
         durable, begun = _bounds(fs, ops, upto)
         allowed = states[durable + 1 : begun + 2]
         for mode, times in MODES_UNSYNCED if after_write else MODES:
@@ -100,7 +129,7 @@ async def _enumerate(seed: int, n: int) -> tuple[int, int]:
                     f"was never saved, or lost a durable one (ops {durable}..{begun})"
                 )
                 repairs += await _crash_during_recovery(image, state, rng)
-    return checked, repairs
+    return checked, repairs, in_sink
 
 
 async def _crash_during_recovery(
@@ -122,15 +151,19 @@ async def _crash_during_recovery(
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_crash_state_enumeration(seed: int) -> None:
-    checked, repaired = await _enumerate(seed, 110)
+    checked, repaired, in_sink = await _enumerate(seed, 110)
     assert checked >= 2000, checked  # each seed alone meets the bar
     assert repaired > 0
-    print(f"seed {seed}: {checked} crash states, {repaired} crashes during recovery")
+    assert in_sink >= 20, in_sink  # cuts while a snapshot file is written beside the saves
+    print(
+        f"seed {seed}: {checked} crash states, {repaired} crashes during recovery, "
+        f"{in_sink} cut points inside a sink"
+    )
 
 
 async def _ending_with_a_snapshot_record(seed: int) -> tuple[dict[str, bytes], PersistedState]:
     fs = SimFileSystem(dirs=[DIR])
-    storage = await FileStorage.open(DIR, segment_bytes=SEGMENT_BYTES, thread_io="never", fs=fs)
+    storage = await _open(fs)
     for op in workload(seed, 110):
         await apply(storage, op)
     expected = await end_with_local_snapshot(storage)

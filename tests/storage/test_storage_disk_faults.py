@@ -103,6 +103,10 @@ async def test_a_full_or_read_only_disk_at_any_write_or_sync_fails_clearly_losin
             if is_durable(step):
                 durable = j
         assert failed is not None, f"{op} #{after}: the fault was never hit"
+        with pytest.raises(StorageFailed) as refused:
+            await storage.compact(1)
+        # One line a log's tail shows whole: the directory once, its files by their names.
+        assert str(refused.value).count(DIR) == 1, refused.value
         await assert_refuses(storage)
         for mode in ("lost", "kept"):
             image = sim.crash(random.Random(after), mode)

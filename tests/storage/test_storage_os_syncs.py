@@ -9,7 +9,9 @@ left alone) and every durable operation of a Raft-shaped workload is checked whe
 - every name created, renamed or removed in a directory was followed by an fsync of that
   directory; the one documented exception is deleting the previous snapshot file;
 - and in the order recovery relies on: a snapshot file is synced, renamed and its directory
-  synced before the WAL record naming it is written; a new segment is synced before its name
+  synced before the WAL record naming it is written (a sink's file when the sink finishes,
+  before any record names it; the save then writes only the record); a new segment is synced
+  before its name
   appears, the previous one truncated and synced first; each segment deleted by compaction is
   followed by a directory sync before the next goes.
 """
@@ -25,7 +27,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from storage_workload import Compact, Save, SaveSnapshot, apply, end_with_local_snapshot, workload
+from storage_workload import (
+    Compact,
+    Save,
+    SaveSnapshot,
+    SinkAbort,
+    SinkBegin,
+    SinkFinish,
+    SinkWrite,
+    apply,
+    end_with_local_snapshot,
+    workload,
+)
 
 from raftkv.storage import FileStorage, ThreadIO
 
@@ -170,7 +183,9 @@ def _check_save(events: list[Event]) -> None:
     _first(events, lambda e: e.op == "sync" and e.path == segment, "sync of the segment", write)
 
 
-def _check_snapshot(events: list[Event], directory: str) -> None:
+def _check_snapshot(events: list[Event], directory: str, *, then_record: bool = True) -> None:
+    """A snapshot file written, synced, renamed, its directory synced; then (unless a sink only
+    wrote it) the WAL record naming it."""
     written = _first(events, lambda e: e.op == "write" and e.path.endswith(".snap.tmp"), "write")
     tmp = events[written].path
     synced = _first(events, lambda e: e.op == "sync" and e.path == tmp, "snapshot sync", written)
@@ -179,7 +194,16 @@ def _check_snapshot(events: list[Event], directory: str) -> None:
     # (Unsynced saves pending before it may be written first, as their own record.)
     early = [e for e in events[written:in_dir] if e.path.endswith(".wal")]
     assert not early, f"the WAL was written before the snapshot file was durable: {events}"
-    _check_save(events[in_dir:])
+    if then_record:
+        _check_save(events[in_dir:])
+    else:
+        assert not [e for e in events if e.path.endswith(".wal")], "a sink wrote to the WAL"
+
+
+def _check_sink_save(events: list[Event]) -> None:
+    """Saving a sink's snapshot writes its record, no snapshot file: that is durable already."""
+    assert not [e for e in events if ".snap" in e.path and e.op == "write"], events
+    _check_save(events)
 
 
 def _check_rollover(events: list[Event], directory: str) -> None:
@@ -221,18 +245,26 @@ async def test_every_durable_operation_syncs_through_the_os(
     storage = await FileStorage.open(directory, segment_bytes=4096, thread_io=thread_io)
     watch.assert_durable("open")  # the new directories, LOCK, the first segment
     _check_rollover(watch.events, directory)
-    seen = {"rollover": 0, "compaction": 0, "snapshot": 0, "save": 0}
+    seen = {"rollover": 0, "compaction": 0, "snapshot": 0, "sink": 0, "sink save": 0, "save": 0}
     for op in workload(21, 160):
         mark = len(watch.events)
         await apply(storage, op)
         events = watch.since(mark)
         if isinstance(op, Save) and not op.sync and op.snapshot is None:
             continue  # promises nothing (merged into the next synced save)
+        if isinstance(op, SinkBegin | SinkWrite | SinkAbort):
+            continue  # promise nothing: only a finished sink's file is durable
         watch.assert_durable(op)
         if any(e.op == "create" and ".wal" in e.path for e in events):
             _check_rollover(events, directory)
             seen["rollover"] += 1
-        if isinstance(op, SaveSnapshot) or (isinstance(op, Save) and op.snapshot is not None):
+        if isinstance(op, SinkFinish):
+            _check_snapshot(events, directory, then_record=False)
+            seen["sink"] += 1
+        elif isinstance(op, SaveSnapshot | Save) and op.via_sink:
+            _check_sink_save(events)
+            seen["sink save"] += 1
+        elif isinstance(op, SaveSnapshot) or (isinstance(op, Save) and op.snapshot is not None):
             _check_snapshot(events, directory)
             seen["snapshot"] += 1
         elif isinstance(op, Save) and (op.entries or op.hard_state is not None):

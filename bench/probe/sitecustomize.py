@@ -1,0 +1,150 @@
+"""Benchmark probe, loaded into every raftkvd the benchmarks start (``PYTHONPATH=bench/probe``).
+
+Nothing of it is part of the product: it watches a server from inside so that the benchmarks can
+report what the server itself sees, and works on older checkouts too (to measure "before").
+
+- Every garbage collection's pause, through ``gc.callbacks``.
+- With ``RAFTKV_PROBE_CENSUS_IN_WINDOW=s``: that many seconds into the measuring window (below),
+  from a thread, the objects the collector tracks (what a full collection walks), counted by
+  type (it holds the process for a moment: not for runs whose latency matters).
+- The ``Node`` statistics of the runtime (the longest raft-loop iteration, snapshot figures)
+  when it has them.
+- With ``RAFTKV_PROBE_GARBAGE=1``: during the measuring window, what the collector finds
+  unreachable (cyclic garbage: what a hot path should not make) is kept (``gc.DEBUG_SAVEALL``)
+  and counted by type at its end, then freed.
+- A measuring window: while the file ``$RAFTKV_PROBE_DIR/window`` exists (the benchmark creates
+  it when its load starts and removes it when it ends), the pauses and the raft-loop figures
+  are also kept apart (polled every 50 ms).
+
+All of it is written as JSON to ``$RAFTKV_PROBE_DIR/probe-<pid>.json`` when the process exits
+(raftkvd exits cleanly on SIGTERM).
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import gc
+import json
+import os
+import threading
+import time
+
+_DIR = os.environ.get("RAFTKV_PROBE_DIR")
+
+
+class _Probe:
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.started = time.perf_counter()
+        self.pauses: list[list[float]] = [[], [], []]  # per generation: seconds
+        self.window: dict[str, object] = {}
+        self.censuses: list[dict[str, object]] = []
+        self.nodes: list[object] = []
+        self._began = 0.0
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._began)
+
+    def census(self, at: float) -> None:
+        time.sleep(at)
+        t0 = time.perf_counter()
+        counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
+        self.censuses.append(
+            {
+                "at_s": round(time.perf_counter() - self.started, 1),
+                "tracked": sum(counts.values()),
+                "frozen": gc.get_freeze_count(),
+                "took_s": round(time.perf_counter() - t0, 3),
+                "top": counts.most_common(25),
+            }
+        )
+
+    def node_stats(self) -> list[dict[str, object]]:
+        out = []
+        for node in self.nodes:
+            stats = node.statistics()  # type: ignore[attr-defined]
+            fields: dict[str, object] = {}
+            for name in getattr(stats, "__slots__", ()):
+                value = getattr(stats, name)
+                if isinstance(value, int | float):
+                    fields[name] = value
+                elif hasattr(value, "counts"):
+                    fields[name] = list(value.counts)
+                    fields[name + "_bounds"] = list(value.bounds)
+            out.append(fields)
+        return out
+
+    def watch_window(self) -> None:
+        flag = os.path.join(self.directory, "window")
+        while not os.path.exists(flag):
+            time.sleep(0.05)
+        for node in self.nodes:  # the longest iteration from now on
+            stats = node.statistics()  # type: ignore[attr-defined]
+            if hasattr(stats, "loop_stall_max"):
+                stats.loop_stall_max = 0.0
+        start = [len(g) for g in self.pauses]
+        before = self.node_stats()
+        census_in = float(os.environ.get("RAFTKV_PROBE_CENSUS_IN_WINDOW", "0") or 0)
+        if census_in > 0:
+            threading.Thread(target=self.census, args=(census_in,), daemon=True).start()
+        garbage = os.environ.get("RAFTKV_PROBE_GARBAGE") == "1"
+        if garbage:
+            gc.set_debug(gc.DEBUG_SAVEALL)
+        while os.path.exists(flag):
+            time.sleep(0.05)
+        found: list[tuple[str, int]] = []
+        if garbage:
+            gc.set_debug(0)
+            found = collections.Counter(type(o).__name__ for o in gc.garbage).most_common(25)
+            gc.garbage.clear()
+        self.window = {
+            "garbage": found,
+            "gc_pauses": [g[s:] for g, s in zip(self.pauses, start, strict=True)],
+            "nodes_before": before,
+            "nodes_after": self.node_stats(),
+        }
+
+    def dump(self) -> None:
+        data = {
+            "pid": os.getpid(),
+            "seconds": time.perf_counter() - self.started,
+            "gc_pauses": self.pauses,
+            "window": self.window,
+            "censuses": self.censuses,
+            "nodes": self.node_stats(),
+        }
+        path = os.path.join(self.directory, f"probe-{os.getpid()}.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(data, f)
+        os.replace(path + ".tmp", path)
+
+    def record_nodes(self) -> None:
+        """Keep every Node the process makes, to read its statistics."""
+        try:
+            import raftkv  # noqa: PLC0415 - only once the process imports it, if it can
+        except ImportError:
+            return
+        init = raftkv.Node.__init__
+        nodes = self.nodes
+
+        def recording_init(node: object, *args: object, **kwargs: object) -> None:
+            init(node, *args, **kwargs)  # type: ignore[arg-type]
+            nodes.append(node)
+
+        raftkv.Node.__init__ = recording_init  # type: ignore[method-assign]
+
+
+def _install(directory: str) -> None:
+    probe = _Probe(directory)
+    gc.callbacks.append(probe.on_gc)
+    threading.Thread(target=probe.watch_window, daemon=True).start()
+    probe.record_nodes()
+    atexit.register(probe.dump)
+
+
+if _DIR:
+    _install(_DIR)

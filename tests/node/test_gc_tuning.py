@@ -1,0 +1,68 @@
+"""The garbage collector's tuning (``raftkv._gc``): every collection's pause recorded, what
+exists frozen and the thresholds raised once after start-up, nothing touched when disabled.
+
+Each test leaves the process's collector as it found it (``collector`` fixture).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+import trio
+
+from raftkv import _gc
+from raftkv._gc import THRESHOLDS, GcTuning, gc_pauses
+
+
+@pytest.fixture
+def collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    thresholds = gc.get_threshold()
+    monkeypatch.setattr(_gc, "_process", _gc._Process(pauses=_gc._process.pauses))
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+
+
+def test_every_collection_is_recorded() -> None:
+    stats = gc_pauses().stats
+    before = stats.collections[2], stats.full_pauses.count
+    gc.collect()
+    assert stats.collections[2] == before[0] + 1
+    assert stats.full_pauses.count == before[1] + 1
+    assert stats.max_pause > 0
+
+
+async def test_start_up_is_frozen_once_and_the_thresholds_raised(
+    collector: None, autojump_clock: trio.testing.MockClock
+) -> None:
+    tuning = GcTuning(enabled=True)
+    with trio.fail_after(_gc.SETTLE_SECONDS + 1):
+        await tuning.started()
+    assert gc.get_threshold() == THRESHOLDS
+    assert tuning.stats.freezes >= 1 and gc.get_freeze_count() > 0
+    freezes = tuning.stats.freezes
+    with trio.fail_after(1):
+        await GcTuning(enabled=True).started()  # another node of the process: already done
+    assert tuning.stats.freezes == freezes
+
+
+async def test_disabled_leaves_the_collector_alone(
+    collector: None, autojump_clock: trio.testing.MockClock
+) -> None:
+    gc.unfreeze()
+    thresholds = gc.get_threshold()
+    tuning = GcTuning(enabled=False)
+    await tuning.started()
+    tuning.state_replaced(1 << 30)
+    assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0
+
+
+def test_a_large_restored_state_is_frozen(collector: None) -> None:
+    tuning = GcTuning(enabled=True)
+    freezes = tuning.stats.freezes
+    tuning.state_replaced(_gc.LARGE_STATE_BYTES - 1)
+    assert tuning.stats.freezes == freezes
+    tuning.state_replaced(_gc.LARGE_STATE_BYTES)
+    assert tuning.stats.freezes == freezes + 1
