@@ -35,6 +35,7 @@ from ._node_config import NodeStatistics
 from ._snapdata import open_snapshot_data
 from ._statemachine import StateMachine, restores_by
 from .core import AppendEntries, InstallSnapshot, SnapshotMetadata
+from .storage import Storage
 from .transport import Inbound
 
 __all__ = ["PreparedState", "SnapshotInstaller"]
@@ -71,6 +72,14 @@ class SnapshotInstaller:
         self._ready: PreparedState | None = None
         self._tasks: trio.Nursery | None = None
         self._submit: Callable[[InboxItem], Awaitable[None]] | None = None
+
+    @staticmethod
+    def spool_from(transport: object, storage: Storage) -> None:
+        """A transport that can spool received snapshots writes them through the storage's
+        sinks, straight into their files (TcpTransport); others hand them over in memory."""
+        spool = getattr(transport, "spool_snapshots", None)
+        if spool is not None:
+            spool(storage.begin_snapshot)
 
     def start(self, tasks: trio.Nursery, submit: Callable[[InboxItem], Awaitable[None]]) -> None:
         """Where preparing tasks run, and how they hand their message back (the inbox)."""

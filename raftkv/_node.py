@@ -107,11 +107,7 @@ class Node:
             gc_tuning=self._gc,
             statistics=self._stats,
         )
-        # A transport that can spool received snapshots writes them through the storage's
-        # sinks, straight into their files (TcpTransport); others hand them over in memory.
-        spool = getattr(transport, "spool_snapshots", None)
-        if spool is not None:
-            spool(storage.begin_snapshot)
+        self._installer.spool_from(transport, storage)
         snapshot = log_store.snapshot()
         if not snapshot.is_empty:  # the state machine starts from the newest snapshot
             self._snapshotter.restore(snapshot)
@@ -289,7 +285,6 @@ class Node:
         next_tick = trio.current_time() + interval
         task_status.started()
         handle = self._installer.handler(self._intake.handle)
-        busy = self._stats.loop_busy
         while not self._removed_event.is_set():
             began = time.perf_counter()
             if not self._inbox.drain(handle):
@@ -305,9 +300,7 @@ class Node:
             while self._raw.has_ready():
                 await self._handle_ready(self._raw.ready())
             await self._after_readies()
-            took = time.perf_counter() - began
-            busy.observe(took)
-            self._stats.loop_stall_max = max(self._stats.loop_stall_max, took)
+            self._stats.loop_iteration(time.perf_counter() - began)
         self._shutdown("this node was removed from the cluster")
 
     def _tick(self) -> None:

@@ -139,3 +139,8 @@ class NodeStatistics:
     snapshot_restore_seconds: float = 0.0
     # The process's garbage collections (shared by every node of the process).
     gc: GcStatistics = field(default_factory=GcStatistics)
+
+    def loop_iteration(self, seconds: float) -> None:
+        """One raft-loop iteration took ``seconds`` (waiting for input excluded)."""
+        self.loop_busy.observe(seconds)
+        self.loop_stall_max = max(self.loop_stall_max, seconds)
