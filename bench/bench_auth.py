@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import trio
 from _servers import SHARED, RaftkvCluster
-from _wrk import preload
+from _wrk import _result, preload
 
 from raftkv.kv import (
     AuthAdmin,
@@ -85,13 +85,8 @@ def _wrk(
     for header in headers:
         cmd += ["-H", header]
     cmd += ["-s", f"{script}.lua", url, "--", api]
-    out = subprocess.run(
-        cmd, cwd=SHARED, capture_output=True, text=True, timeout=600, check=False
-    ).stdout
-    line = next((x for x in out.splitlines() if x.startswith("RESULT ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk failed: {' '.join(cmd)}\n{out}")
-    return {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+    out = subprocess.run(cmd, cwd=SHARED, capture_output=True, text=True, timeout=600, check=False)
+    return _result(cmd, out.stdout)
 
 
 def measure(
