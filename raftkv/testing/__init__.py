@@ -8,8 +8,9 @@
 * ``InvariantChecker``: Raft's safety properties, checked after every simulator step.
 * ``run_scenario`` / ``replay``: data-driven scenario files (``cmd args`` / ``----`` / output).
 * ``check_linearizable`` / ``check_stale_reads``: client histories against a register model
-  (writes, compare-and-sets, reads); ``check_locks``: the lock workload's tenures and fencing
-  tokens against the committed log (``CommittedLog``); ``Watcher``: a simulated watch.
+  (writes, compare-and-sets, multi-key transactions (``Txn``), reads); ``check_locks``: the
+  lock workload's tenures and fencing tokens against the committed log (``CommittedLog``);
+  ``Watcher``: a simulated watch.
 * ``RandomSchedule``: random fault schedules over a ``Cluster``, for sweeps and Hypothesis.
 * ``open_local_cluster``: real nodes in one process on a memory network, for tests and examples.
 
@@ -34,7 +35,7 @@ from ._local import open_local_cluster
 from ._lockcheck import LockViolation, check_locks
 from ._scenario import ScenarioRunner, replay, run_scenario
 from ._schedule import SWEEP_CONFIGS, RandomSchedule, sweep_cluster
-from ._statemachine import KVStateMachine
+from ._statemachine import KVStateMachine, Txn
 from ._watchers import Watcher
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "StabilizeError",
     "StaleRead",
     "TestCase",
+    "Txn",
     "Watcher",
     "check_linearizable",
     "check_locks",

@@ -1,8 +1,9 @@
 """``ClientHistory``: the simulator's client operations, for the linearizability checker.
 
-Writes ``key=value``, compare-and-sets ``key=value?expected`` and ReadIndex reads are recorded
-with invocation and return times on one logical clock. A write returns when the node it was
-proposed on applies it (a compare-and-set with its outcome); a read returns when the node that
+Writes ``key=value``, compare-and-sets ``key=value?expected``, transactions (``txn ... then ...
+else ...``) and ReadIndex reads are recorded with invocation and return times on one logical
+clock. A write returns when the node it was proposed on applies it (a compare-and-set or a
+transaction with its outcome, a transaction with what it read); a read returns when the node that
 asked for it has its ``ReadState`` and has applied up to its index (the value is then read from
 its state machine). A write that never returns is a "maybe" operation. A write certainly fails
 (and leaves the history) when it is refused, when its log slot was taken by another entry (Log
@@ -28,7 +29,7 @@ from ._invariants import InvariantViolation
 from ._lincheck import Op, OpKind, check_linearizable, check_stale_reads
 from ._lockcheck import check_locks
 from ._simnode import SimNode
-from ._statemachine import Applied, Command, parse_command
+from ._statemachine import Applied, Command, Pairs, Txn, parse_command
 from ._transcript import Transcript
 from ._watchers import Watchers
 
@@ -55,8 +56,13 @@ class ClientOp:
     error: str | None = None
     data: bytes = b""  # a write's command
     expected: str | None = None  # a compare-and-set's expected value
-    ok: bool | None = None  # a compare-and-set's answer
+    ok: bool | None = None  # a compare-and-set's or a transaction's answer
+    txn: Txn | None = None  # a transaction's compares and branches
+    reads: Pairs = ()  # what an answered transaction read
     took_effect: bool | None = None  # whether it changed its register, once applied somewhere
+    # The clock when it first applied anywhere (it committed before), and its outcome there.
+    effect: int | None = None
+    effect_ok: bool | None = None
     sent_term: int | None = None  # forwarded to the leader in this term
     lost: bool = False  # its node went down while it waited
 
@@ -69,20 +75,33 @@ class ClientOp:
         return self.ret is None and self.error is None
 
     def to_op(self) -> Op:
+        """The operation for the checker. A write that applied somewhere took effect by the
+        time it first applied (it had committed then): that time is its return, whether or
+        not its client saw an answer, which narrows the search without changing a verdict."""
         index = None
-        if self.kind is not OpKind.READ and self.took_effect:
-            index = self.index
-        ok = self.ok if self.ret is not None else None
+        ret, ok = self.ret, self.ok
+        if self.kind is not OpKind.READ:
+            if self.took_effect:
+                index = self.index
+            if self.effect is not None:
+                ret, ok = self.effect, self.effect_ok
+        if ret is None:
+            ok = None
+        txn = self.txn
         return Op(
             self.id,
             self.kind,
             self.key,
             self.value,
             self.invoke,
-            self.ret,
+            ret,
             index,
             self.expected,
             ok,
+            compares=txn.compares if txn else (),
+            success=txn.success if txn else (),
+            failure=txn.failure if txn else (),
+            reads=self.reads if ret is not None else (),
         )
 
 
@@ -119,11 +138,15 @@ class ClientHistory:
             self.ops.append(op)
         return op
 
-    def _new_write(self, node_id: int, command: Command, data: bytes) -> ClientOp:
-        kind = OpKind.CAS if command.cas else OpKind.WRITE
-        op = self._new_op(kind, node_id, command.key, command.value)
+    def _new_write(self, node_id: int, command: Command | Txn, data: bytes) -> ClientOp:
+        if isinstance(command, Txn):
+            op = self._new_op(OpKind.TXN, node_id, min(command.keys), None)
+            op.txn = command
+        else:
+            kind = OpKind.CAS if command.cas else OpKind.WRITE
+            op = self._new_op(kind, node_id, command.key, command.value)
+            op.expected = command.expected
         op.data = data
-        op.expected = command.expected
         return op
 
     # -- invocations -------------------------------------------------------------------------------
@@ -189,10 +212,9 @@ class ClientHistory:
                 self._placed(e, applied)
             if self.dropped and e.data in self.dropped:
                 self._dropped_applies(node, e)
-            if applied.ok and self.watchers.watching(node.id):
-                self.watchers.on_write(
-                    node.id, (e.index, applied.command.key, applied.command.value)
-                )
+            if applied.writes and self.watchers.watching(node.id):
+                for key, value in applied.writes:
+                    self.watchers.on_write(node.id, (e.index, key, value))
         if node.writes_by_index or node.writes_by_data:
             self._complete_write(node, e, applied)
         if node.forwarded and node.forwarded[0][0] < e.term:
@@ -216,7 +238,9 @@ class ClientHistory:
         op = self.unplaced.pop(e.data, None)
         if op is not None:
             op.index = e.index
-            op.took_effect = applied.ok
+            # A transaction took effect either way (its reads and branch happened there).
+            op.took_effect = applied.ok or op.kind is OpKind.TXN
+            op.effect, op.effect_ok, op.reads = self.clock, applied.ok, applied.reads
 
     def _complete_write(self, node: SimNode, e: Entry, applied: Applied | None) -> None:
         """Answer the write waiting for ``e``, or fail the one it replaced."""
@@ -242,9 +266,12 @@ class ClientHistory:
         op.entry = e.id
         op.ret = self._tick_clock()
         outcome = ""
-        if op.kind is OpKind.CAS:
+        if op.kind is OpKind.CAS or op.kind is OpKind.TXN:
             op.ok = applied is not None and applied.ok
             outcome = ": ok" if op.ok else ": failed"
+        if op.kind is OpKind.TXN and applied is not None and applied.reads:
+            op.reads = applied.reads
+            outcome += " read " + _pairs(applied.reads)
         command = applied.command.describe() if applied is not None else f"{op.key}={op.value}"
         self._tx.emit(f"  {op.name} {command} acked at {e.term}/{e.index}{outcome}")
 
@@ -361,7 +388,14 @@ class ClientHistory:
             if op.kind is OpKind.READ:
                 what = f"read {op.key}={op.value}"
             else:
-                what = f"{op.kind.value} {op.data.decode('utf-8', 'replace')}"
+                command = op.data.decode("utf-8", "replace")
+                what = command if op.kind is OpKind.TXN else f"{op.kind.value} {command}"
                 if op.ok is not None:
                     what += ": ok" if op.ok else ": failed"
+                if op.ret is not None and op.reads:
+                    what += " read " + _pairs(op.reads)
             self._tx.emit(f"{op.name} {what} at {op.node} [{op.invoke},{ret}]{status}")
+
+
+def _pairs(pairs: Pairs) -> str:
+    return " ".join(f"{k}={v or ''}" for k, v in pairs)

@@ -15,10 +15,13 @@ from raftkv.core import Entry
 
 from ._statemachine import Applied
 
-__all__ = ["CommittedLog", "Write"]
+__all__ = ["CommittedLog", "Position", "Write"]
 
 Write = tuple[int, str, str | None]
 """A write that changed a register: (index, key, value; None empties it)."""
+
+Position = tuple[int, str]
+"""A place in the history of writes: (index, key); ``(i, "")`` is just before index ``i``."""
 
 
 class CommittedLog:
@@ -33,10 +36,10 @@ class CommittedLog:
         """``entry`` was applied for the first time anywhere, with this result."""
         self.index = entry.index
         self.term = entry.term
-        if applied is not None and applied.ok:
-            key = applied.command.key
-            self._indexes.setdefault(key, []).append(entry.index)
-            self._values.setdefault(key, []).append(applied.command.value)
+        if applied is not None:
+            for key, value in applied.writes:
+                self._indexes.setdefault(key, []).append(entry.index)
+                self._values.setdefault(key, []).append(value)
 
     def writes(self, key: str) -> list[Write]:
         """Every committed write of ``key``, in log order."""
@@ -57,14 +60,24 @@ class CommittedLog:
         out.sort()
         return out
 
-    def next_after(self, keys: Iterable[str], index: int) -> Write | None:
-        """The first committed write of ``keys`` after ``index`` (None if none is known)."""
+    def next_after(self, keys: Iterable[str], position: Position) -> Write | None:
+        """The first committed write of ``keys`` after ``position`` (None if none is known):
+        in (index, key) order, as a transaction's writes share one index."""
+        index, after_key = position
         best: Write | None = None
         for key in keys:
             indexes = self._indexes.get(key)
             if not indexes:
                 continue
-            pos = bisect.bisect_right(indexes, index)
-            if pos < len(indexes) and (best is None or indexes[pos] < best[0]):
-                best = (indexes[pos], key, self._values[key][pos])
+            # A key is written at most once per index: past ``index`` itself once at or
+            # before ``after_key`` there.
+            pos = (
+                bisect.bisect_right(indexes, index)
+                if key <= after_key
+                else bisect.bisect_left(indexes, index)
+            )
+            if pos < len(indexes):
+                write = (indexes[pos], key, self._values[key][pos])
+                if best is None or write[:2] < best[:2]:
+                    best = write
         return best

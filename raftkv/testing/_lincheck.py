@@ -7,12 +7,19 @@ op: it may have taken effect at any point after its invocation, or never (a comp
 whose outcome is unknown, too: if it took effect, the register held its expected value then). A
 read that never returned tells nothing and is ignored.
 
-Registers are independent objects, so the history is checked one key at a time
-(linearizability is compositional, Herlihy & Wing 1990 §3.3). For one key the search looks for a
-total order of the ops that respects real time (``a.ret < b.invoke`` puts ``a`` first) and the
-register's sequential specification, memoizing (set of linearized ops, register value) states
-that already failed (Lowe 2017, the approach of Knossos and Porcupine). Histories of a few
-hundred ops per key are checked in milliseconds when concurrency is modest.
+A transaction (``TXN``) compares, reads and writes several registers at one point: if every
+compare holds it writes its ``success`` pairs, else its ``failure`` pairs; ``ok`` says which
+(None while unanswered: then it may take effect either way, or never). Its ``reads`` are the
+values it returned, as it found the registers before its writes.
+
+Registers no transaction ties together are independent objects, so the history is checked one
+*group* at a time: the keys that transactions connect (a key no transaction touches is a group
+of its own). Linearizability is compositional (Herlihy & Wing 1990 §3.3), so this decides the
+whole history. For one group the search looks for a total order of the ops that respects real
+time (``a.ret < b.invoke`` puts ``a`` first) and the registers' sequential specification,
+memoizing (set of linearized ops, registers' values) states that already failed (Lowe 2017, the
+approach of Knossos and Porcupine). Histories of a few hundred ops per group are checked in
+milliseconds when concurrency is modest.
 
 ``check_stale_reads`` is the simpler, cheaper property: a read never returns a value older than
 a write acknowledged before the read began (needs each write's log position).
@@ -22,7 +29,7 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -42,6 +49,11 @@ class OpKind(enum.Enum):
     WRITE = "write"
     READ = "read"
     CAS = "cas"
+    TXN = "txn"
+
+
+Pairs = tuple[tuple[str, str | None], ...]
+State = tuple[str | None, ...]  # a group's registers' values, in the order of its keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,21 +76,52 @@ class Op:
     index: int | None = None
     expected: str | None = None
     ok: bool | None = None
+    # A transaction's compares (register holds value), its two branches and what it read.
+    compares: Pairs = ()
+    success: Pairs = ()
+    failure: Pairs = ()
+    reads: Pairs = ()
 
     def __post_init__(self) -> None:
         if self.ret is not None and self.ret < self.invoke:
             raise ValueError(f"op {self.id} returns ({self.ret}) before it is invoked")
-        if self.kind is OpKind.CAS and (self.ret is None) != (self.ok is None):
-            raise ValueError(f"compare-and-set {self.id}: an answer needs an outcome, and back")
+        conditional = self.kind is OpKind.CAS or self.kind is OpKind.TXN
+        if conditional and (self.ret is None) != (self.ok is None):
+            raise ValueError(f"{self.kind.value} {self.id}: an answer needs an outcome, and back")
+        if self.kind is OpKind.TXN and self.ret is None and self.reads:
+            raise ValueError(f"txn {self.id}: reads without an answer")
+
+    @property
+    def keys(self) -> frozenset[str]:
+        """The registers the op touches."""
+        if self.kind is not OpKind.TXN:
+            return frozenset((self.key,))
+        pairs = self.compares + self.success + self.failure + self.reads
+        return frozenset(k for k, _ in pairs)
+
+    def writes(self) -> Pairs:
+        """Every (key, value) the op may write."""
+        if self.kind is OpKind.TXN:
+            return self.success + self.failure
+        return () if self.kind is OpKind.READ else ((self.key, self.value),)
 
     def __str__(self) -> str:
         ret = "?" if self.ret is None else str(self.ret)
-        if self.kind is OpKind.CAS:
-            outcome = "" if self.ok is None else (" ok" if self.ok else " failed")
+        outcome = "" if self.ok is None else (" ok" if self.ok else " failed")
+        if self.kind is OpKind.TXN:
+            what = f"txn {_pairs(self.compares)} ? {_pairs(self.success)} : "
+            what += f"{_pairs(self.failure)}{outcome}"
+            if self.reads:
+                what += f" read {_pairs(self.reads)}"
+        elif self.kind is OpKind.CAS:
             what = f"cas({self.key}) {self.expected}->{self.value}{outcome}"
         else:
             what = f"{'w' if self.kind is OpKind.WRITE else 'r'}({self.key})={self.value}"
         return f"#{self.id} {what} [{self.invoke},{ret}]"
+
+
+def _pairs(pairs: Pairs) -> str:
+    return "{" + ",".join(f"{k}={v}" for k, v in pairs) + "}"
 
 
 class LinearizabilityViolation(AssertionError):
@@ -87,7 +130,8 @@ class LinearizabilityViolation(AssertionError):
     def __init__(self, key: str, ops: Sequence[Op], detail: str = "") -> None:
         lines = "\n  ".join(str(op) for op in sorted(ops, key=lambda o: (o.invoke, o.id)))
         extra = f"\n{detail}" if detail else ""
-        super().__init__(f"history of key {key!r} is not linearizable:\n  {lines}{extra}")
+        what = f"keys {key!r}" if "," in key else f"key {key!r}"
+        super().__init__(f"history of {what} is not linearizable:\n  {lines}{extra}")
         self.key = key
         self.ops = tuple(ops)
 
@@ -96,57 +140,116 @@ class StaleRead(AssertionError):
     """A read returned a value older than a write acknowledged before the read began."""
 
 
-def _relevant(ops: Iterable[Op]) -> dict[str, list[Op]]:
-    """Group by key, dropping what cannot matter: unanswered reads, and maybe-writes (or
-    maybe-CASes) whose value nothing observed (no read returned it, no compare-and-set
-    expected it).
+def _groups(ops: Iterable[Op]) -> dict[tuple[str, ...], list[Op]]:
+    """The ops by group: the sorted keys that transactions tie together (union-find)."""
+    ops = list(ops)
+    parent: dict[str, str] = {}
 
-    Such a write can always be linearized "never", so removing it changes no verdict; it only
-    shrinks the search. Not on a key with a failed compare-and-set: that one needed the
-    register to hold anything but its expected value, which any write may have provided.
-    """
-    by_key: dict[str, list[Op]] = defaultdict(list)
-    observed: set[tuple[str, str | None]] = set()
-    keep_all: set[str] = set()
+    def root(key: str) -> str:
+        parent.setdefault(key, key)
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
     for op in ops:
-        if op.kind is OpKind.READ:
-            if op.ret is not None:
-                by_key[op.key].append(op)
+        first, *rest = sorted(op.keys)
+        for key in rest:
+            parent[root(key)] = root(first)
+        root(first)
+    members: dict[str, list[str]] = defaultdict(list)
+    for key in parent:
+        members[root(key)].append(key)
+    name = {k: tuple(sorted(m)) for m in members.values() for k in m}
+    by_group: dict[tuple[str, ...], list[Op]] = defaultdict(list)
+    for op in ops:
+        by_group[name[next(iter(op.keys))]].append(op)
+    return dict(by_group)
+
+
+def _relevant(ops: Iterable[Op]) -> dict[tuple[str, ...], list[Op]]:
+    """Group the ops (see ``_groups``), dropping what cannot matter: unanswered reads, and
+    maybe-writes (maybe-CASes, maybe-transactions) none of whose values anything observed (no
+    read returned it, no compare-and-set expected it, no transaction compared or read it).
+
+    Such an op can always be linearized "never", so removing it changes no verdict; it only
+    shrinks the search. Not if it writes a key a failed compare-and-set or transaction
+    compared: that one needed the register to hold anything but the value it compared, which
+    any write may have provided.
+    """
+    by_group = _groups(op for op in ops if op.kind is not OpKind.READ or op.ret is not None)
+    for group, group_ops in by_group.items():
+        observed: set[tuple[str, str | None]] = set()
+        unequal: set[str] = set()  # keys a failed compare needed to differ
+        for op in group_ops:
+            if op.kind is OpKind.READ:
                 observed.add((op.key, op.value))
-            continue
-        by_key[op.key].append(op)
-        if op.kind is OpKind.CAS:
-            if op.ok is False:
-                keep_all.add(op.key)
-            else:
+            elif op.kind is OpKind.CAS:
                 observed.add((op.key, op.expected))
-    for key, key_ops in by_key.items():
-        if key not in keep_all:
-            by_key[key] = [
-                op
-                for op in key_ops
-                if op.kind is OpKind.READ or op.ret is not None or (key, op.value) in observed
-            ]
-    return dict(by_key)
+                if op.ok is False:
+                    unequal.add(op.key)
+            elif op.kind is OpKind.TXN:
+                observed.update(op.compares)
+                observed.update(op.reads)
+                if op.ok is False:
+                    unequal.update(k for k, _ in op.compares)
+        by_group[group] = [
+            op
+            for op in group_ops
+            if op.ret is not None or any(w in observed or w[0] in unequal for w in op.writes())
+        ]
+    return by_group
 
 
-def _step(op: Op, value: str | None) -> tuple[bool, str | None]:
-    """Whether ``op`` may take effect when the register holds ``value``, and what it holds
-    after. A maybe-CAS is placed only where it takes effect (elsewhere it changes nothing,
-    which is the same as never)."""
-    if op.kind is OpKind.WRITE:
-        return True, op.value
-    if op.kind is OpKind.READ:
-        return op.value == value, value
+Step = Callable[[State], "State | None"]
+
+
+def _stepper(op: Op, slot: dict[str, int]) -> Step:
+    """``op`` as a step of its group's state: the state after it takes effect there, or None
+    if it cannot take effect in that state. A maybe-CAS is placed only where it takes effect
+    (elsewhere it changes nothing, which is the same as never)."""
+
+    def assign(state: State, writes: tuple[tuple[int, str | None], ...]) -> State:
+        if not writes:
+            return state
+        out = list(state)
+        for p, v in writes:
+            out[p] = v
+        return tuple(out)
+
+    kind, value = op.kind, op.value
+    if kind is OpKind.TXN:
+        compares = tuple((slot[k], v) for k, v in op.compares)
+        reads = tuple((slot[k], v) for k, v in op.reads)
+        success = tuple((slot[k], v) for k, v in op.success)
+        failure = tuple((slot[k], v) for k, v in op.failure)
+        ok = op.ok
+
+        def txn(state: State) -> State | None:
+            if any(state[p] != v for p, v in reads):
+                return None
+            held = all(state[p] == v for p, v in compares)
+            if ok is not None and held is not ok:
+                return None
+            return assign(state, success if held else failure)
+
+        return txn
+    p = slot[op.key]
+    if kind is OpKind.WRITE:
+        return lambda state: assign(state, ((p, value),))
+    if kind is OpKind.READ:
+        return lambda state: state if state[p] == value else None
+    expected = op.expected
     if op.ok is False:
-        return op.expected != value, value
-    return op.expected == value, op.value
+        return lambda state: state if state[p] != expected else None
+    return lambda state: assign(state, ((p, value),)) if state[p] == expected else None
 
 
 def find_linearization(
     ops: Sequence[Op], initial: str | None = None, max_states: int = 2_000_000
 ) -> list[Op] | None:
-    """A linearization of the ops of ONE register (a list in linearization order), or None.
+    """A linearization of the ops of ONE group of registers (a list in linearization order),
+    or None; every register starts as ``initial``.
 
     Maybe-writes the result leaves out took effect never. Raises ``RuntimeError`` if the search
     visits more than ``max_states`` states (the history is too concurrent to decide cheaply).
@@ -155,15 +258,18 @@ def find_linearization(
     n = len(ops)
     if n == 0:
         return []
+    keys = sorted(frozenset().union(*(op.keys for op in ops)))
+    slot = {k: p for p, k in enumerate(keys)}
+    steps = [_stepper(op, slot) for op in ops]
     rets = [_INF if op.ret is None else op.ret for op in ops]
     required = 0
     for i, op in enumerate(ops):
         if op.ret is not None:
             required |= 1 << i
-    seen: set[tuple[int, str | None]] = set()
-    # Depth-first search over (linearized-set, value); the stack holds the chosen order.
+    seen: set[tuple[int, State]] = set()
+    # Depth-first search over (linearized-set, state); the stack holds the chosen order.
     order: list[int] = []
-    stack: list[tuple[int, str | None, list[int]]] = []
+    stack: list[tuple[int, State, list[tuple[int, State]]]] = []
 
     invokes = [op.invoke for op in ops]
 
@@ -182,17 +288,21 @@ def find_linearization(
             i += 1
         return [i for i in window if invokes[i] <= min_ret]
 
-    def successors(done: int, value: str | None) -> list[int]:
-        out = [i for i in candidates(done) if _step(ops[i], value)[0]]
+    def successors(done: int, state: State) -> list[tuple[int, State]]:
+        out = []
+        for i in candidates(done):
+            after = steps[i](state)
+            if after is not None:
+                out.append((i, after))
         # Try completed ops before maybe-writes: they must be placed anyway.
-        out.sort(key=lambda i: (ops[i].ret is None, ops[i].invoke))
+        out.sort(key=lambda t: (ops[t[0]].ret is None, ops[t[0]].invoke))
         return out
 
-    done, value = 0, initial
-    stack.append((done, value, successors(done, value)))
-    seen.add((done, value))
+    done, state = 0, tuple(initial for _ in keys)
+    stack.append((done, state, successors(done, state)))
+    seen.add((done, state))
     while stack:
-        done, value, todo = stack[-1]
+        done, state, todo = stack[-1]
         if done & required == required:
             return [ops[i] for i in order]
         if not todo:
@@ -200,47 +310,49 @@ def find_linearization(
             if order:
                 order.pop()
             continue
-        i = todo.pop(0)
-        op = ops[i]
+        i, new_state = todo.pop(0)
         new_done = done | 1 << i
-        new_value = _step(op, value)[1]
-        if (new_done, new_value) in seen:
+        if (new_done, new_state) in seen:
             continue
         if len(seen) >= max_states:
             raise RuntimeError(f"linearizability search gave up after {max_states} states")
-        seen.add((new_done, new_value))
+        seen.add((new_done, new_state))
         order.append(i)
-        stack.append((new_done, new_value, successors(new_done, new_value)))
+        stack.append((new_done, new_state, successors(new_done, new_state)))
     return None
 
 
 def check_linearizable(history: Iterable[Op], initial: str | None = None) -> None:
-    """Raise ``LinearizabilityViolation`` unless every register's history is linearizable."""
-    for key, ops in sorted(_relevant(history).items()):
+    """Raise ``LinearizabilityViolation`` unless every group's history is linearizable."""
+    for group, ops in sorted(_relevant(history).items()):
         if find_linearization(ops, initial) is None:
-            raise LinearizabilityViolation(key, ops)
+            raise LinearizabilityViolation(",".join(group), ops)
 
 
 def check_stale_reads(history: Iterable[Op]) -> None:
     """Raise ``StaleRead`` if a read returned a value older than a write acked before it began.
 
     Writes need ``index`` (their log position; a compare-and-set has one only if it took
-    effect). A read's value is dated by the index of the write that wrote it (values must be
-    unique per key; ``None`` dates to 0, unless a write emptied the register: such reads are
-    not dated, the linearizability check covers them).
+    effect; a transaction's writes are dated by its index). A read's value is dated by the
+    index of the write that wrote it (values must be unique per key; ``None`` dates to 0,
+    unless a write emptied the register: such reads are not dated, the linearizability check
+    covers them).
     """
     ops = list(history)
     written_at: dict[tuple[str, str | None], int] = {}
     emptied: set[str] = set()
     acked: dict[str, list[tuple[int, int, Op]]] = defaultdict(list)  # key -> (ret, index, op)
     for op in ops:
-        if op.kind is OpKind.READ or op.index is None or op.ok is False:
+        if op.kind is OpKind.READ or op.index is None:
             continue
-        if op.value is None:
-            emptied.add(op.key)
-        written_at[op.key, op.value] = op.index
+        dated, taken = _dated_writes(op)
+        for key, value in dated:
+            if value is None:
+                emptied.add(key)
+            written_at[key, value] = op.index
         if op.ret is not None:
-            acked[op.key].append((op.ret, op.index, op))
+            for key, _ in taken:
+                acked[key].append((op.ret, op.index, op))
     for lst in acked.values():
         lst.sort(key=lambda t: t[0])
     for op in ops:
@@ -263,3 +375,14 @@ def check_stale_reads(history: Iterable[Op]) -> None:
                 f"read {op} saw the write at index {seen_index}, but write {newest} "
                 f"(index {newest_index}) was acknowledged before the read began"
             )
+
+
+def _dated_writes(op: Op) -> tuple[Pairs, Pairs]:
+    """The writes ``op`` (applied at ``op.index``) may have made, and those it made for certain
+    (a transaction's branch is certain only once answered; values are unique, so the branch it
+    did not take dates nothing a read returned)."""
+    if op.kind is OpKind.TXN:
+        taken = () if op.ok is None else op.success if op.ok else op.failure
+        return op.writes(), taken
+    writes = () if op.ok is False else op.writes()
+    return writes, writes

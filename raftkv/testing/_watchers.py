@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from ._committed import CommittedLog, Write
+from ._committed import CommittedLog, Position, Write
 from ._invariants import InvariantViolation
 from ._simnode import SimNode
 from ._transcript import Transcript
@@ -40,9 +40,10 @@ class Watcher:
         return f"w{self.id}"
 
     @property
-    def last(self) -> int:
-        """The index it resumes after: its last event's (or just before its start)."""
-        return self.events[-1][0] if self.events else self.start - 1
+    def last(self) -> Position:
+        """Where it resumes after: its last event's (index, key), or just before its start. A
+        transaction's writes share one index, in key order, as one revision's events do."""
+        return self.events[-1][:2] if self.events else (self.start, "")
 
 
 class Watchers:
@@ -69,14 +70,14 @@ class Watchers:
         history = node.sm.history
         for w in self._on.get(node.id, ()):
             keys = w.keys
-            for p in range(bisect.bisect_right(history, w.last, key=_index), len(history)):
+            for p in range(bisect.bisect_right(history, w.last, key=_position), len(history)):
                 if history[p][1] in keys:
                     self._deliver(w, history[p])
 
     def on_write(self, node_id: int, write: Write) -> None:
         """``node_id`` applied ``write`` (a write that changed a register)."""
         for w in self._on.get(node_id, ()):
-            if write[0] > w.last and write[1] in w.keys:
+            if write[:2] > w.last and write[1] in w.keys:
                 self._deliver(w, write)
 
     def _deliver(self, w: Watcher, write: Write) -> None:
@@ -84,8 +85,9 @@ class Watchers:
         if write != want:
             raise InvariantViolation(
                 "a watch delivers the committed history",
-                f"{w.name} on node {w.node} gets {_fmt(write)} after index {w.last}; the next "
-                f"committed write of {','.join(w.keys)} is {_fmt(want)}",
+                f"{w.name} on node {w.node} gets {_fmt(write)} after "
+                f"{_fmt_position(w.last)}; the next committed write of {','.join(w.keys)} "
+                f"is {_fmt(want)}",
             )
         w.events.append(write)
         self._tx.emit(f"  {w.name} event {_fmt(write)}")
@@ -95,7 +97,7 @@ class Watchers:
         what its node applied (up to its last event, if its node is down)."""
         for w in self.all:
             node = nodes[w.node]
-            upto = node.sm.applied if node.up else w.last
+            upto = node.sm.applied if node.up else w.last[0]
             want = self._committed.between(w.keys, w.start, upto)
             if w.events != want:
                 missing = [x for x in want if x not in w.events]
@@ -111,8 +113,13 @@ class Watchers:
             self._tx.emit(f"{len(self.all)} watchers ({events} events): the committed history")
 
 
-def _index(write: Write) -> int:
-    return write[0]
+def _position(write: Write) -> Position:
+    return write[:2]
+
+
+def _fmt_position(position: Position) -> str:
+    index, key = position
+    return f"{key}@{index}" if key else f"index {index - 1}"
 
 
 def _fmt(write: Write | None) -> str:

@@ -37,7 +37,7 @@ from hypothesis.stateful import (
 )
 
 from raftkv.core import ReadOnlyOption
-from raftkv.testing import Cluster, RandomSchedule, sweep_cluster
+from raftkv.testing import Cluster, RandomSchedule, Txn, sweep_cluster
 
 THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
 EXAMPLES = int(os.environ.get("RAFTKV_SIM_EXAMPLES", "10000" if THOROUGH else "200"))
@@ -117,6 +117,7 @@ class RaftSimulation(RuleBasedStateMachine):
         + ["process_ready"] * 3
         + ["propose"] * 4
         + ["cas"] * 2
+        + ["txn"] * 2
         + ["read"] * 3
         + ["lock"] * 3
         + ["tick", "campaign", "drop", "duplicate", "heal", "heal", "restart", "restart"]
@@ -177,6 +178,22 @@ class RaftSimulation(RuleBasedStateMachine):
             data = f"{key}={self.c.unique_value()}?{expected or ''}"
             self._run(self.c.propose, node, data.encode())
 
+    def _txn(self, arg: int) -> None:
+        # Over the transaction keys only (see ``RandomSchedule.txn``): compare one, write both
+        # or (else) the other one, or delete it; read both at times.
+        node = self._up(arg)
+        if node is not None:
+            first, second = ("ta", "tb") if arg % 2 else ("tb", "ta")
+            held = self.c.nodes[node].sm.get(first) if arg % 4 else "none"
+            value = self.c.unique_value()
+            txn = Txn(
+                compares=((first, held),),
+                success=((first, value), (second, value)),
+                failure=((second, value if arg // 8 % 2 else None),),
+                reads=("ta", "tb") if arg // 16 % 2 else (),
+            )
+            self._run(self.c.propose, node, txn.describe().encode())
+
     def _read(self, arg: int) -> None:
         node = self._up(arg)
         if node is not None:
@@ -190,9 +207,9 @@ class RaftSimulation(RuleBasedStateMachine):
     def _watch(self, arg: int) -> None:
         node = self._up(arg)
         if node is not None and len(self.c.clients.watchers.all) < 4:
-            keys = ["a", "b", "c", "ab", "bc"][arg % 5]
+            keys = [["a"], ["b"], ["c"], ["a", "b"], ["b", "c"], ["ta", "tb"]][arg % 6]
             start = max(1, self.c.nodes[node].sm.applied - arg // 8)
-            self._run(self.c.watch, node, list(keys), start)
+            self._run(self.c.watch, node, keys, start)
 
     def _delay_forward(self, arg: int) -> None:
         forwards = [p for p, m in enumerate(self.c.in_flight) if type(m).__name__ == "Propose"]
