@@ -64,6 +64,9 @@ class ClientOp:
     effect: int | None = None
     effect_ok: bool | None = None
     sent_term: int | None = None  # forwarded to the leader in this term
+    # The clock when its client acted on its outcome before any answer came (learned from
+    # the committed log: ``fate``); a late answer does not move that moment.
+    settled: int | None = None
     lost: bool = False  # its node went down while it waited
 
     @property
@@ -73,6 +76,11 @@ class ClientOp:
     @property
     def pending(self) -> bool:
         return self.ret is None and self.error is None
+
+    @property
+    def told(self) -> int | None:
+        """When its client knew the outcome: the answer, or what it learned before one."""
+        return self.settled if self.settled is not None else self.ret
 
     def to_op(self) -> Op:
         """The operation for the checker. A write that applied somewhere took effect by the

@@ -109,9 +109,11 @@ def _check_fenced(committed: CommittedLog, by_token: dict[int, _Tenure]) -> None
 
 def _check_acknowledged(ops: list[ClientOp], by_token: dict[int, _Tenure]) -> None:
     lock_ops = [op for op in ops if op.key == LOCK_KEY and op.kind is OpKind.CAS]
+    # In the order the clients knew they hold the lock: a client that learned it from the
+    # committed log moved on then, whenever its node's answer came.
     acquired = sorted(
         (op for op in lock_ops if op.value is not None and op.ok and op.ret is not None),
-        key=lambda op: op.ret or 0,
+        key=lambda op: op.told or 0,
     )
     release_asked: dict[str, int] = {}
     for op in lock_ops:
@@ -126,13 +128,14 @@ def _check_acknowledged(ops: list[ClientOp], by_token: dict[int, _Tenure]) -> No
                 "but no such tenure committed"
             )
         if previous is not None:
-            assert previous.value is not None and op.ret is not None
+            told = op.told
+            assert previous.value is not None and told is not None
             if (previous.index or 0) >= (op.index or 0):
                 raise LockViolation(f"token {op.index} of {op.name} after {previous.index}")
             asked = release_asked.get(previous.value)
-            if asked is None or asked > op.ret:
+            if asked is None or asked > told:
                 raise LockViolation(
-                    f"{op.name} ({op.value}) was told it holds the lock at {op.ret}, before "
+                    f"{op.name} ({op.value}) was told it holds the lock at {told}, before "
                     f"{previous.value} asked to release it ({asked}): the tenures overlap"
                 )
         previous = op

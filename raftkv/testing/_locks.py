@@ -66,6 +66,8 @@ class LockClients:
             done = self._outcome(op)
             if done is None:
                 return  # still waiting for its answer
+            if op.ret is None:
+                op.settled = self.cluster.clients.clock  # its node may still answer, late
             client.op = None
             self._settle(client, op, done)
             return
