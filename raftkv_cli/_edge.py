@@ -179,8 +179,10 @@ class Edge:
         if found is None:
             await self.fallback(scope, receive, send)  # Quart's JSON 404
             return
-        routes, allow = found
-        await self._serve(routes, allow, scope, receive, send, not_leader=self.fallback)
+        routes, allow, leader_only = found
+        # Only the routes the Quart side has: anything else refused NotLeader is a 503 here.
+        replay = self.fallback if scope["method"] in leader_only else None
+        await self._serve(routes, allow, scope, receive, send, not_leader=replay)
 
     async def _serve_stream(
         self, handler: StreamHandler, allow: str, scope: Scope, receive: Receive, send: Send

@@ -379,11 +379,7 @@ class AsyncClient:
             try:
                 async with self._http.stream("GET", endpoint + calls.SNAPSHOT_TARGET) as response:
                     if response.status_code == 200:
-                        file.seek(0)
-                        file.truncate()
-                        size = 0
-                        async for chunk in response.aiter_bytes():
-                            size += file.write(chunk)
+                        size = await _rewrite(file, response.aiter_bytes())
                         return calls.snapshot_saved(response, endpoint, size)
                     await response.aread()
                     pause = attempt.answered(response)
@@ -393,6 +389,33 @@ class AsyncClient:
                 pause = attempt.transport_failed(exc)
             if pause:
                 await trio.sleep(pause)
+
+
+_WRITE_BATCH = 1 << 20  # bytes handed to the worker thread per file write
+
+
+async def _rewrite(file: IO[bytes], chunks: AsyncIterator[bytes]) -> int:
+    """Rewrite ``file`` from its start with ``chunks``; the bytes written. The file is written
+    in a worker thread, about a megabyte at a time: the event loop never waits on the disk."""
+
+    def rewind() -> None:
+        file.seek(0)
+        file.truncate()
+
+    await trio.to_thread.run_sync(rewind)
+    size = 0
+    batch: list[bytes] = []
+    pending = 0
+    async for chunk in chunks:
+        batch.append(chunk)
+        pending += len(chunk)
+        if pending >= _WRITE_BATCH:
+            size += await trio.to_thread.run_sync(file.write, b"".join(batch))
+            batch.clear()
+            pending = 0
+    if batch:
+        size += await trio.to_thread.run_sync(file.write, b"".join(batch))
+    return size
 
 
 class AsyncWatch:

@@ -41,21 +41,31 @@ class LeaseRoutes:
         self.service = service
         self.leases = service.leases
 
-    def routes(self, path: str) -> tuple[dict[str, Handler], str] | None:
-        """The handlers of ``path`` (under ``/v1/leases``) by method, and its ``Allow``; None
-        for a path that names nothing here."""
+    def routes(self, path: str) -> tuple[dict[str, Handler], str, frozenset[str]] | None:
+        """The handlers of ``path`` (under ``/v1/leases``) by method, its ``Allow``, and the
+        methods only the leader answers (the Quart side replays those on the leader); None
+        for a path that names nothing here. Grants, revocations and lists go through the log
+        or a read barrier: without a leader they are refused (503), not replayed."""
         if path == LEASES_PATH:
-            return {"GET": self.list, "POST": self.grant}, "GET, POST"
+            return {"GET": self.list, "POST": self.grant}, "GET, POST", frozenset()
         rest = path[len(LEASES_PATH) + 1 :].split("/")
         if len(rest) == 1 and rest[0]:
             text = rest[0]
-            return {
-                "GET": lambda scope, _: self.status(scope, parse_lease_id(text)),
-                "DELETE": lambda scope, _: self.revoke(scope, parse_lease_id(text)),
-            }, "DELETE, GET"
+            return (
+                {
+                    "GET": lambda scope, _: self.status(scope, parse_lease_id(text)),
+                    "DELETE": lambda scope, _: self.revoke(scope, parse_lease_id(text)),
+                },
+                "DELETE, GET",
+                frozenset(("GET",)),
+            )
         if len(rest) == 2 and rest[0] and rest[1] == _KEEPALIVE:
             text = rest[0]
-            return {"POST": lambda scope, _: self.keepalive(scope, parse_lease_id(text))}, "POST"
+            return (
+                {"POST": lambda scope, _: self.keepalive(scope, parse_lease_id(text))},
+                "POST",
+                frozenset(("POST",)),
+            )
         return None
 
     async def grant(self, scope: Scope, receive: Receive) -> Reply:

@@ -1,6 +1,9 @@
 """AsyncClient under Trio: the same calls and the same failover, awaited."""
 
 import inspect
+import io
+import threading
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +20,7 @@ from raftkv.client import (
     RetryPolicy,
     Unavailable,
 )
+from raftkv_cli._backup import read_backup
 
 N1, N2, N3 = ENDPOINTS
 
@@ -106,3 +110,33 @@ async def test_concurrent_requests(cluster: FakeCluster) -> None:
         for i in range(20):
             nursery.start_soon(client.put, f"k{i:02}", str(i))
     assert len(cluster.kv) == 20
+
+
+class _ThreadRecordingFile(io.BytesIO):
+    """A file that notes which threads wrote to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writers: set[int] = set()
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.writers.add(threading.get_ident())
+        return super().write(data)
+
+
+async def test_save_snapshot_writes_the_file_off_the_event_loop(
+    cluster: FakeCluster, tmp_path: Path
+) -> None:
+    async with async_client(cluster) as client:
+        for i in range(50):
+            await client.put(f"k{i}", b"x" * 1000)
+        cluster.script(N1, 503)  # the first member cannot: the file is rewritten from another's
+        file = _ThreadRecordingFile()
+        file.write(b"left over from before")
+        file.writers.clear()
+        saved = await client.save_snapshot(file)
+    assert saved.endpoint == N2 and saved.size == len(file.getvalue())
+    assert threading.get_ident() not in file.writers and file.writers
+    (tmp_path / "backup.snap").write_bytes(file.getvalue())
+    info, store = read_backup(tmp_path / "backup.snap")
+    assert info.revision == 50 and store.get(b"k7").value == b"x" * 1000

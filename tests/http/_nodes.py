@@ -95,9 +95,11 @@ async def open_cluster(
     *,
     watch_buffer: int = 1000,
     progress_interval: float = FAST_PROGRESS,
+    net: MemoryNetwork | None = None,
 ) -> AsyncIterator[list[Api]]:
-    """``n`` nodes on a memory network, a leader elected, each behind the daemon's app."""
-    net = MemoryNetwork()
+    """``n`` nodes on a memory network (``net``, to partition it; a new one by default), a
+    leader elected, each behind the daemon's app."""
+    net = net or MemoryNetwork()
     peers = {i: f"http://127.0.0.1:{i}" for i in range(1, n + 1)}
     apis: list[Api] = []
     async with trio.open_nursery() as nursery:

@@ -11,6 +11,8 @@ import trio
 from _members import Member, open_members
 from _nodes import open_cluster
 
+from raftkv.transport import MemoryNetwork
+
 MAX_INT = (1 << 63) - 1
 
 
@@ -239,6 +241,28 @@ async def test_leader_only_requests_are_503_where_they_cannot_be_replayed() -> N
             r = await follower.client.request(method, path)
             assert r.status_code == 503 and r.headers["retry-after"] == "1"
             assert r.json()["error"] == "no leader"
+
+
+async def test_lease_requests_without_a_leader_are_503() -> None:
+    """Grants, revocations and linearizable lists on a node cut off from the leader are
+    refused for certain (503: retry elsewhere), never answered 404 or 405 by the side that
+    replays only the leader-only routes."""
+    net = MemoryNetwork()
+    async with open_cluster(3, net=net) as apis:
+        leader = next(a for a in apis if a.node.status().leader == a.node.id)
+        lease = (await leader.client.post("/v1/leases", json={"ttl": 30})).json()["id"]
+        lone = next(a for a in apis if a is not leader)
+        net.partition([lone.node.id], [a.node.id for a in apis if a is not lone])
+        with trio.fail_after(10):
+            await lone.node.wait_status(lambda s: s.leader is None)
+        for method, path, body in (
+            ("POST", "/v1/leases", {"ttl": 30}),
+            ("DELETE", f"/v1/leases/{lease}", None),
+            ("GET", "/v1/leases?consistency=linearizable", None),
+        ):
+            r = await lone.client.request(method, path, json=body)
+            assert r.status_code == 503, (method, path, r.status_code, r.text)
+            assert r.json()["error"] in {"no leader", "dropped"}, r.text
 
 
 async def test_lease_metrics(members: list[Member]) -> None:
