@@ -6,7 +6,8 @@ become garbage: the modules, classes and functions loaded at start-up, and a lar
 moment into a generation the collector never walks (objects there are still freed by reference
 counting when they go). So ``GcTuning`` freezes once after start-up (``started``: when the node
 and what the process built around it have settled) and again each time a large snapshot replaced
-the state (``state_replaced``). What it freezes that later becomes cyclic garbage is never
+the state (``state_replaced``); no collection runs while a snapshot is restored (``paused``).
+What it freezes that later becomes cyclic garbage is never
 reclaimed: little at those moments, and nothing the runtime makes on its hot path.
 
 What still triggers full collections under load is not garbage (the runtime makes next to no
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +119,20 @@ class GcTuning:
         """A snapshot of ``size`` bytes replaced the state machine's state."""
         if self.enabled and size >= LARGE_STATE_BYTES:
             self._freeze()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No collections in the block (a snapshot being restored): it makes a great many
+        objects and no garbage cycles, and the collections its allocations would set off
+        only walk the growing state again and again (half a million keys: a second)."""
+        if not self.enabled or not gc.isenabled():
+            yield
+            return
+        gc.disable()
+        try:
+            yield
+        finally:
+            gc.enable()
 
     def _freeze(self) -> None:
         gc.freeze()  # O(1): the collector's lists are spliced, nothing is walked

@@ -82,7 +82,8 @@ class Snapshotter:
             prepared.install()
             tables = prepared.tables
         else:
-            tables = self._restore_from(snapshot)
+            with self._gc.paused():
+                tables = self._restore_from(snapshot)
         self._membership.restore(tables)
         self.index = snapshot.metadata.index
         self.size = snapshot_data_size(snapshot)

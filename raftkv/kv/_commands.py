@@ -342,6 +342,11 @@ def check_txn(txn: TxnCommand, limits: Limits) -> None:
 
 def _overlapping_write(branch: Sequence[TxnOp]) -> bytes | None:
     """A key that two writes of ``branch`` touch, if any."""
+    if not any(isinstance(op, DeletePrefixCommand) for op in branch):
+        # Only single keys: distinct keys overlap in nothing (a bulk load's transactions).
+        written = [op.key for op in branch if isinstance(op, (PutCommand, DeleteCommand))]
+        if len(set(written)) == len(written):
+            return None
     keys: set[bytes] = set()
     prefixes: list[bytes] = []
     for op in branch:
@@ -505,6 +510,17 @@ def _compare(v: Any) -> Compare:
 
 
 def _op(v: Any) -> TxnOp:
+    if (  # the usual operation, a put, checked in one expression
+        type(v) is list
+        and len(v) == 4
+        and v[0] == _OP_PUT
+        and type(v[1]) is bytes
+        and v[1]
+        and type(v[2]) is bytes
+        and type(v[3]) is int
+        and 0 <= v[3] <= MAX_INT
+    ):
+        return PutCommand(v[1], v[2], None, v[3])
     o = _list(v, "transaction operation")
     kind, args = (o[0], o[1:]) if o else (None, [])
     if kind == _OP_PUT and len(args) == 3:

@@ -32,9 +32,10 @@ opened while keys still wait to be cleaned shows them as compaction will leave t
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
+from operator import itemgetter
 from typing import Final, Protocol
 
 from sortedcontainers import SortedList
@@ -265,6 +266,15 @@ class History:
         older = self._older.get(key, [])
         i = bisect_right(older, rev, key=_mod) - 1
         return i >= 0 and older[i][MOD] == rev
+
+    def has_versions(self, keys: Iterable[bytes], rev: int) -> bool:
+        """Whether every key of ``keys`` has a retained version written at ``rev``. Most often
+        that is each key's latest version: checked for them all at once, before one by one."""
+        keys = tuple(keys)
+        latest = list(map(self._latest.get, keys))
+        if None not in latest and set(map(itemgetter(MOD), latest)) == {rev}:  # type: ignore[arg-type]
+            return True
+        return all(self.has_version(k, rev) for k in keys)
 
     def changes(self, start: int) -> Iterator[tuple[int, tuple[bytes, ...]]]:
         """``(revision, keys changed)`` for every revision from ``start``; ``Compacted`` unless

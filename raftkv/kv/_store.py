@@ -192,6 +192,8 @@ class KVStateMachine:
     def _refusal(self, user: str | None, cmd: Command) -> AccessRefused | None:
         """Refuse a client's command the auth state in force does not allow: judged here, at
         apply, every replica refuses the same commands whatever its edge saw."""
+        if not self._auth.enabled:
+            return None  # everything is allowed: what the command needs does not matter
         verdict = self._auth.verdict(user, needs_of(cmd, self.lease_keys))
         if verdict is Verdict.ALLOWED:
             return None
@@ -225,9 +227,14 @@ class KVStateMachine:
                 if unknown:  # the transaction fails whole, as etcd's
                     return LeaseNotFound(unknown, self._history.revision)
                 responses = [self._op(op, writes) for op in ops]
-                # Every response tells the revision after the whole transaction.
+                # Every response tells the revision after the whole transaction (a put's
+                # already does: it made that revision).
                 rev = writes.revision
-                return TxnResult(succeeded, rev, tuple(replace(r, revision=rev) for r in responses))
+                return TxnResult(
+                    succeeded,
+                    rev,
+                    tuple(r if r.revision == rev else replace(r, revision=rev) for r in responses),
+                )
 
     def _op(self, op: TxnOp, writes: _Revision) -> TxnResponse:
         match op:

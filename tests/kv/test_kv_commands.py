@@ -12,6 +12,8 @@ from raftkv.kv import (
     DeleteCommand,
     InvalidKey,
     PutCommand,
+    RangeOp,
+    TxnCommand,
     ValueTooLarge,
     check_key,
     check_value_size,
@@ -152,3 +154,33 @@ def test_decode_refuses_hostile_tags(item: object) -> None:
 def test_decode_refuses_huge_declared_lengths_without_allocating() -> None:
     with pytest.raises(ValueError, match="undecodable"):
         decode_command(b"\x85\x01\x01\x5b" + (2**60).to_bytes(8, "big"))
+
+
+def txn(*ops: list[object]) -> bytes:
+    return cbor2.dumps([1, 4, [], list(ops), []])
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (txn([1, b"", b"v", 0]), "non-empty byte string"),
+        (txn([1, "k", b"v", 0]), "non-empty byte string"),
+        (txn([1, b"k", "v", 0]), "value must be a byte string"),
+        (txn([1, b"k", b"v", -1]), "bad lease"),
+        (txn([1, b"k", b"v", True]), "bad lease"),
+        (txn([1, b"k", b"v", 2**64]), "bad lease"),
+        (txn([1, b"k", b"v"]), "unknown transaction operation 1"),
+        (txn([1, b"a", b"v", 0], [1, b"b", b"v", 0], [1, b"a", b"w", 0]), "writes one key twice"),
+        (txn([1, b"a", b"v", 0], [2, b"a"]), "writes one key twice"),
+        (txn([5, b"a"], [1, b"ab", b"v", 0]), "writes one key twice"),
+    ],
+)
+def test_decode_refuses_malformed_transaction_puts(data: bytes, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        decode_command(data)
+
+
+def test_a_transaction_of_many_puts_round_trips() -> None:
+    ops = tuple(PutCommand(b"key-%04d" % i, b"v" * i, None, i % 3) for i in range(200))
+    command = TxnCommand((), ops, (DeleteCommand(b"key-0000"), RangeOp(b"key-", True, 5)))
+    assert decode_command(encode_command(command)) == command

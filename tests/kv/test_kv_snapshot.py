@@ -149,3 +149,94 @@ def test_hand_built_snapshot_restores() -> None:
     )
     # The next put continues the restored revision counter.
     assert kv.apply(8, encode_put(b"c", b"v")).revision == 6  # type: ignore[union-attr]
+
+
+# -- many keys: records are checked a batch at a time -------------------------------------------
+
+
+def v4(records: list[list[object]], changes: list[list[object]], revision: int) -> bytes:
+    """A hand-built snapshot of the current version: key records, change records, no leases,
+    auth disabled."""
+    head = ["raftkv-kv", 4, revision, revision, 0, len(records), len(changes), 0]
+    items = [head, *records, *changes, [False, b"", 0, 0, 0]]
+    return b"".join(cbor2.dumps(item) for item in items)
+
+
+def plain(n: int = 300) -> tuple[list[list[object]], list[list[object]]]:
+    """``n`` keys, each put once at its own revision."""
+    records: list[list[object]] = [[b"k%04d" % i, b"v", i + 1, i + 1, 1, 0] for i in range(n)]
+    changes: list[list[object]] = [[i + 1, b"k%04d" % i] for i in range(n)]
+    return records, changes
+
+
+def test_many_plain_keys_restore() -> None:
+    records, changes = plain()
+    kv = KVStateMachine()
+    kv.restore(v4(records, changes, 300))
+    assert len(kv) == 300 and kv.revision == 300
+    assert kv.get(b"k0150") == KeyValue(b"k0150", b"v", 151, 151, 1)
+    assert kv.get(b"k0150", revision=150) is None
+
+
+def test_plain_and_other_records_mixed_in_one_batch_restore() -> None:
+    kv = KVStateMachine()
+    index = 0
+    for i in range(400):
+        index += 1
+        kv.apply(index, encode_put(b"k%04d" % i, b"v%d" % i))
+    for i in range(0, 400, 7):  # some keys with an older version, some deleted
+        index += 1
+        kv.apply(index, encode_put(b"k%04d" % i, b"again"))
+    for i in range(3, 400, 11):
+        index += 1
+        kv.apply(index, encode_delete(b"k%04d" % i))
+    copy = KVStateMachine()
+    copy.restore(kv.snapshot())
+    assert state(copy) == state(kv)
+    assert copy.snapshot() == kv.snapshot()
+    assert copy.get(b"k0007", revision=8) == kv.get(b"k0007", revision=8)
+    assert list(copy.changes_since(1)) == list(kv.changes_since(1))
+
+
+@pytest.mark.parametrize(
+    ("at", "damaged", "reason"),
+    [
+        (150, [b"k0149", b"v", 151, 151, 1, 0], "ascending"),
+        (150, [b"k0150", b"v", 151, 151, True, 0], "bad version"),
+        (150, [b"k0150", b"v", 151, 301, 1, 0], "inconsistent revisions"),
+        (150, [b"k0150", b"v", 151, 151, 2, 0], "inconsistent revisions"),
+        (150, [b"k0150", b"v", 0, 151, 1, 0], "inconsistent revisions"),
+        (150, [b"k0150", b"v", 152, 151, 1, 0], "inconsistent revisions"),
+        (150, [b"k0150", b"v", 151, 151, 1, -1], "bad lease"),
+        (150, [b"k0150", "v", 151, 151, 1, 0], "must be bytes"),
+        (150, [b"k0150", b"v", 151.0, 151, 1, 0], "bad create_revision"),
+        (0, [b"", b"v", 1, 1, 1, 0], "non-empty key"),
+        (299, [b"k0299", b"v", 300, 300, 1, 7], "not in snapshot"),  # no such lease
+    ],
+)
+def test_a_damaged_record_among_many_is_refused(
+    at: int, damaged: list[object], reason: str
+) -> None:
+    records, changes = plain()
+    records[at] = damaged
+    kv = filled()
+    before = state(kv)
+    with pytest.raises(CorruptSnapshot, match=reason):
+        kv.restore(v4(records, changes, 300))
+    assert state(kv) == before
+
+
+@pytest.mark.parametrize(
+    ("damaged", "reason"),
+    [
+        ([151, b"k0151"], "names no version"),
+        ([151, b"k0150", b"k0150"], "names no version"),
+        ([151, b""], "non-empty key"),
+        ([151, "k0150"], "non-empty key"),
+    ],
+)
+def test_a_damaged_change_record_is_refused(damaged: list[object], reason: str) -> None:
+    records, changes = plain()
+    changes[150] = damaged
+    with pytest.raises(CorruptSnapshot, match=reason):
+        KVStateMachine().restore(v4(records, changes, 300))

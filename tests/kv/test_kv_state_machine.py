@@ -8,13 +8,20 @@ import pytest
 import raftkv.kv._commands
 import raftkv.kv._store
 from raftkv.kv import (
+    AsUser,
     CompareFailed,
+    DeleteCommand,
     DeleteResult,
     InvalidCommand,
     KeyValue,
     KVStateMachine,
+    PutCommand,
     PutResult,
+    RangeOp,
     RangeResult,
+    TxnCommand,
+    TxnResult,
+    encode_command,
     encode_delete,
     encode_put,
 )
@@ -217,3 +224,20 @@ def test_a_large_store_adds_nothing_for_the_garbage_collector_to_walk() -> None:
     gc.collect()
     assert len(gc.get_objects()) - before < 100
     assert kv.get(b"k000001") is not None and len(kv) == 10_000
+
+
+def test_every_response_of_a_transaction_tells_the_revision_after_it(d: Driver) -> None:
+    d.put(b"a", b"1")
+    ops = (RangeOp(b"a"), PutCommand(b"b", b"2"), DeleteCommand(b"a"), PutCommand(b"c", b"3"))
+    result = d.apply(encode_command(AsUser(None, TxnCommand((), ops, ()))))
+    a = KeyValue(b"a", b"1", 1, 1, 1)
+    assert result == TxnResult(
+        True,
+        2,
+        (
+            RangeResult((a,), False, 2),
+            PutResult(2, None),
+            DeleteResult(2, a),
+            PutResult(2, None),
+        ),
+    )

@@ -66,3 +66,21 @@ def test_a_large_restored_state_is_frozen(collector: None) -> None:
     assert tuning.stats.freezes == freezes
     tuning.state_replaced(_gc.LARGE_STATE_BYTES)
     assert tuning.stats.freezes == freezes + 1
+
+
+def test_no_collection_while_a_snapshot_is_restored(collector: None) -> None:
+    tuning = GcTuning(enabled=True)
+    with tuning.paused():
+        assert not gc.isenabled()
+        with tuning.paused():  # nested: the outer block still owns the collector
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), tuning.paused():
+        raise RuntimeError("a damaged snapshot")
+    assert gc.isenabled()
+
+
+def test_disabled_tuning_does_not_pause_the_collector(collector: None) -> None:
+    with GcTuning(enabled=False).paused():
+        assert gc.isenabled()
