@@ -277,9 +277,8 @@ class ClientHistory:
         if op.kind is OpKind.CAS or op.kind is OpKind.TXN:
             op.ok = applied is not None and applied.ok
             outcome = ": ok" if op.ok else ": failed"
-        if op.kind is OpKind.TXN and applied is not None and applied.reads:
-            op.reads = applied.reads
-            outcome += " read " + _pairs(applied.reads)
+        if op.kind is OpKind.TXN and op.reads:  # recorded where it first applied
+            outcome += " read " + _pairs(op.reads)
         command = applied.command.describe() if applied is not None else f"{op.key}={op.value}"
         self._tx.emit(f"  {op.name} {command} acked at {e.term}/{e.index}{outcome}")
 
