@@ -140,6 +140,9 @@ class SnapshotInstaller:
                 if self._preparing is not None and self._preparing.scope is scope:
                     self._preparing = None
                 return
+            # A newer snapshot may have replaced this one while it was read in one slice,
+            # without a checkpoint to notice: it must not be handed on then.
+            await trio.lowlevel.checkpoint_if_cancelled()
             self._stats.snapshot_prepare_seconds = time.perf_counter() - started
             assert self._submit is not None
             state = PreparedState(snapshot.metadata, tables, install)
