@@ -2,11 +2,15 @@
 record at a time, carrying the retained history (so a node restored from a snapshot serves the
 same reads at past revisions, and the same watch events, as the node that took it)::
 
-    ["raftkv-kv", 4, revision, applied_index, compact_revision, key_count, change_count,
+    ["raftkv-kv", 5, revision, applied_index, compact_revision, key_count, change_count,
      lease_count]
-    [key, value, create, mod, version, lease, ...]    key_count records in key order: every
-                                                      retained version of the key, oldest first
-                                                      (five fields each; value null: deleted)
+    [key, value, create, mod, version, lease, ...]    key_count keys in key order, each key
+                                                      either a record of every retained version
+                                                      of the key, oldest first (five fields
+                                                      each; value null: deleted), or in
+    [[key...], [value...], [create...], [mod...],     a block: consecutive keys of one version
+     [version...], [lease...]]                        each, a column per field (most keys: one
+                                                      decode call for a block, not one a key)
     [revision, key, ...]                              change_count records: the keys each
                                                       retained revision changed, in order
     [lease, ttl, remaining]                           lease_count records, by lease id
@@ -14,10 +18,11 @@ same reads at past revisions, and the same watch events, as the node that took i
     [name, password_hash | null, revision, role, ...]             user_count users, by name
     [name, perm, key, prefix, perm, key, prefix, ...]             role_count roles, by name
 
-Older versions are still read (with auth disabled and no users or roles): 3 (no auth section),
-2 (no leases: its header has no lease_count) and 1 (before
+Older versions are still read: 4 (no blocks: a record per key), and with auth disabled and no
+users or roles, 3 (no auth section), 2 (no leases: its header has no lease_count) and 1 (before
 histories: ``[..., 1, revision, applied_index, count]`` and ``[key, value, create, mod,
-version]`` records; nothing before its revision is readable).
+version]`` records; nothing before its revision is readable). A node of a version before blocks
+cannot read a snapshot with them: upgrade the followers before the leader.
 
 Reading is all or nothing and checks every record (types, key order, revision bounds, that the
 change index names versions that exist): ``CorruptSnapshot`` names what is wrong.
@@ -26,7 +31,7 @@ change index names versions that exist): ``CorruptSnapshot`` names what is wrong
 from __future__ import annotations
 
 import io
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from operator import add, le, lt, sub
@@ -43,7 +48,7 @@ from ._limits import MAX_INT
 __all__ = ["SnapshotState", "read_snapshot", "read_snapshot_steps", "snapshot_chunks"]
 
 SNAPSHOT_MAGIC: Final = "raftkv-kv"
-SNAPSHOT_VERSION: Final = 4
+SNAPSHOT_VERSION: Final = 5
 _FIELDS: Final = 5  # fields of one version in a key record
 
 
@@ -76,35 +81,69 @@ def snapshot_chunks(
         len(view.changes),
         len(leases),
     ]
-    parts = [cbor2.dumps(header)]
-    size = len(parts[0])
-    batch: list[list[Any]] = []
-    estimate = 0  # an upper bound of the batch's encoded size
+    chunks = _Chunks(chunk_bytes, cbor2.dumps(header))
     try:
-        for item in _records(view, leases, auth):
-            batch.append(item)
-            estimate += _RECORD_BOUND + sum(len(f) for f in item if type(f) is bytes)
-            if size + estimate >= chunk_bytes:
-                yield b"".join([*parts, _sequence(batch)])
-                parts, size, batch, estimate = [], 0, [], 0
-        if batch or parts:
-            yield b"".join([*parts, _sequence(batch)])
+        for key, versions in view.versions():
+            if len(versions) == 1 and versions[0][VALUE] is not None:
+                full = chunks.add_plain(key, versions[0])
+            else:
+                full = chunks.add([key, *(field for record in versions for field in record)])
+            if full:
+                yield chunks.take()
+        for item in _after_keys(view, leases, auth):
+            if chunks.add(item):
+                yield chunks.take()
+        last = chunks.take()
+        if last:
+            yield last
     finally:
         view.close()
 
 
-# Bytes a record may take beyond its byte strings: five CBOR integers per version and heads.
+# Bytes an item may take beyond its byte strings: five CBOR integers per version and heads.
 _RECORD_BOUND = 64
 
 
-def _records(
+class _Chunks:
+    """Snapshot items gathered into chunks of about ``chunk_bytes`` (an item or a key over at
+    most); consecutive plain keys (one live version) go into one block, a column per field."""
+
+    def __init__(self, chunk_bytes: int, head: bytes) -> None:
+        self._limit = chunk_bytes
+        self._head = head  # encoded, for the first chunk
+        self._items: list[Any] = []
+        self._rows: list[tuple[Any, ...]] = []  # the open block's keys, as rows
+        self._estimate = len(head)  # an upper bound of the chunk's encoded size
+
+    def add(self, item: list[Any]) -> bool:
+        """Add ``item``; True if the chunk is full."""
+        self._close_block()
+        self._items.append(item)
+        self._estimate += _RECORD_BOUND + sum(len(f) for f in item if type(f) is bytes)
+        return self._estimate >= self._limit
+
+    def add_plain(self, key: bytes, record: Record) -> bool:
+        """Add a key of one live version to the open block; True if the chunk is full."""
+        self._rows.append((key, *record))
+        self._estimate += _RECORD_BOUND + len(key) + len(record[VALUE] or b"")
+        return self._estimate >= self._limit
+
+    def take(self) -> bytes:
+        """The chunk so far, encoded; the next one starts empty."""
+        self._close_block()
+        chunk = self._head + _sequence(self._items)
+        self._head, self._items, self._estimate = b"", [], 0
+        return chunk
+
+    def _close_block(self) -> None:
+        if self._rows:
+            self._items.append(list(zip(*self._rows, strict=True)))
+            self._rows = []
+
+
+def _after_keys(
     view: HistoryView, leases: list[tuple[int, int, int]], auth: AuthState
 ) -> Iterator[list[Any]]:
-    for key, versions in view.versions():
-        if len(versions) == 1:
-            yield [key, *versions[0]]
-        else:
-            yield [key, *(field for record in versions for field in record)]
     for rev, keys in view.changes:
         yield [rev, *keys]
     for lease in leases:
@@ -112,7 +151,7 @@ def _records(
     yield from _auth_records(auth)
 
 
-def _sequence(items: list[list[Any]]) -> bytes:
+def _sequence(items: list[Any]) -> bytes:
     """The CBOR sequence of ``items``: their array's encoding (one call) without its head."""
     if not items:
         return b""
@@ -165,7 +204,7 @@ def _read(decoder: cbor2.CBORDecoder, step: int) -> Generator[None, None, Snapsh
         _check_key_order(versions)
         history = History.restore(revision, revision, iter(versions), [])
         return SnapshotState(applied, history, LeaseTable(), AuthState())
-    if (header[1], len(header)) not in ((2, 7), (3, 8), (SNAPSHOT_VERSION, 8)):
+    if (header[1], len(header)) not in ((2, 7), (3, 8), (4, 8), (SNAPSHOT_VERSION, 8)):
         raise CorruptSnapshot(f"unsupported snapshot version {header[1]!r:.20}")
     revision, applied, compacted, key_count, change_count, *lease_count = (
         _int(v, what) for v, what in zip(header[2:], _V3, strict=False)
@@ -173,9 +212,14 @@ def _read(decoder: cbor2.CBORDecoder, step: int) -> Generator[None, None, Snapsh
     if compacted > revision:
         raise CorruptSnapshot("the compaction point is past the snapshot's revision")
     keys = _KeyRecords(revision)
-    for start in range(0, key_count, step):
-        keys.read(decoder, min(step, key_count - start))
-        yield
+    if header[1] == SNAPSHOT_VERSION:
+        while len(keys.keys) < key_count:
+            keys.read_blocks(decoder, key_count, step)
+            yield
+    else:
+        for start in range(0, key_count, step):
+            keys.read(decoder, min(step, key_count - start))
+            yield
     changes = [_read_change(decoder.decode(), compacted, revision) for _ in range(change_count)]
     leases = [_read_lease(decoder.decode()) for _ in range(lease_count[0] if lease_count else 0)]
     history = History.restored(revision, compacted, keys, changes)
@@ -275,6 +319,7 @@ class _KeyRecords:
         self._last = b""
 
     def read(self, decoder: cbor2.CBORDecoder, count: int) -> None:
+        """Read ``count`` key records (a version before blocks)."""
         decode = decoder.decode
         for start in range(0, count, _BATCH):
             batch = [decode() for _ in range(min(_BATCH, count - start))]
@@ -282,12 +327,37 @@ class _KeyRecords:
                 for v in batch:
                     self._add_checked(v)
 
+    def read_blocks(self, decoder: cbor2.CBORDecoder, total: int, step: int) -> None:
+        """Read key records and blocks until about ``step`` more keys are read, or ``total``."""
+        goal = min(total, len(self.keys) + step)
+        while len(self.keys) < goal:
+            v = decoder.decode()
+            if type(v) is list and len(v) == 6 and type(v[0]) is list:
+                self._add_block(v, total - len(self.keys))
+            else:
+                self._add_checked(v)
+
+    def _add_block(self, columns: list[Any], room: int) -> None:
+        n = len(columns[0])
+        if set(map(type, columns)) != {list} or set(map(len, columns)) != {n}:
+            raise CorruptSnapshot("a block of keys must be six columns of the same length")
+        if not 0 < n <= room:
+            raise CorruptSnapshot("a block holds more keys than the snapshot has, or none")
+        if not self._add_columns(columns):
+            for row in zip(*columns, strict=True):
+                self._add_checked(list(row))
+
     def _add_plain(self, batch: list[Any]) -> bool:
         """Add ``batch`` if every record in it is a plain one (a key, its one live version,
         six fields) in key order after the last; False (nothing added) otherwise."""
         if not batch or set(map(type, batch)) != {list} or set(map(len, batch)) != {6}:
             return False
-        keys, values, creates, mods, versions, leases = zip(*batch, strict=True)
+        return self._add_columns(list(zip(*batch, strict=True)))
+
+    def _add_columns(self, columns: Sequence[Sequence[Any]]) -> bool:
+        """Add the plain keys of these columns (one live version each) if they all are, in key
+        order after the last; False (nothing added) otherwise."""
+        keys, values, creates, mods, versions, leases = columns
         if (
             set(map(type, keys)) != {bytes}
             or set(map(type, values)) != {bytes}
@@ -305,7 +375,10 @@ class _KeyRecords:
         ):
             return False
         # One int object for both revisions when they are equal, as apply makes it.
-        shared = [c if m == c else m for c, m in zip(creates, mods, strict=True)]
+        if creates == mods:  # most often (every key written once since): compared in C
+            shared = creates
+        else:
+            shared = [c if m == c else m for c, m in zip(creates, mods, strict=True)]
         records = zip(values, creates, shared, versions, leases, strict=True)
         self.latest.update(zip(keys, records, strict=True))
         self.keys.extend(keys)

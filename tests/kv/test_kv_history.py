@@ -295,7 +295,7 @@ class HistoryModel(RuleBasedStateMachine):
     @precondition(lambda self: self.streaming is None)
     @rule()
     def begin_streaming_a_snapshot(self) -> None:
-        expected = self.kv.snapshot()
+        expected = b"".join(self.kv.snapshot_chunks(chunk_bytes=64))
         self.streaming = (expected, self.kv.snapshot_chunks(chunk_bytes=64), [])
 
     @precondition(lambda self: self.streaming is not None)

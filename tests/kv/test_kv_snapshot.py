@@ -46,17 +46,22 @@ def test_empty_round_trip() -> None:
     assert copy.get(b"key/001") is None
 
 
-def test_chunks_concatenate_to_the_snapshot() -> None:
+def test_chunks_concatenate_to_a_snapshot_of_the_same_state() -> None:
     kv = filled(value_bytes=300)
     chunks = list(kv.snapshot_chunks(chunk_bytes=1000))
     assert len(chunks) >= 8
     assert all(len(c) < 1000 + 400 for c in chunks)  # about chunk_bytes: one record over at most
-    assert b"".join(chunks) == kv.snapshot()
+    # A block of keys ends with its chunk, so the bytes depend on the chunk size (and only on it).
+    assert b"".join(chunks) == b"".join(kv.snapshot_chunks(chunk_bytes=1000))
+    copy = KVStateMachine()
+    copy.restore(b"".join(chunks))
+    assert state(copy) == state(kv)
+    assert copy.snapshot() == kv.snapshot()
 
 
 def test_chunks_reflect_the_state_when_asked_for() -> None:
     kv = filled()
-    expected = kv.snapshot()
+    expected = b"".join(kv.snapshot_chunks(chunk_bytes=256))
     chunks = kv.snapshot_chunks(chunk_bytes=256)
     first = next(chunks)
     kv.apply(100, encode_put(b"key/000", b"changed"))
@@ -198,22 +203,23 @@ def test_plain_and_other_records_mixed_in_one_batch_restore() -> None:
     assert list(copy.changes_since(1)) == list(kv.changes_since(1))
 
 
-@pytest.mark.parametrize(
-    ("at", "damaged", "reason"),
-    [
-        (150, [b"k0149", b"v", 151, 151, 1, 0], "ascending"),
-        (150, [b"k0150", b"v", 151, 151, True, 0], "bad version"),
-        (150, [b"k0150", b"v", 151, 301, 1, 0], "inconsistent revisions"),
-        (150, [b"k0150", b"v", 151, 151, 2, 0], "inconsistent revisions"),
-        (150, [b"k0150", b"v", 0, 151, 1, 0], "inconsistent revisions"),
-        (150, [b"k0150", b"v", 152, 151, 1, 0], "inconsistent revisions"),
-        (150, [b"k0150", b"v", 151, 151, 1, -1], "bad lease"),
-        (150, [b"k0150", "v", 151, 151, 1, 0], "must be bytes"),
-        (150, [b"k0150", b"v", 151.0, 151, 1, 0], "bad create_revision"),
-        (0, [b"", b"v", 1, 1, 1, 0], "non-empty key"),
-        (299, [b"k0299", b"v", 300, 300, 1, 7], "not in snapshot"),  # no such lease
-    ],
-)
+# A damaged key among plain ones, where it is, and what the refusal names.
+DAMAGED_KEYS = [
+    (150, [b"k0149", b"v", 151, 151, 1, 0], "ascending"),
+    (150, [b"k0150", b"v", 151, 151, True, 0], "bad version"),
+    (150, [b"k0150", b"v", 151, 301, 1, 0], "inconsistent revisions"),
+    (150, [b"k0150", b"v", 151, 151, 2, 0], "inconsistent revisions"),
+    (150, [b"k0150", b"v", 0, 151, 1, 0], "inconsistent revisions"),
+    (150, [b"k0150", b"v", 152, 151, 1, 0], "inconsistent revisions"),
+    (150, [b"k0150", b"v", 151, 151, 1, -1], "bad lease"),
+    (150, [b"k0150", "v", 151, 151, 1, 0], "must be bytes"),
+    (150, [b"k0150", b"v", 151.0, 151, 1, 0], "bad create_revision"),
+    (0, [b"", b"v", 1, 1, 1, 0], "non-empty key"),
+    (299, [b"k0299", b"v", 300, 300, 1, 7], "not in snapshot"),  # no such lease
+]
+
+
+@pytest.mark.parametrize(("at", "damaged", "reason"), DAMAGED_KEYS)
 def test_a_damaged_record_among_many_is_refused(
     at: int, damaged: list[object], reason: str
 ) -> None:
@@ -240,3 +246,118 @@ def test_a_damaged_change_record_is_refused(damaged: list[object], reason: str) 
     changes[150] = damaged
     with pytest.raises(CorruptSnapshot, match=reason):
         KVStateMachine().restore(v4(records, changes, 300))
+
+
+# -- version 5: consecutive keys of one version are written as blocks, a column per field ---
+
+
+def items(snapshot: bytes) -> list[object]:
+    decoder = cbor2.CBORDecoder(io.BytesIO(snapshot))
+    out = []
+    while True:
+        try:
+            out.append(decoder.decode())
+        except cbor2.CBORDecodeEOF:
+            return out
+
+
+def v5(keys: list[object], changes: list[list[object]], revision: int) -> bytes:
+    """A hand-built snapshot with blocks: ``keys`` are blocks and records, in order."""
+    count = sum(len(k[0]) if isinstance(k[0], list) else 1 for k in keys)  # type: ignore[index, arg-type]
+    head = ["raftkv-kv", 5, revision, revision, 0, count, len(changes), 0]
+    return b"".join(cbor2.dumps(item) for item in [head, *keys, *changes, [False, b"", 0, 0, 0]])
+
+
+def block(records: list[list[object]]) -> list[list[object]]:
+    return [list(column) for column in zip(*records, strict=True)]
+
+
+def test_plain_keys_are_written_in_blocks_and_the_others_as_records() -> None:
+    kv = KVStateMachine()
+    for i in range(300):
+        kv.apply(i + 1, encode_put(b"k%04d" % i, b"v"))
+    kv.apply(301, encode_put(b"k0100", b"again"))  # two versions: a record of its own
+    kv.apply(302, encode_delete(b"k0200"))  # a tombstone: a record of its own
+    written = items(kv.snapshot())
+    assert written[0][:2] == ["raftkv-kv", 5]  # type: ignore[index]
+    blocks = [v for v in written[1:] if isinstance(v, list) and isinstance(v[0], list)]
+    records = [v for v in written[1:] if isinstance(v, list) and v[0] in (b"k0100", b"k0200")]
+    assert [len(b[0]) for b in blocks] == [100, 99, 99]  # type: ignore[index]
+    assert blocks[0][0][:2] == [b"k0000", b"k0001"] and blocks[0][2][:2] == [1, 2]  # type: ignore[index]
+    assert records[0][:6] == [b"k0100", b"v", 101, 101, 1, 0] and len(records[0]) == 11  # type: ignore[index]
+    copy = KVStateMachine()
+    copy.restore(kv.snapshot())
+    assert state(copy) == state(kv)
+    assert copy.get(b"k0100", revision=200) == kv.get(b"k0100", revision=200)
+
+
+def test_blocks_split_across_chunks_restore() -> None:
+    kv = KVStateMachine()
+    for i in range(2000):
+        kv.apply(i + 1, encode_put(b"k%04d" % i, b"v" * (i % 50)))
+    chunks = list(kv.snapshot_chunks(chunk_bytes=700))
+    assert len(chunks) > 100
+    assert all(len(c) < 700 + 400 for c in chunks)
+    copy = KVStateMachine()
+    copy.restore(b"".join(chunks))
+    assert state(copy) == state(kv)
+
+
+def test_a_hand_built_snapshot_of_blocks_and_records_restores() -> None:
+    records, changes = plain()
+    keys: list[object] = [block(records[:150]), records[150], block(records[151:])]
+    kv = KVStateMachine()
+    kv.restore(v5(keys, changes, 300))
+    assert len(kv) == 300 and kv.revision == 300
+    assert kv.get(b"k0150") == KeyValue(b"k0150", b"v", 151, 151, 1)
+    assert kv.get(b"k0299") == KeyValue(b"k0299", b"v", 300, 300, 1)
+
+
+@pytest.mark.parametrize(("at", "damaged", "reason"), DAMAGED_KEYS)
+def test_a_damaged_key_in_a_block_is_refused(at: int, damaged: list[object], reason: str) -> None:
+    records, changes = plain()
+    records[at] = damaged
+    kv = filled()
+    before = state(kv)
+    with pytest.raises(CorruptSnapshot, match=reason):
+        kv.restore(v5([block(records[:200]), block(records[200:])], changes, 300))
+    assert state(kv) == before
+
+
+def test_a_tombstone_in_a_block_is_read_as_its_record_would_be() -> None:
+    records, changes = plain(3)
+    records[1] = [b"k0001", None, 0, 2, 0, 0]
+    copy = KVStateMachine()
+    copy.restore(v5([block(records)], changes, 3))
+    assert [kv.key for kv in copy.range().kvs] == [b"k0000", b"k0002"]
+    assert copy.get(b"k0001", revision=1) is None
+
+
+@pytest.mark.parametrize(
+    ("shape", "reason"),
+    [
+        ("ragged", "six columns of the same length"),
+        ("column not a list", "six columns of the same length"),
+        ("over the key count", "more keys than the snapshot has"),
+        ("empty", "more keys than the snapshot has, or none"),
+    ],
+)
+def test_a_malformed_block_is_refused(shape: str, reason: str) -> None:
+    records, changes = plain(10)
+    cols = block(records)
+    if shape == "ragged":
+        cols[3] = cols[3][:-1]
+    elif shape == "column not a list":
+        cols[4] = b"xxxxxxxxxx"  # type: ignore[call-overload]
+    data = v5([cols], changes, 10)
+    if shape == "over the key count":
+        data = v5([block(records[:5]), cols], changes, 10)  # 15 keys where the head says 15...
+        head = cbor2.dumps(["raftkv-kv", 5, 10, 10, 0, 10, 10, 0])  # ...made to say 10
+        data = head + data[len(cbor2.dumps(["raftkv-kv", 5, 10, 10, 0, 15, 10, 0])) :]
+    elif shape == "empty":
+        data = v5([[[], [], [], [], [], []], cols], changes, 10)
+    kv = filled()
+    before = state(kv)
+    with pytest.raises(CorruptSnapshot, match=reason):
+        kv.restore(data)
+    assert state(kv) == before
