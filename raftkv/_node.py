@@ -72,6 +72,10 @@ __all__ = ["Node"]
 
 log = logging.getLogger("raftkv.node")
 
+# Seconds of Readies one loop iteration handles before it takes its input again (each Ready
+# applies at most max_committed_size_per_ready bytes of entries).
+READY_BUDGET = 0.005
+
 T = TypeVar("T")
 
 
@@ -287,7 +291,7 @@ class Node:
         handle = self._installer.handler(self._intake.handle)
         while not self._removed_event.is_set():
             began = time.perf_counter()
-            if not self._inbox.drain(handle):
+            if not self._inbox.drain(handle) and not self._raw.has_ready():
                 await self._inbox.wait(next_tick, handle)
                 began = time.perf_counter()  # waiting for input is no stall
                 self._inbox.drain(handle)
@@ -299,8 +303,12 @@ class Node:
             self._intake.send_reads()
             while self._raw.has_ready():
                 await self._handle_ready(self._raw.ready())
+                if time.perf_counter() - began > READY_BUDGET and self._raw.has_ready():
+                    break  # more to apply: the rest after the inbox and the other tasks
             await self._after_readies()
             self._stats.loop_iteration(time.perf_counter() - began)
+            if self._raw.has_ready():
+                await trio.lowlevel.checkpoint()
         self._shutdown("this node was removed from the cluster")
 
     def _tick(self) -> None:

@@ -34,6 +34,9 @@ class NodeConfig:
     max_size_per_msg: int = 1 << 20
     max_inflight_msgs: int = 256
     max_uncommitted_entries_size: int = 64 << 20
+    # Bytes of committed entries applied per Ready: a restart's log tail or a follower
+    # catching up is applied a slice at a time, between which the loop takes its input.
+    max_committed_size_per_ready: int = 64 << 10
     # Off: a new commit index reaches followers with the next append or heartbeat (at once only
     # when they wait for it: forwarded writes, membership changes). Halves the messages of a
     # lone write; serializable reads on a follower may lag by up to one heartbeat.
@@ -70,6 +73,7 @@ class NodeConfig:
             max_size_per_msg=self.max_size_per_msg,
             max_inflight_msgs=self.max_inflight_msgs,
             max_uncommitted_entries_size=self.max_uncommitted_entries_size,
+            max_committed_size_per_ready=self.max_committed_size_per_ready,
             broadcast_commit=self.broadcast_commit,
         )
 

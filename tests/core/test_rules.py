@@ -503,6 +503,38 @@ def test_uncommitted_bytes_are_capped() -> None:
         leader.propose(b"y" * 800)
 
 
+def test_committed_entries_are_handed_out_a_bounded_batch_per_ready() -> None:
+    """max_committed_size_per_ready: a large commit is applied over several Readies (a restart
+    or a catching-up follower never applies everything in one loop iteration), in order, each
+    at most the limit unless a single entry is over it."""
+    net = Net(3, max_committed_size_per_ready=1000)
+    net.elect(1)
+    leader = net.nodes[1]
+    for i in range(30):
+        leader.propose(bytes([i]) * 300)
+    leader.propose(b"z" * 2500)  # over the limit alone: handed out on its own
+    sizes: list[list[int]] = []
+    applied: list[bytes] = []
+
+    def apply(rd: Ready) -> None:
+        sizes.append([len(e.data) for e in rd.committed_entries])
+        applied.extend(e.data for e in rd.committed_entries if e.data)
+
+    for _ in range(50):
+        for m in net.take():
+            net.nodes[m.dst].step(m)
+        for i in (1, 3):
+            net.process(i)
+        while net.nodes[2].has_ready():
+            node = net.nodes[2]
+            handle_ready(node, net.stores[2], node.ready(), send=net.inflight.extend, apply=apply)
+    assert applied == [bytes([i]) * 300 for i in range(30)] + [b"z" * 2500]
+    batches = [b for b in sizes if b]
+    assert len(batches) > 5
+    assert all(sum(b) <= 1000 or len(b) == 1 for b in batches)
+    assert [b for b in batches if sum(b) > 1000] == [[2500]]
+
+
 def test_proposals_are_refused_during_a_transfer_which_times_out() -> None:
     """Thesis §3.10: during a transfer the leader stops accepting client requests; it aborts the
     transfer if it does not complete within an election timeout."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import trio
 import trio.testing
@@ -236,6 +238,8 @@ async def test_storage_failure_stops_the_node_without_acknowledging(autojump_clo
         with trio.fail_after(10):
             await c.wait_leader()
         m = c.members[1]
+        # The node idle (its election's writes done), so that the failure hits the proposal's.
+        await trio.testing.wait_all_tasks_blocked()
         m.storage.inject_failure(after=0)
         with pytest.raises(raftkv.OutcomeUnknown):
             await m.n.propose(b"doomed")
@@ -256,6 +260,41 @@ async def test_restart_replays_from_storage(autojump_clock) -> None:
         with trio.fail_after(10):
             await c.wait_until(lambda: len(c.members[1].sm.applied) == 12)
         assert c.members[1].sm.applied == [f"k{k}".encode() for k in range(12)]
+
+
+class SlowApply(RecordingMachine):
+    """Takes real time per entry, as applying a large store's transactions does."""
+
+    def apply(self, index: int, command: bytes) -> object:
+        time.sleep(0.001)
+        return super().apply(index, command)
+
+
+async def test_a_long_log_tail_is_applied_a_slice_at_a_time(autojump_clock) -> None:
+    """A restart's tail of committed entries is applied over many loop iterations, letting the
+    node's other tasks (its clients) run in between, not in one long stall."""
+    async with open_cluster(1, snapshot_count=100_000, max_committed_size_per_ready=1000) as c:
+        with trio.fail_after(10):
+            await c.wait_leader()
+        commands = [b"%03d" % k + b"x" * 200 for k in range(60)]
+        for command in commands:
+            await c.members[1].n.propose(command)
+        await c.crash(1)
+        sm = c.members[1].sm = SlowApply()
+        seen: list[int] = []
+
+        async def watch() -> None:
+            for _ in range(100_000):  # bounded: a node that never lets it run fails the test
+                seen.append(len(sm.applied))
+                if seen[-1] == len(commands):
+                    return
+                await trio.sleep(0)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch)
+            await c.restart(1)
+        assert sm.applied == commands
+        assert len({n for n in seen if 0 < n < len(commands)}) >= 5, sorted(set(seen))
 
 
 async def test_a_fresh_node_needs_founding_peers() -> None:
