@@ -224,6 +224,8 @@ class WatchHub:
 
     def _on_revision(self, rev: int) -> None:
         """A new revision was committed: hand its watched keys to their live watchers."""
+        if not self._by_key and not self._by_prefix:
+            return  # nobody watches (a restart's replay, a bulk load)
         keys = self.store.keys_changed_at(rev)
         found: dict[Watcher, list[bytes]] = {}
         for key in keys:
