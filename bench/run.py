@@ -9,7 +9,7 @@ import importlib
 import sys
 from pathlib import Path
 
-SUITES = ["core", "storage", "node", "http", "watch", "lease", "auth", "gc", "scale"]
+SUITES = ["core", "storage", "node", "http", "watch", "lease", "auth", "gc", "scale", "restart"]
 
 
 def main(argv: list[str]) -> int:
