@@ -32,9 +32,10 @@ opened while keys still wait to be cleaned shows them as compaction will leave t
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from operator import itemgetter
 from typing import Final, Protocol
 
@@ -44,7 +45,7 @@ from .._errors import Compacted, FutureRevision
 
 __all__ = ["Event", "History", "HistoryView", "Record"]
 
-CLEAN_BATCH = 2000  # keys cleaned of compacted versions per compaction or revision
+CLEAN_BATCH = 500  # keys cleaned of compacted versions per compaction or revision (~3 ms)
 
 # Record fields, by position.
 VALUE: Final = 0
@@ -104,11 +105,37 @@ class HistoryView:
         self._compact_pending = bool(history._to_clean)
         self._open = True
         history._pins += 1
+        # Less the keys cleaning will remove: ``settle_count`` counts them out, a step at a time.
         self.key_count = len(history._keys)
-        if self._compact_pending:  # less the keys that cleaning will remove
-            latest = history._latest
-            pending = {k for k in history._to_clean if k in latest}
-            self.key_count -= sum(1 for k in pending if not self._versions_of(k))
+        self._uncounted = list(history._to_clean)  # the changes whose keys it shows compacted
+
+    def settle_count(self, batch: int = 500) -> Iterator[None]:
+        """Take the keys that cleaning will remove out of ``key_count``, ``batch`` of the keys
+        waiting to be cleaned per step (after compacting a million keys' revisions, all at once
+        would hold the node up for a second); ``key_count`` is exact once it is exhausted."""
+        counted: set[bytes] = set()
+        # Keys of those changes cleaned already are counted again: that changes nothing.
+        keys = chain.from_iterable(self._uncounted)
+        while True:
+            part = list(islice(keys, batch))
+            if not part:
+                break
+            for key in part:
+                if key not in counted and self._existed(key):
+                    counted.add(key)
+                    if not self._versions_of(key):
+                        self.key_count -= 1
+            yield
+        self._uncounted = []
+
+    def _existed(self, key: bytes) -> bool:
+        """Whether ``key`` was in the history at ``revision`` (deleted or not)."""
+        h = self._history
+        record = h._latest.get(key)
+        if record is None:
+            return False
+        older = h._older.get(key)
+        return (older[0] if older else record)[MOD] <= self.revision
 
     def versions(self, batch: int = 512) -> Iterator[tuple[bytes, list[Record]]]:
         """Every key's versions up to ``revision``, oldest first, in key order (read a batch of
@@ -168,8 +195,11 @@ class History:
         self._changes: list[tuple[int, tuple[bytes, ...]]] = []
         # Open views (snapshots being read); while there is one, compaction removes nothing.
         self._pins = 0
-        # Keys changed at revisions compaction dropped, not yet cleaned (may repeat a key).
-        self._to_clean: list[bytes] = []
+        # The keys of the changes compaction dropped, not yet cleaned (a key may repeat), as
+        # those changes' key tuples, cleaned in order (_cleaned: of the first, how many keys
+        # are): dropping a change costs the same whatever it changed.
+        self._to_clean: deque[tuple[bytes, ...]] = deque()
+        self._cleaned = 0
 
     # -- writes (one revision at a time: put/delete at ``revision + 1``, then ``commit``) --------
 
@@ -302,8 +332,7 @@ class History:
         """Forget what no read at ``rev`` or later needs (``rev`` must be readable)."""
         self.check_readable(rev)
         i = bisect_right(self._changes, rev, key=lambda c: c[0])
-        for _, keys in self._changes[:i]:
-            self._to_clean.extend(keys)
+        self._to_clean.extend(keys for _, keys in self._changes[:i])
         del self._changes[:i]
         self.compact_revision = rev
         if not self._pins:
@@ -316,10 +345,25 @@ class History:
         visible there. Cleaning a key at the newest compaction point does what every earlier
         compaction would have done to it."""
         pending, rev, latest = self._to_clean, self.compact_revision, self._latest
-        for _ in range(min(budget, len(pending))):
-            key = pending.pop()
-            if key in latest:
-                self._compact_key(key, rev)
+        while budget > 0 and pending:
+            keys, start = pending[0], self._cleaned
+            end = min(len(keys), start + budget)
+            for key in keys[start:end]:
+                if key in latest:
+                    self._compact_key(key, rev)
+            budget -= end - start
+            if end < len(keys):
+                self._cleaned = end
+            else:
+                pending.popleft()
+                self._cleaned = 0
+
+    def keys_to_clean(self) -> list[bytes]:
+        """The keys still waiting to be cleaned (a key may repeat)."""
+        if not self._to_clean:
+            return []
+        first, *rest = self._to_clean
+        return [*first[self._cleaned :], *chain.from_iterable(rest)]
 
     def _unpin(self) -> None:
         self._pins -= 1

@@ -70,19 +70,22 @@ def snapshot_chunks(
     chunk_bytes: int,
 ) -> Iterator[bytes]:
     """The snapshot of ``view`` as chunks of about ``chunk_bytes`` each, serialized lazily as
-    they are consumed (``view`` reads the live history; closing this iterator closes it)."""
-    header = [
-        SNAPSHOT_MAGIC,
-        SNAPSHOT_VERSION,
-        view.revision,
-        applied_index,
-        view.compact_revision,
-        view.key_count,
-        len(view.changes),
-        len(leases),
-    ]
-    chunks = _Chunks(chunk_bytes, cbor2.dumps(header))
+    they are consumed (``view`` reads the live history; closing this iterator closes it). While
+    the view settles its key count, the chunks are empty (steps, so that the node goes on)."""
     try:
+        for _ in view.settle_count():
+            yield b""
+        header = [
+            SNAPSHOT_MAGIC,
+            SNAPSHOT_VERSION,
+            view.revision,
+            applied_index,
+            view.compact_revision,
+            view.key_count,
+            len(view.changes),
+            len(leases),
+        ]
+        chunks = _Chunks(chunk_bytes, cbor2.dumps(header))
         for key, versions in view.versions():
             if len(versions) == 1 and versions[0][VALUE] is not None:
                 full = chunks.add_plain(key, versions[0])

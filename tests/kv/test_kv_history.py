@@ -356,7 +356,7 @@ class HistoryModel(RuleBasedStateMachine):
         """Every key not waiting to be cleaned keeps exactly what compaction keeps (one key
         is cleaned per revision here: keys wait across many steps)."""
         h = self.kv._history
-        pending = set(h._to_clean)
+        pending = set(h.keys_to_clean())
         for key, latest in h._latest.items():
             versions = [*h._older.get(key, ()), latest]
             if key not in pending:
@@ -448,11 +448,11 @@ def test_compacting_many_keys_cleans_them_a_batch_per_revision(
             kv.apply(index, encode_put(b"k%03d" % n, b"%d" % round_))
     h = kv._history
     kv.apply(index + 1, encode_command(CompactCommand(kv.revision)))
-    assert 0 < len(h._to_clean) <= 190  # one batch cleaned by the compaction itself
+    assert 0 < len(h.keys_to_clean()) <= 190  # one batch cleaned by the compaction itself
     for n in range(100):
         assert kv.get(b"k%03d" % n) is not None
     for step in range(25):
         kv.apply(index + 2 + step, encode_put(b"other", b"v"))
-    assert not h._to_clean
+    assert not h.keys_to_clean()
     assert set(h._older) == {b"other"}  # the k keys kept only their versions since
     assert len(kv) == 101
