@@ -18,6 +18,7 @@ was measured). Everything binds to loopback and is stopped by PID.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import statistics
 import sys
@@ -206,6 +207,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--snapshot-count", type=int, help="raftkvd's (default: its own)")
     parser.add_argument("--catch-up-entries", type=int, help="raftkvd's (default: its own)")
     parser.add_argument("--systems", default="raftkv,etcd")
+    parser.add_argument("--workdir", type=Path, help="kept (logs, probe files); default: temporary")
     args = parser.parse_args(argv)
     if args.quick:  # few entries: snapshots (and a compacted log) only with small settings
         args.keys, args.snapshot_count, args.catch_up_entries = 20_000, 100, 100
@@ -220,7 +222,10 @@ def main(argv: list[str]) -> int:
         return 2
     ours: dict[str, float] = {}
     theirs: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="raftkv-bench-scale-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = args.workdir or stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="raftkv-bench-scale-")
+        )
         if "raftkv" in systems:
             ours = bench_raftkv(args.keys, Path(tmp), flags)
             print("raftkv:", ours, flush=True)

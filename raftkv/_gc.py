@@ -6,7 +6,11 @@ become garbage: the modules, classes and functions loaded at start-up, and a lar
 moment into a generation the collector never walks (objects there are still freed by reference
 counting when they go). So ``GcTuning`` freezes once after start-up (``started``: when the node
 and what the process built around it have settled) and again each time a large snapshot replaced
-the state (``state_replaced``); no collection runs while a snapshot is restored (``paused``).
+the state (``state_replaced``) or the state grew by a quarter since the last freeze (``state_grew``,
+told the size of each snapshot taken: a bulk load's records otherwise end up in the oldest
+generation, walked by every full collection); no collection runs while a snapshot is restored
+(``paused``). Freezes on growth are a geometric series: a store growing to a million keys
+freezes a few dozen times in its life.
 What it freezes that later becomes cyclic garbage is never
 reclaimed: little at those moments, and nothing the runtime makes on its hot path.
 
@@ -43,6 +47,7 @@ _PAUSE_BUCKETS = (0.00002, *DEFAULT_BUCKETS[: DEFAULT_BUCKETS.index(1.0) + 1])
 THRESHOLDS = (7000, 10, 100)  # CPython's defaults: (700, 10, 10)
 SETTLE_SECONDS = 2.0  # after a node starts, before what exists is frozen
 LARGE_STATE_BYTES = 1 << 20  # a restored snapshot at least this large is frozen after
+GROWTH = 1.25  # a state this much larger than when last frozen is frozen again
 
 
 @dataclass(slots=True)
@@ -103,6 +108,7 @@ class GcTuning:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.stats = gc_pauses().stats
+        self._frozen_size = 0  # of the state when it was last frozen
 
     async def started(self) -> None:
         """Freeze what exists once the node and the process around it have settled, and raise
@@ -119,6 +125,15 @@ class GcTuning:
         """A snapshot of ``size`` bytes replaced the state machine's state."""
         if self.enabled and size >= LARGE_STATE_BYTES:
             self._freeze()
+            self._frozen_size = size
+
+    def state_grew(self, size: int) -> None:
+        """A snapshot of ``size`` bytes was taken of the state: freeze it if it grew by a quarter
+        since the last freeze (young collections first, so that what they free is not kept)."""
+        if self.enabled and size >= LARGE_STATE_BYTES and size >= GROWTH * self._frozen_size:
+            gc.collect(1)
+            self._freeze()
+            self._frozen_size = size
 
     @contextmanager
     def paused(self) -> Iterator[None]:

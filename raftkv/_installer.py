@@ -30,6 +30,7 @@ import trio
 from ._codec import CodecError
 from ._envelope import MemberTables, read_snapshot_head
 from ._errors import CorruptSnapshot
+from ._gc import GcTuning
 from ._inbox import InboxItem, SnapshotPrepared
 from ._node_config import NodeStatistics
 from ._snapdata import open_snapshot_data
@@ -60,8 +61,15 @@ class _Preparing:
 
 
 class SnapshotInstaller:
-    def __init__(self, node_id: int, state_machine: StateMachine, stats: NodeStatistics) -> None:
+    def __init__(
+        self,
+        node_id: int,
+        state_machine: StateMachine,
+        stats: NodeStatistics,
+        gc_tuning: GcTuning | None = None,
+    ) -> None:
         self.id = node_id
+        self._gc = gc_tuning or GcTuning(enabled=False)
         self._steps: Callable[[IO[bytes]], Generator[None, None, Callable[[], None]]] | None = (
             getattr(state_machine, "restore_steps", None)
             if restores_by(state_machine, "restore_steps")
@@ -128,7 +136,10 @@ class SnapshotInstaller:
             try:
                 with open_snapshot_data(snapshot) as stream:
                     tables, app = read_snapshot_head(stream)
-                    install = await _run_in_slices(self._steps(app))
+                    # No collections meanwhile: reading makes a great many objects and no
+                    # cycles; collections would walk the half-built state again and again.
+                    with self._gc.paused():
+                        install = await _run_in_slices(self._steps(app))
             except (CorruptSnapshot, CodecError, OSError) as exc:
                 log.error(  # noqa: TRY400 - a damaged snapshot, named: no traceback to show
                     "node %d: the snapshot at %d from %d cannot be read: %s; dropped",

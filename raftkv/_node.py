@@ -100,7 +100,7 @@ class Node:
         self._stats = NodeStatistics(gc=self._gc.stats)
         self._persister = Persister(storage, log_store, self._stats)
         self._membership = Membership(config.id, transport)
-        self._installer = SnapshotInstaller(config.id, state_machine, self._stats)
+        self._installer = SnapshotInstaller(config.id, state_machine, self._stats, self._gc)
         self._snapshotter = Snapshotter(
             config,
             storage=storage,

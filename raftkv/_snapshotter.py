@@ -179,6 +179,7 @@ class Snapshotter:
         await self._storage.save_snapshot(snapshot)
         self.index = built.metadata.index
         self.size = snapshot_data_size(snapshot)
+        self._gc.state_grew(self.size)
         self._stats.snapshots_taken += 1
         self._stats.snapshot_bytes = self.size
         keep_from = self.index - self._config.catch_up_entries

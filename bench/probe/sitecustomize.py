@@ -16,6 +16,9 @@ report what the server itself sees, and works on older checkouts too (to measure
   it when its load starts and removes it when it ends), the pauses and the raft-loop figures
   are also kept apart (polled every 50 ms).
 
+- With ``RAFTKV_PROBE_STEPS=1``: a Trio instrument times every task step (from one checkpoint to
+  the next: what holds the raft loop back while it runs) and keeps the longest, by task name.
+
 All of it is written as JSON to ``$RAFTKV_PROBE_DIR/probe-<pid>.json`` when the process exits
 (raftkvd exits cleanly on SIGTERM).
 """
@@ -42,6 +45,7 @@ class _Probe:
         self.censuses: list[dict[str, object]] = []
         self.nodes: list[object] = []
         self._began = 0.0
+        self.steps: dict[str, list[float]] = {}  # task name -> its longest steps, seconds
 
     def on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -116,6 +120,9 @@ class _Probe:
             "window": self.window,
             "censuses": self.censuses,
             "nodes": self.node_stats(),
+            "longest_steps": sorted(
+                ((max(v), len(v), k) for k, v in self.steps.items()), reverse=True
+            )[:30],
         }
         path = os.path.join(self.directory, f"probe-{os.getpid()}.json")
         with open(path + ".tmp", "w") as f:
@@ -138,8 +145,42 @@ class _Probe:
         raftkv.Node.__init__ = recording_init  # type: ignore[method-assign]
 
 
+class _StepTimer:
+    """A Trio instrument: the steps of over 2 ms, by task name (the longest 50 of each)."""
+
+    def __init__(self, steps: dict[str, list[float]]) -> None:
+        self.steps = steps
+        self._began = 0.0
+
+    def before_task_step(self, task: object) -> None:
+        self._began = time.perf_counter()
+
+    def after_task_step(self, task: object) -> None:
+        took = time.perf_counter() - self._began
+        if took > 0.002:
+            kept = self.steps.setdefault(getattr(task, "name", "?"), [])
+            kept.append(took)
+            if len(kept) > 100:
+                kept.sort(reverse=True)
+                del kept[50:]
+
+
+def _time_steps(probe: _Probe) -> None:
+    import trio  # noqa: PLC0415 - only for this diagnostic
+
+    run = trio.run
+
+    def run_timed(*args: object, **kwargs: object) -> object:
+        kwargs["instruments"] = [*kwargs.get("instruments", ()), _StepTimer(probe.steps)]  # type: ignore[misc]
+        return run(*args, **kwargs)  # type: ignore[arg-type]
+
+    trio.run = run_timed  # type: ignore[assignment]
+
+
 def _install(directory: str) -> None:
     probe = _Probe(directory)
+    if os.environ.get("RAFTKV_PROBE_STEPS") == "1":
+        _time_steps(probe)
     gc.callbacks.append(probe.on_gc)
     threading.Thread(target=probe.watch_window, daemon=True).start()
     probe.record_nodes()

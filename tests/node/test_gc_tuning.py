@@ -56,6 +56,7 @@ async def test_disabled_leaves_the_collector_alone(
     tuning = GcTuning(enabled=False)
     await tuning.started()
     tuning.state_replaced(1 << 30)
+    tuning.state_grew(1 << 31)
     assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0
 
 
@@ -66,6 +67,23 @@ def test_a_large_restored_state_is_frozen(collector: None) -> None:
     assert tuning.stats.freezes == freezes
     tuning.state_replaced(_gc.LARGE_STATE_BYTES)
     assert tuning.stats.freezes == freezes + 1
+
+
+def test_a_state_grown_by_a_quarter_since_the_last_freeze_is_frozen(collector: None) -> None:
+    """Snapshots taken of a growing store (a bulk load) freeze it each time it grew by a
+    quarter: a geometric series of freezes, never one per snapshot."""
+    tuning = GcTuning(enabled=True)
+    freezes = tuning.stats.freezes
+    size = _gc.LARGE_STATE_BYTES
+    tuning.state_grew(size - 1)  # too small to matter
+    assert tuning.stats.freezes == freezes
+    for _ in range(40):  # snapshots of a store growing 5% each time: 1 MiB to 7 MiB
+        tuning.state_grew(size)
+        size = int(size * 1.05)
+    assert tuning.stats.freezes - freezes == 8  # at 1 MiB, then every 1.25x (5 steps of 5%)
+    tuning.state_replaced(100 * size)  # a restored snapshot: frozen, the new mark
+    tuning.state_grew(99 * size)
+    assert tuning.stats.freezes - freezes == 9
 
 
 def test_no_collection_while_a_snapshot_is_restored(collector: None) -> None:

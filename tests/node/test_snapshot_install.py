@@ -7,6 +7,7 @@ needs to feed it by hand.
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import pytest
@@ -14,6 +15,7 @@ import trio
 import trio.testing
 
 from raftkv._envelope import MemberTables, encode_snapshot_head
+from raftkv._gc import GcTuning
 from raftkv._inbox import InboxItem, SnapshotPrepared
 from raftkv._installer import SnapshotInstaller
 from raftkv._node_config import NodeStatistics
@@ -152,3 +154,43 @@ async def test_a_newer_snapshot_replaces_the_one_being_read() -> None:
             await trio.testing.wait_all_tasks_blocked()
         assert [s.state.metadata.index for s in submitted] == [60]  # type: ignore[union-attr]
         assert handed == []
+
+
+class CollectorWatchingStore(KVStateMachine):
+    """Notes at every step of reading a snapshot whether the garbage collector may run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.collector_enabled: list[bool] = []
+
+    def restore_steps(self, stream):  # type: ignore[no-untyped-def]
+        steps = super().restore_steps(stream)
+        while True:
+            self.collector_enabled.append(gc.isenabled())
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+            yield
+
+
+async def test_no_collection_runs_while_a_snapshot_is_read() -> None:
+    """Reading a snapshot beside the loop makes a great many objects and no cycles: the
+    collector is paused meanwhile (it would walk the half-built state again and again), and
+    runs again afterwards."""
+    assert gc.isenabled()
+    sm = CollectorWatchingStore()
+    installer = SnapshotInstaller(1, sm, NodeStatistics(), GcTuning(enabled=True))
+    submitted: list[InboxItem] = []
+
+    async def submit(item: InboxItem) -> None:
+        submitted.append(item)
+
+    async with trio.open_nursery() as nursery:
+        installer.start(nursery, submit)
+        installer.handler(lambda item: None)(_message(_good_snapshot()))
+        with trio.fail_after(10):
+            while not submitted:
+                await trio.sleep(0)
+    assert len(sm.collector_enabled) > 3 and not any(sm.collector_enabled)
+    assert gc.isenabled()
