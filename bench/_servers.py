@@ -109,7 +109,11 @@ class RaftkvCluster:
 
     @property
     def cluster(self) -> str:
-        return ",".join(f"http://127.0.0.1:{p}" for p in self.peers)
+        # By position (member i: the i-th URL), removed members' too, as raftkvd's --cluster.
+        return ",".join(self.peer_url(i) for i in range(1, len(self.peers) + 1))
+
+    def peer_url(self, i: int) -> str:
+        return f"http://127.0.0.1:{self.peers[i - 1]}"
 
     def url(self, i: int) -> str:
         return f"http://127.0.0.1:{self.clients[i - 1]}"
@@ -117,11 +121,11 @@ class RaftkvCluster:
     def data_dir(self, i: int) -> Path:
         return self.workdir / f"data-{i}"
 
-    def start(self, i: int) -> subprocess.Popen[bytes]:
+    def start(self, i: int, *, join: bool = False) -> subprocess.Popen[bytes]:
         cmd = [RAFTKVD] if self.code is None else [sys.executable, "-m", "raftkv_cli"]
         cmd += ["--id", str(i), "--cluster", self.cluster, "--port"]
         cmd += [str(self.clients[i - 1]), "--data-dir", str(self.data_dir(i))]
-        cmd += ["--log-level", "warning", *self.extra]
+        cmd += ["--log-level", "warning", *self.extra, *(["--join"] if join else [])]
         path = [str(PROBE)] if self.code is None else [str(self.code), str(PROBE)]
         env = {**os.environ, **self.env, "PYTHONPATH": os.pathsep.join(path)}
         env["RAFTKV_PROBE_DIR"] = str(self.workdir / "probe")
@@ -143,6 +147,19 @@ class RaftkvCluster:
 
     def wipe(self, i: int) -> None:
         shutil.rmtree(self.data_dir(i), ignore_errors=True)
+
+    def replace(self, i: int, leader: int) -> int:
+        """Replace stopped member ``i`` as etcd's docs say a member that lost its data must be:
+        remove it, add a new member (a new id: ids are never reused), start that one empty with
+        ``--join``. The new member's id."""
+        self.wipe(i)
+        httpx.delete(f"{self.url(leader)}/{i}", timeout=30).raise_for_status()
+        self.peers.append(free_port())
+        self.clients.append(free_port())
+        new = len(self.peers)
+        httpx.post(f"{self.url(leader)}/{new}", content=self.peer_url(new), timeout=30)
+        self.start(new, join=True)
+        return new
 
     def status(self, i: int) -> dict[str, object]:
         return dict(httpx.get(self.url(i) + "/-/status", timeout=2).json())

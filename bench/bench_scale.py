@@ -5,8 +5,9 @@ For each system: the time to load the keys (transactions of 128 puts from 4 thre
 ``_bulk``), every member's resident memory before and after (RSS per key), the snapshot's size
 and build time (raftkv: the newest snapshot, from /-/metrics; etcd: its database size), the
 restart of a follower from its data directory (until it serves every key again), and a follower
-brought back empty (raftkv: its data directory wiped, caught up by a streamed snapshot; etcd:
-removed and added back as a new, empty member) while wrk PUTs at 8 connections to the leader:
+replaced by an empty one (both systems alike, as a member that lost its data must be: removed,
+and a new member added with an empty data directory; raftkv's catches up by a streamed
+snapshot) while wrk PUTs at 8 connections to the leader:
 the seconds until it holds every key, the PUTs' p99 meanwhile, and its peak RSS beside a caught-up
 follower's. For raftkv also every node's longest raft-loop iteration and its garbage collector's
 longest pause over the whole run (snapshots taken, sent and installed included).
@@ -100,7 +101,7 @@ def raftkv_load(c: RaftkvCluster, keys: int, fig: dict[str, float]) -> int:
 
 
 def raftkv_follower_back(c: RaftkvCluster, leader: int, keys: int, fig: dict[str, float]) -> None:
-    """Restart a follower; then wipe it and let it catch up under load."""
+    """Restart a follower; then replace it by an empty member and let that catch up under load."""
     follower = next(i for i in sorted(c.procs) if i != leader)
     other = next(i for i in sorted(c.procs) if i not in (leader, follower))
     c.stop(follower)
@@ -109,8 +110,7 @@ def raftkv_follower_back(c: RaftkvCluster, leader: int, keys: int, fig: dict[str
     wait_for_count(lambda: count_keys(c.url(follower), "raftkv"), keys, 600)
     fig["restart_s"] = time.monotonic() - began
     c.stop(follower)
-    c.wipe(follower)
-    c.start(follower)
+    follower = c.replace(follower, leader)  # removed, and a new member added empty, as etcd's
     _catch_up_under_load(
         c.url(leader), "raw", lambda: count_keys(c.url(follower), "raftkv"), keys, fig
     )

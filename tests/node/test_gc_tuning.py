@@ -88,12 +88,14 @@ def test_a_state_grown_by_a_quarter_since_the_last_freeze_is_frozen(collector: N
 
 def test_no_collection_while_a_snapshot_is_restored(collector: None) -> None:
     tuning = GcTuning(enabled=True)
+    freezes = tuning.stats.freezes
     with tuning.paused():
         assert not gc.isenabled()
         with tuning.paused():  # nested: the outer block still owns the collector
             assert not gc.isenabled()
         assert not gc.isenabled()
     assert gc.isenabled()
+    assert tuning.stats.freezes == freezes + 1  # what the block made: frozen, not young
     with pytest.raises(RuntimeError), tuning.paused():
         raise RuntimeError("a damaged snapshot")
     assert gc.isenabled()
