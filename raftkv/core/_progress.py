@@ -65,6 +65,7 @@ class Progress:
     __slots__ = (
         "inflights",
         "is_learner",
+        "lost_data_reported",
         "match",
         "next",
         "pending_snapshot",
@@ -83,6 +84,7 @@ class Progress:
         self.recent_active = False
         self.inflights = Inflights(max_inflight)
         self.is_learner = is_learner
+        self.lost_data_reported = False  # said once: its log ended below match (see Raft)
 
     def _reset_state(self, state: ProgressState) -> None:
         self.probe_sent = False

@@ -650,6 +650,19 @@ class Raft:
 
     def _handle_append_response(self, m: AppendEntriesResponse, pr: Progress) -> None:
         if m.reject:
+            if m.hint_index < pr.match and not pr.lost_data_reported:
+                # Its log matched ours up to match, which no append truncates: it lost entries
+                # it had made durable (a wiped data directory, a broken disk). Raft cannot heal
+                # that in place: it stays behind, as in etcd, until an operator replaces it.
+                pr.lost_data_reported = True
+                log.warning(
+                    "%d: node %d lost entries it had acknowledged (its log ends at %d, below %d):"
+                    " remove it and add a new member with an empty data directory",
+                    self.id,
+                    m.src,
+                    m.hint_index,
+                    pr.match,
+                )
             # Fast backtracking: skip to where our log has a term <= the follower's hint term.
             next_probe = m.hint_index
             if m.hint_term > 0:

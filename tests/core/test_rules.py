@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -533,6 +534,33 @@ def test_committed_entries_are_handed_out_a_bounded_batch_per_ready() -> None:
     assert len(batches) > 5
     assert all(sum(b) <= 1000 or len(b) == 1 for b in batches)
     assert [b for b in batches if sum(b) > 1000] == [[2500]]
+
+
+def test_a_follower_that_lost_acknowledged_entries_is_reported_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A follower whose data was wiped and that came back under its old id answers with a log
+    ending below what it acknowledged: the leader says so (once), naming the fix."""
+    net = Net(3)
+    net.elect(1)
+    for i in range(5):
+        net.nodes[1].propose(b"x%d" % i)
+    net.deliver_all()
+    store = MemoryLogStore()
+    bootstrap(store, {j: b"" for j in (1, 2, 3)})
+    net.stores[2], net.nodes[2] = store, RawNode(Config(id=2), store, random.Random(2))
+    with caplog.at_level(logging.WARNING, logger="raftkv.core"):
+        for i in range(3):
+            net.nodes[1].propose(b"y%d" % i)
+            net.deliver_all()
+    lost = [r.getMessage() for r in caplog.records if "lost entries" in r.getMessage()]
+    assert len(lost) == 1
+    assert "node 2 lost entries it had acknowledged" in lost[0] and "add a new member" in lost[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="raftkv.core"):
+        net.nodes[1].propose(b"z")
+        net.deliver_all()
+    assert not [r for r in caplog.records if "lost entries" in r.getMessage()]
 
 
 def test_proposals_are_refused_during_a_transfer_which_times_out() -> None:
