@@ -45,7 +45,7 @@ class _Probe:
         self.censuses: list[dict[str, object]] = []
         self.nodes: list[object] = []
         self._began = 0.0
-        self.steps: dict[str, list[float]] = {}  # task name -> its longest steps, seconds
+        self.steps: dict[str, list[tuple[float, float]]] = {}  # task -> its longest (wall, cpu)
 
     def on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -121,7 +121,7 @@ class _Probe:
             "censuses": self.censuses,
             "nodes": self.node_stats(),
             "longest_steps": sorted(
-                ((max(v), len(v), k) for k, v in self.steps.items()), reverse=True
+                ((*max(v), len(v), k) for k, v in self.steps.items()), reverse=True
             )[:30],
         }
         path = os.path.join(self.directory, f"probe-{os.getpid()}.json")
@@ -146,20 +146,22 @@ class _Probe:
 
 
 class _StepTimer:
-    """A Trio instrument: the steps of over 2 ms, by task name (the longest 50 of each)."""
+    """A Trio instrument: the steps of over 2 ms, by task name (the longest 50 of each), each
+    as (wall seconds, the thread's CPU seconds): a step much longer than its CPU time waited
+    for the machine (another process on the core, the disk), not for work of its own."""
 
-    def __init__(self, steps: dict[str, list[float]]) -> None:
+    def __init__(self, steps: dict[str, list[tuple[float, float]]]) -> None:
         self.steps = steps
-        self._began = 0.0
+        self._began = self._cpu = 0.0
 
     def before_task_step(self, task: object) -> None:
-        self._began = time.perf_counter()
+        self._began, self._cpu = time.perf_counter(), time.thread_time()
 
     def after_task_step(self, task: object) -> None:
         took = time.perf_counter() - self._began
         if took > 0.002:
             kept = self.steps.setdefault(getattr(task, "name", "?"), [])
-            kept.append(took)
+            kept.append((took, time.thread_time() - self._cpu))
             if len(kept) > 100:
                 kept.sort(reverse=True)
                 del kept[50:]
