@@ -66,6 +66,8 @@ def backup_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
     size = 0
     yield _HEAD.pack(MAGIC, VERSION)
     for chunk in chunks:
+        if not chunk:
+            continue  # a step of the store's, nothing to write
         digest.update(chunk)
         size += len(chunk)
         yield chunk

@@ -107,6 +107,8 @@ class HistoryView:
         history._pins += 1
         # Less the keys cleaning will remove: ``settle_count`` counts them out, a step at a time.
         self.key_count = len(history._keys)
+        # Keys after the last one now are all created since: none has a version in the view.
+        self._last_key: bytes | None = history._keys[-1] if history._keys else None
         self._uncounted = list(history._to_clean)  # the changes whose keys it shows compacted
 
     def settle_count(self, batch: int = 500) -> Iterator[None]:
@@ -138,25 +140,28 @@ class HistoryView:
         return (older[0] if older else record)[MOD] <= self.revision
 
     def versions(self, batch: int = 512) -> Iterator[tuple[bytes, list[Record]]]:
-        """Every key's versions up to ``revision``, oldest first, in key order (read a batch of
-        keys at a time, resuming after the last one: writes between batches are fine)."""
+        """Every key's versions up to ``revision``, oldest first, in key order."""
+        for part in self.batches(batch):
+            yield from part
+
+    def batches(self, batch: int = 512) -> Iterator[list[tuple[bytes, list[Record]]]]:
+        """``versions()`` a batch of ``batch`` keys at a time, resuming after the last one
+        (writes between batches are fine). A batch may be empty or short: keys created since
+        the view have no versions in it, and a bulk load running meanwhile makes many."""
         keys_of = self._history._keys
         last: bytes | None = None
         try:
             while True:
                 if last is None:
-                    keys = list(islice(keys_of, batch))
+                    keys = list(islice(keys_of.irange(maximum=self._last_key), batch))
                 else:
-                    keys = list(
-                        islice(keys_of.irange(minimum=last, inclusive=(False, True)), batch)
-                    )
+                    bounds = keys_of.irange(last, self._last_key, inclusive=(False, True))
+                    keys = list(islice(bounds, batch))
                 if not keys:
                     return
                 last = keys[-1]
-                for key in keys:
-                    kept = self._versions_of(key)
-                    if kept:
-                        yield key, kept
+                versions_of = self._versions_of
+                yield [(key, kept) for key in keys if (kept := versions_of(key))]
         finally:
             self.close()
 

@@ -361,3 +361,42 @@ def test_a_malformed_block_is_refused(shape: str, reason: str) -> None:
     with pytest.raises(CorruptSnapshot, match=reason):
         kv.restore(data)
     assert state(kv) == before
+
+
+def test_keys_created_while_a_snapshot_is_read_cost_it_bounded_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bulk load during a snapshot adds keys the snapshot skips (they are newer): each step
+    of the snapshot looks at a bounded batch of them, and those after the last key it saw at
+    its start are not looked at at all; the snapshot is the state when it was asked for."""
+    from raftkv.kv._history import HistoryView
+
+    kv = KVStateMachine()
+    index = 0
+    for i in range(100):
+        index += 1
+        kv.apply(index, encode_put(b"k%04d" % (i * 100), b"v"))
+    expected = b"".join(kv.snapshot_chunks(chunk_bytes=256))
+    looked = [0]
+    versions_of = HistoryView._versions_of
+
+    def counting(view: HistoryView, key: bytes) -> object:
+        looked[0] += 1
+        return versions_of(view, key)
+
+    monkeypatch.setattr(HistoryView, "_versions_of", counting)
+    chunks = kv.snapshot_chunks(chunk_bytes=256)
+    got = [next(chunks)]
+    for i in range(3000):  # between the snapshot's keys, and after the last of them
+        index += 1
+        kv.apply(index, encode_put(b"k0050%04d" % i, b"new"))
+        index += 1
+        kv.apply(index, encode_put(b"z%04d" % i, b"new"))
+    per_step = []
+    for chunk in chunks:
+        per_step.append(looked[0])
+        looked[0] = 0
+        got.append(chunk)
+    assert b"".join(got) == expected
+    assert max(per_step) <= 512 + 100
+    assert sum(per_step) < 100 + 3000 + 600  # the 3000 keys after the last one: never looked at
