@@ -54,10 +54,14 @@ def _runtime_metrics(stats: raftkv.NodeStatistics) -> Iterator[Metric]:
             "Installing the newest snapshot restored (in the raft loop).",
         ),
         "gc_max_pause_seconds": (stats.gc.max_pause, "Longest garbage collection (process)."),
-        "gc_frozen_objects": (stats.gc.frozen, "Objects frozen out of the collector's walks."),
     }
     for name, (value, doc) in gauges.items():
         yield GaugeMetricFamily(f"raftkv_{name}", doc, value=value)
+    yield CounterMetricFamily(
+        "raftkv_gc_freezes",
+        "Times what lives was frozen out of the collector's walks (start-up, large states).",
+        value=stats.gc.freezes,
+    )
     yield _histogram(
         "raftkv_loop_iteration_seconds", "Raft-loop iterations (input to idle).", stats.loop_busy
     )
