@@ -229,10 +229,17 @@ def _read(decoder: cbor2.CBORDecoder, step: int) -> Generator[None, None, Snapsh
         for start in range(0, key_count, step):
             keys.read(decoder, min(step, key_count - start))
             yield
-    changes = [_read_change(decoder.decode(), compacted, revision) for _ in range(change_count)]
+    # The change records too, a step at a time: a million keys' changes take a second to read
+    # and check (each names versions that must exist), too long for one step.
+    changes: list[tuple[int, tuple[bytes, ...]]] = []
+    for start in range(0, change_count, _CHANGES_PER_STEP):
+        n = min(_CHANGES_PER_STEP, change_count - start)
+        changes += [_read_change(decoder.decode(), compacted, revision) for _ in range(n)]
+        yield
     leases = [_read_lease(decoder.decode()) for _ in range(lease_count[0] if lease_count else 0)]
     history = History.restored(revision, compacted, keys, changes)
-    _check_changes(history, changes)
+    yield
+    yield from _check_changes(history, changes)
     auth = _read_auth(decoder) if header[1] >= 4 else AuthState()
     return SnapshotState(applied, history, _lease_table(leases, keys.attached), auth)
 
@@ -510,12 +517,20 @@ def _check_key_order(versions: list[tuple[bytes, list[Record]]]) -> None:
         raise CorruptSnapshot("snapshot keys are not in strictly ascending order")
 
 
-def _check_changes(history: History, changes: list[tuple[int, tuple[bytes, ...]]]) -> None:
+# Change records read or checked per step (of up to 128 keys each in a bulk load's snapshot).
+_CHANGES_PER_STEP = 32
+
+
+def _check_changes(
+    history: History, changes: list[tuple[int, tuple[bytes, ...]]]
+) -> Generator[None, None, None]:
     if any(a[0] >= b[0] for a, b in pairwise(changes)):
         raise CorruptSnapshot("snapshot changes are not in strictly ascending revision order")
-    for rev, keys in changes:
-        if len(set(keys)) != len(keys) or not history.has_versions(keys, rev):
-            raise CorruptSnapshot(f"the change index at revision {rev} names no version")
+    for start in range(0, len(changes), _CHANGES_PER_STEP):
+        for rev, keys in changes[start : start + _CHANGES_PER_STEP]:
+            if len(set(keys)) != len(keys) or not history.has_versions(keys, rev):
+                raise CorruptSnapshot(f"the change index at revision {rev} names no version")
+        yield
 
 
 class _RawReader(io.RawIOBase):
