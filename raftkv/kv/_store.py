@@ -92,10 +92,26 @@ class _Revision:
         self.changed: list[bytes] = []
 
     def put(self, key: bytes, value: bytes, lease: int) -> PutResult:
+        prev = self._put(key, value, lease)
+        return PutResult(self.rev, None if prev is None else _kv(key, prev))
+
+    def put_all(self, puts: Sequence[PutCommand]) -> list[PutResult]:
+        """``put`` each of ``puts`` (distinct keys, as in a transaction) in one loop; the keys
+        new to the store share one result."""
+        write, rev = self._put, self.rev
+        fresh = PutResult(rev, None)
+        results = []
+        for op in puts:
+            prev = write(op.key, op.value, op.lease)
+            results.append(fresh if prev is None else PutResult(rev, _kv(op.key, prev)))
+        return results
+
+    def _put(self, key: bytes, value: bytes, lease: int) -> Record | None:
+        """Write ``key`` at this revision; the live version it replaced."""
         prev = self.history.put(key, value, lease, self.rev)
         self.leases.attach(key, prev[LEASE] if prev else 0, lease)
         self.changed.append(key)
-        return PutResult(self.rev, None if prev is None else _kv(key, prev))
+        return prev
 
     def delete(self, key: bytes) -> KeyValue | None:
         prev = self.history.delete(key, self.rev)
@@ -104,31 +120,6 @@ class _Revision:
         self.leases.attach(key, prev[LEASE], 0)
         self.changed.append(key)
         return _kv(key, prev)
-
-    def put_all(self, puts: Sequence[PutCommand]) -> list[PutResult]:
-        """``put`` each of ``puts`` (distinct keys, as in a transaction): the same, in one loop;
-        the keys new to the store share one result."""
-        rev, history_put, attach, changed = (
-            self.rev,
-            self.history.put,
-            self.leases.attach,
-            self.changed,
-        )
-        fresh = PutResult(rev, None)
-        results = []
-        for op in puts:
-            key, lease = op.key, op.lease
-            prev = history_put(key, op.value, lease, rev)
-            changed.append(key)
-            if prev is None:
-                if lease:
-                    attach(key, 0, lease)
-                results.append(fresh)
-            else:
-                if prev[LEASE] != lease:
-                    attach(key, prev[LEASE], lease)
-                results.append(PutResult(rev, _kv(key, prev)))
-        return results
 
     @property
     def revision(self) -> int:
