@@ -157,7 +157,8 @@ class RaftkvCluster:
         self.peers.append(free_port())
         self.clients.append(free_port())
         new = len(self.peers)
-        httpx.post(f"{self.url(leader)}/{new}", content=self.peer_url(new), timeout=30)
+        added = httpx.post(f"{self.url(leader)}/{new}", content=self.peer_url(new), timeout=30)
+        added.raise_for_status()
         self.start(new, join=True)
         return new
 

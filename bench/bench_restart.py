@@ -18,22 +18,19 @@ from pathlib import Path
 
 import httpx
 from _bulk import bulk_load, count_keys, wait_for_count
-from _servers import RaftkvCluster, cpu_seconds, free_port
+from _servers import RaftkvCluster, cpu_seconds
 
 
 def _cluster(data: Path, keys: int, code: Path | None) -> RaftkvCluster:
     """The cluster of ``data``, with the ports it was made with (they are in its membership)."""
     ports = data / "ports.json"
+    c = RaftkvCluster(data, code=code)  # fresh ports, unless the directory has its own
     if ports.exists():
         saved = json.loads(ports.read_text())
         if saved["keys"] != keys:
             raise SystemExit(f"{data} holds {saved['keys']} keys, not {keys}: use another --data")
-        c = RaftkvCluster(data, code=code)
         c.peers, c.clients = saved["peers"], saved["clients"]
         return c
-    c = RaftkvCluster(data, code=code)
-    c.peers = [free_port() for _ in range(c.n)]
-    c.clients = [free_port() for _ in range(c.n)]
     c.start_all()
     print(f"loading {keys:,} keys into {data}", flush=True)
     took = bulk_load(c.leader_url(), "raftkv", keys)
