@@ -41,7 +41,8 @@ import cbor2
 
 from .._errors import CorruptSnapshot
 from ._auth import AuthState, KeyRange, Perm, Permission, Role, User, check_name
-from ._history import LEASE, VALUE, History, HistoryView, Record
+from ._history import KEY_CHUNK, LEASE, VALUE, History, HistoryView, Record
+from ._keymap import KeyMap
 from ._leases import LeaseTable
 from ._limits import MAX_INT
 
@@ -222,7 +223,7 @@ def _read(decoder: cbor2.CBORDecoder, step: int) -> Generator[None, None, Snapsh
         raise CorruptSnapshot("the compaction point is past the snapshot's revision")
     keys = _KeyRecords(revision)
     if header[1] == SNAPSHOT_VERSION:
-        while len(keys.keys) < key_count:
+        while keys.count < key_count:
             keys.read_blocks(decoder, key_count, step)
             yield
     else:
@@ -326,11 +327,13 @@ class _KeyRecords:
 
     def __init__(self, revision: int) -> None:
         self.revision = revision
-        self.latest: dict[bytes, Record] = {}
-        self.older: dict[bytes, list[Record]] = {}
-        self.keys: list[bytes] = []
+        self.latest: KeyMap[Record] = KeyMap()
+        self.older: KeyMap[list[Record]] = KeyMap()
+        # The keys, ascending, in the lists a SortedList keeps (``sorted_keys``): built as they
+        # are read, not sorted and cut up in one step at the end (a million keys: 0.12 s).
+        self.key_chunks: list[list[bytes]] = []
+        self.count = 0
         self.attached: list[tuple[bytes, int]] = []  # (key, lease) of live keys with a lease
-        self.tombstones: set[bytes] = set()
         self.live = 0
         self._last = b""
 
@@ -345,11 +348,11 @@ class _KeyRecords:
 
     def read_blocks(self, decoder: cbor2.CBORDecoder, total: int, step: int) -> None:
         """Read key records and blocks until about ``step`` more keys are read, or ``total``."""
-        goal = min(total, len(self.keys) + step)
-        while len(self.keys) < goal:
+        goal = min(total, self.count + step)
+        while self.count < goal:
             v = decoder.decode()
             if type(v) is list and len(v) == 6 and type(v[0]) is list:
-                self._add_block(v, total - len(self.keys))
+                self._add_block(v, total - self.count)
             else:
                 self._add_checked(v)
 
@@ -396,13 +399,22 @@ class _KeyRecords:
         else:
             shared = [c if m == c else m for c, m in zip(creates, mods, strict=True)]
         records = zip(values, creates, shared, versions, leases, strict=True)
-        self.latest.update(zip(keys, records, strict=True))
-        self.keys.extend(keys)
+        self.latest.put_many(keys, records)
+        self._append_keys(keys)
         self._last = keys[-1]
         self.live += len(keys)
         if max(leases):
             self.attached.extend((k, lease) for k, lease in zip(keys, leases, strict=True) if lease)
         return True
+
+    def _append_keys(self, keys: Sequence[bytes]) -> None:
+        chunks = self.key_chunks
+        start = 0
+        if chunks and len(chunks[-1]) < KEY_CHUNK:
+            start = KEY_CHUNK - len(chunks[-1])
+            chunks[-1].extend(keys[:start])
+        chunks.extend(list(keys[i : i + KEY_CHUNK]) for i in range(start, len(keys), KEY_CHUNK))
+        self.count += len(keys)
 
     def _add_checked(self, v: Any) -> None:
         """Add one record of any shape, checked on its own."""
@@ -412,11 +424,9 @@ class _KeyRecords:
         self.latest[key] = records[-1]
         if len(records) > 1:
             self.older[key] = records[:-1]
-        self.keys.append(key)
+        self._append_keys((key,))
         self._last = key
-        if records[-1][VALUE] is None:
-            self.tombstones.add(key)
-        else:
+        if records[-1][VALUE] is not None:
             self.live += 1
             if records[-1][LEASE]:
                 self.attached.append((key, records[-1][LEASE]))

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from sortedcontainers import SortedList
 
 from raftkv.kv import (
     CompactCommand,
@@ -56,7 +57,7 @@ from raftkv.kv import (
     encode_command,
     encode_put,
 )
-from raftkv.kv._history import _compacted
+from raftkv.kv._history import KEY_CHUNK, _compacted, sorted_keys
 
 keys = st.sampled_from([b"a", b"ab", b"abc", b"b", b"b/1", b"b/2", b"\xff"])
 prefixes = st.sampled_from([b"", b"a", b"ab", b"b", b"b/", b"\xff", b"c"])
@@ -456,3 +457,27 @@ def test_compacting_many_keys_cleans_them_a_batch_per_revision(
     assert not h.keys_to_clean()
     assert set(h._older) == {b"other"}  # the k keys kept only their versions since
     assert len(kv) == 101
+
+
+@given(st.integers(0, 3 * KEY_CHUNK + 10), st.data())
+def test_sorted_keys_is_the_sorted_list_of_its_chunks(count: int, data: st.DataObject) -> None:
+    """Built from a reader's lists without sorting, it answers and changes as SortedList does."""
+    keys = [b"%06d" % (3 * i) for i in range(count)]  # room for new keys between them
+    chunks = [keys[i : i + KEY_CHUNK] for i in range(0, len(keys), KEY_CHUNK)]
+    built, expected = sorted_keys(chunks), SortedList(keys)
+    assert list(built) == list(expected) and len(built) == len(expected)
+    for _ in range(data.draw(st.integers(0, 20))):
+        key = b"%06d" % data.draw(st.integers(0, 3 * count + 3))
+        assert built.bisect_left(key) == expected.bisect_left(key)
+        assert list(built.irange(key)) == list(expected.irange(key))
+        if key in expected:
+            built.remove(key)
+            expected.remove(key)
+        else:
+            built.add(key)
+            expected.add(key)
+        if expected:
+            i = data.draw(st.integers(0, len(expected) - 1))
+            assert built[i] == expected[i] and built.index(expected[i]) == i
+    assert list(built) == list(expected)
+    built._check()  # sortedcontainers' own invariants

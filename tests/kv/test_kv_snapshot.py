@@ -301,6 +301,7 @@ def test_blocks_split_across_chunks_restore() -> None:
     copy = KVStateMachine()
     copy.restore(b"".join(chunks))
     assert state(copy) == state(kv)
+    copy._history._keys._check()  # the reader's lists of keys make a valid SortedList
 
 
 def test_a_hand_built_snapshot_of_blocks_and_records_restores() -> None:
