@@ -18,6 +18,10 @@ report what the server itself sees, and works on older checkouts too (to measure
 
 - With ``RAFTKV_PROBE_STEPS=1``: a Trio instrument times every task step (from one checkpoint to
   the next: what holds the raft loop back while it runs) and keeps the longest, by task name.
+  With ``RAFTKV_PROBE_STACKS=ms`` too: a thread samples the event loop's stack every
+  millisecond while a step has run longer than that (as often as the interpreter lets it: every
+  few milliseconds of a step that holds the GIL), and the longest steps are kept with where they
+  were (``step_stacks``).
 
 All of it is written as JSON to ``$RAFTKV_PROBE_DIR/probe-<pid>.json`` when the process exits
 (raftkvd exits cleanly on SIGTERM).
@@ -30,6 +34,7 @@ import collections
 import gc
 import json
 import os
+import sys
 import threading
 import time
 
@@ -46,6 +51,7 @@ class _Probe:
         self.nodes: list[object] = []
         self._began = 0.0
         self.steps: dict[str, list[tuple[float, float]]] = {}  # task -> its longest (wall, cpu)
+        self.step_stacks: list[tuple[float, str, list[tuple[str, int]]]] = []
 
     def on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -123,6 +129,7 @@ class _Probe:
             "longest_steps": sorted(
                 ((*max(v), len(v), k) for k, v in self.steps.items()), reverse=True
             )[:30],
+            "step_stacks": sorted(self.step_stacks, reverse=True)[:40],
         }
         path = os.path.join(self.directory, f"probe-{os.getpid()}.json")
         with open(path + ".tmp", "w") as f:
@@ -167,13 +174,68 @@ class _StepTimer:
                 del kept[50:]
 
 
+class _StepStacks:
+    """A Trio instrument and a thread: where the event loop's thread is, sampled every
+    millisecond, during each step that lasts over ``threshold`` seconds."""
+
+    def __init__(self, kept: list[tuple[float, str, list[tuple[str, int]]]], threshold: float):
+        self.kept, self.threshold = kept, threshold
+        self._step = 0  # odd while a step runs
+        self._began = 0.0
+        self._task = ""
+        self._samples: collections.Counter[str] = collections.Counter()
+        self._loop_thread = threading.get_ident()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def before_task_step(self, task: object) -> None:
+        self._task = getattr(task, "name", "?")
+        self._samples = collections.Counter()
+        self._began = time.perf_counter()
+        self._step += 1
+
+    def after_task_step(self, task: object) -> None:
+        self._step += 1
+        took = time.perf_counter() - self._began
+        if took > self.threshold:
+            self.kept.append((took, self._task, self._samples.most_common(6)))
+            if len(self.kept) > 200:
+                self.kept.sort(reverse=True)
+                del self.kept[100:]
+
+    def _sample(self) -> None:
+        while True:
+            time.sleep(0.001)
+            step = self._step
+            if step % 2 and time.perf_counter() - self._began > self.threshold:
+                frame = sys._current_frames().get(self._loop_thread)
+                if frame is not None and step == self._step:
+                    self._samples[_where(frame)] += 1
+
+
+def _where(frame: object) -> str:
+    """The innermost frame, and the innermost three of raftkv's own, as text."""
+    lines, own = [], 0
+    f = frame
+    while f is not None and own < 3:
+        code = f.f_code  # type: ignore[attr-defined]
+        name = code.co_filename
+        if not lines or "/raftkv" in name:
+            lines.append(f"{'/'.join(name.rsplit('/', 2)[-2:])}:{f.f_lineno} {code.co_name}")  # type: ignore[attr-defined]
+            own += "/raftkv" in name
+        f = f.f_back  # type: ignore[attr-defined]
+    return " < ".join(lines)
+
+
 def _time_steps(probe: _Probe) -> None:
     import trio  # noqa: PLC0415 - only for this diagnostic
 
     run = trio.run
 
     def run_timed(*args: object, **kwargs: object) -> object:
-        kwargs["instruments"] = [*kwargs.get("instruments", ()), _StepTimer(probe.steps)]  # type: ignore[misc]
+        timers: list[object] = [_StepTimer(probe.steps)]
+        if stacks := os.environ.get("RAFTKV_PROBE_STACKS"):
+            timers.append(_StepStacks(probe.step_stacks, float(stacks) / 1000))
+        kwargs["instruments"] = [*kwargs.get("instruments", ()), *timers]  # type: ignore[misc]
         return run(*args, **kwargs)  # type: ignore[arg-type]
 
     trio.run = run_timed  # type: ignore[assignment]
