@@ -25,7 +25,8 @@ falls back to that file (``_snapfallback``).
 Threads (measured, see docs/storage.md): with ``thread_io="auto"`` opening (recovery), snapshot
 files, compaction and large batches run in a worker thread; small batches run on the event loop
 while syncs stay fast, because a thread hop costs about as much as an fdatasync on a fast disk.
-If syncs turn slow (moving average above 1 ms) small batches move to the thread too.
+If syncs turn slow (moving average above 1 ms), or while a snapshot file is being written beside
+(its write-back delays them), small batches move to the thread too.
 """
 
 from __future__ import annotations
@@ -207,6 +208,9 @@ class FileStorage:
         self._failed: OSError | None = None
         self._closed = False
         self._sync_ewma = 0.0
+        # Snapshot-file writes in a worker thread now: a WAL sync meanwhile waits behind their
+        # write-back (a megabyte: tens of milliseconds), so saves go to the thread as well.
+        self._writing_beside = 0
         self._exclusive = _Exclusive()
         self._snapshot_pace_bytes = snapshot_pace_bytes
         # Snapshot files are written by sinks beside the WAL; naming one is serialized.
@@ -451,7 +455,11 @@ class FileStorage:
         if self._thread_io == "never":
             await trio.lowlevel.checkpoint()
             return self._guarded(fn)
-        return await trio.to_thread.run_sync(self._guarded, fn)
+        self._writing_beside += 1
+        try:
+            return await trio.to_thread.run_sync(self._guarded, fn)
+        finally:
+            self._writing_beside -= 1
 
     def _written_ref(self, snapshot: Snapshot) -> SnapshotRef | None:
         """The reference to ``snapshot``'s file if a sink of this storage wrote it already."""
@@ -552,7 +560,8 @@ class FileStorage:
 
     async def _run(self, fn: Callable[[], T], *, heavy: bool = False) -> T:
         mode = self._thread_io
-        if mode == "always" or (mode == "auto" and (heavy or self._sync_ewma > _SLOW_SYNC)):
+        slow = heavy or self._writing_beside or self._sync_ewma > _SLOW_SYNC
+        if mode == "always" or (mode == "auto" and slow):
             return await trio.to_thread.run_sync(self._guarded, fn)
         # Inline work does not yield first: the caller (the raft loop) has nothing better to
         # run meanwhile, and a scheduling pass here sits on every write's critical path.

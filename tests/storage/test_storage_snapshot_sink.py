@@ -9,6 +9,7 @@ not) and that loading returns a snapshot over the file instead of its bytes.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,60 @@ async def test_a_sink_runs_beside_saves(tmp_path: Path) -> None:
     state = await storage.load()
     assert state.snapshot == Snapshot(meta(15), data)
     assert state.entries[0].index == 16 and state.entries[-1].index == 20 + saves
+    await storage.aclose()
+
+
+class _GatedFs(OsFileSystem):
+    """Snapshot-file writes wait for ``gate``; records the thread of every other write. Syncs
+    do nothing (fast whatever the disk): only the sink can make saves move to a thread."""
+
+    def __init__(self) -> None:
+        self.snap_fds: set[int] = set()
+        self.gate, self.entered = threading.Event(), threading.Event()
+        self.wal_threads: list[int] = []
+
+    def create(self, path: str) -> int:
+        fd = super().create(path)
+        if ".snap" in path:
+            self.snap_fds.add(fd)
+        return fd
+
+    def pwrite(self, fd: int, data: bytes | memoryview, offset: int) -> None:
+        if fd in self.snap_fds:
+            self.entered.set()
+            assert self.gate.wait(30)
+        else:
+            self.wal_threads.append(threading.get_ident())
+        super().pwrite(fd, data, offset)
+
+    def fdatasync(self, fd: int) -> None:
+        pass
+
+
+async def test_saves_go_to_a_worker_thread_while_a_sink_writes(tmp_path: Path) -> None:
+    """A WAL sync behind a snapshot file's write-back waits for it: saves leave the event loop
+    then, and come back once the sink's write is done."""
+    fs = _GatedFs()
+    storage = await _storage_with_log(tmp_path, snapshot_pace_bytes=4096, fs=fs)
+    loop_thread = threading.get_ident()
+
+    async def save(i: int) -> list[int]:
+        fs.wal_threads.clear()
+        await storage.save(
+            hard_state=HardState(1, 1, i), entries=[Entry(1, i, data=b"v")], snapshot=None
+        )
+        return fs.wal_threads
+
+    assert await save(21) == [loop_thread]
+    sink = storage.begin_snapshot(meta(10))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sink.write, b"x" * 8192)  # a pace's worth: written and synced now
+        await trio.to_thread.run_sync(fs.entered.wait)
+        threads = await save(22)
+        assert threads and loop_thread not in threads
+        fs.gate.set()
+    assert await sink.finish() is not None
+    assert await save(23) == [loop_thread]
     await storage.aclose()
 
 
