@@ -16,9 +16,12 @@ version visible at ``c`` (unless it is a tombstone) and every later one; revisio
 can no longer be read (``Compacted``). The changes of revisions after ``c`` stay, each with the
 version it replaced, so a watch can start at ``c + 1`` at the earliest. Its cost is proportional
 to the keys changed since the previous compaction (only they can hold versions it drops), not to
-the store's size, and it is spread out: the keys to clean wait in a list, and compaction and every
-later revision clean ``CLEAN_BATCH`` of them (a few milliseconds), so that compacting revisions
-that changed a million keys never stalls the writes behind it. Reads do not depend on it: a
+the store's size, and it is spread out: the keys to clean wait in a list; compaction cleans
+``CLEAN_BATCH`` of them (a few milliseconds) and every later revision twice as many as it wrote
+keys (``CLEAN_PER_WRITE``, at least ``CLEAN_MIN`` and at most ``CLEAN_BATCH``), so that compacting
+revisions that changed a million keys never stalls the writes behind it: cleaning costs each
+revision about what writing it did, and a batch of many small revisions applied at once (a
+follower catching up) no longer cleans a full batch for each. Reads do not depend on it: a
 version below the compaction point is never read, whether it is still there or not.
 
 Snapshots read the live history, no copy (``view``): versions are immutable and only ever
@@ -47,7 +50,9 @@ from ._keymap import MASK, KeyMap
 __all__ = ["KEY_CHUNK", "Event", "History", "HistoryView", "Record", "sorted_keys"]
 
 KEY_CHUNK = SortedList.DEFAULT_LOAD_FACTOR  # keys per list inside a SortedList, as it makes them
-CLEAN_BATCH = 500  # keys cleaned of compacted versions per compaction or revision (~3 ms)
+CLEAN_BATCH = 500  # keys cleaned of compacted versions per compaction, at most (~3 ms)
+CLEAN_PER_WRITE = 2  # ... per key a revision writes
+CLEAN_MIN = 16  # ... per revision, at least
 
 # Record fields, by position.
 VALUE: Final = 0
@@ -256,7 +261,7 @@ class History:
         self.revision = rev
         self._changes.append((rev, keys))
         if self._to_clean and not self._pins:
-            self._clean(CLEAN_BATCH)
+            self._clean(min(CLEAN_BATCH, max(CLEAN_MIN, CLEAN_PER_WRITE * len(keys))))
 
     # -- reads -----------------------------------------------------------------------------------
 

@@ -459,6 +459,40 @@ def test_compacting_many_keys_cleans_them_a_batch_per_revision(
     assert len(kv) == 101
 
 
+def test_each_revision_cleans_in_proportion_to_what_it_wrote(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A revision of one key cleans ``CLEAN_MIN`` keys, one of many twice as many as it wrote,
+    up to ``CLEAN_BATCH``: a follower applying hundreds of small revisions at once must not
+    clean a full batch for each."""
+    monkeypatch.setattr(_history, "CLEAN_BATCH", 50)
+    monkeypatch.setattr(_history, "CLEAN_MIN", 4)
+    kv = KVStateMachine()
+    index = 0
+    for round_ in range(2):
+        for n in range(300):
+            index += 1
+            kv.apply(index, encode_put(b"k%03d" % n, b"%d" % round_))
+    h = kv._history
+    index += 1
+    kv.apply(index, encode_command(CompactCommand(kv.revision)))
+    waiting = len(h.keys_to_clean())
+    assert waiting == 600 - 50  # each key's two revisions; the compaction cleaned a batch
+
+    def put_keys(count: int) -> int:
+        nonlocal index
+        index += 1
+        ops = [PutCommand(b"new%03d" % i, b"v") for i in range(count)]
+        kv.apply(index, encode_command(TxnCommand((), tuple(ops), ())))
+        return len(h.keys_to_clean())
+
+    assert put_keys(1) == waiting - 4
+    assert put_keys(10) == waiting - 4 - 20
+    assert put_keys(40) == waiting - 4 - 20 - 50
+    for n in range(300):
+        assert kv.get(b"k%03d" % n) == kv.get(b"k%03d" % n, revision=kv.revision)
+
+
 @given(st.integers(0, 3 * KEY_CHUNK + 10), st.data())
 def test_sorted_keys_is_the_sorted_list_of_its_chunks(count: int, data: st.DataObject) -> None:
     """Built from a reader's lists without sorting, it answers and changes as SortedList does."""
