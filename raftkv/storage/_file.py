@@ -402,12 +402,11 @@ class FileStorage:
                     self._pending.append((hard_state, tuple(entries)))
                     self._advance(entries, None)
                 return
-            # Large batches, segment rollovers (about 1 ms) and snapshot files not written
-            # beforehand (``begin_snapshot``) go to a worker thread in "auto".
+            # Large batches, segment rollovers (about 1 ms) and snapshots go to a worker thread
+            # in "auto": putting a snapshot in force removes the previous file (a hundred
+            # megabytes: 26 ms of unlink), unless it was written beforehand, writes it too.
             size = sum(len(e.data) for e in entries) + _ENTRY_OVERHEAD * (len(entries) + 1)
-            heavy = (snapshot is not None and self._written_ref(snapshot) is None) or size > min(
-                _INLINE_MAX_BYTES, self._writer.room()
-            )
+            heavy = snapshot is not None or size > min(_INLINE_MAX_BYTES, self._writer.room())
             await self._run(partial(self._write_batch, hard_state, entries, snapshot), heavy=heavy)
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
@@ -417,8 +416,8 @@ class FileStorage:
             self._check()
             self._recovered = None
             self._check_newer(snapshot)
-            heavy = self._written_ref(snapshot) is None
-            await self._run(partial(self._write_snapshot, snapshot), heavy=heavy)
+            # In a worker thread: the previous snapshot's file is removed too (see ``save``).
+            await self._run(partial(self._write_snapshot, snapshot), heavy=True)
 
     def begin_snapshot(self, metadata: SnapshotMetadata) -> FileSnapshotSink:
         """A sink that writes the snapshot file for ``metadata`` from any task, beside the

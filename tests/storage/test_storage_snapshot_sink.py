@@ -156,6 +156,28 @@ async def test_saves_go_to_a_worker_thread_while_a_sink_writes(tmp_path: Path) -
     await storage.aclose()
 
 
+class _UnlinkThreadFs(OsFileSystem):
+    def __init__(self) -> None:
+        self.unlinked: list[tuple[str, int]] = []
+
+    def unlink(self, path: str) -> None:
+        self.unlinked.append((os.path.basename(path), threading.get_ident()))
+        super().unlink(path)
+
+
+async def test_the_replaced_snapshot_file_is_removed_off_the_event_loop(tmp_path: Path) -> None:
+    """Removing a large file takes tens of milliseconds: not on the raft loop's thread."""
+    fs = _UnlinkThreadFs()
+    storage = await _storage_with_log(tmp_path, fs=fs)
+    await storage.save_snapshot(await _write(storage, meta(10), b"a" * 10_000, 1000))
+    await storage.save_snapshot(await _write(storage, meta(15), b"b" * 10_000, 1000))
+    first = f"snap-{1:016x}-{10:016x}.snap"
+    threads = [thread for name, thread in fs.unlinked if name == first]
+    assert threads and threading.get_ident() not in threads
+    assert not (tmp_path / first).exists()
+    await storage.aclose()
+
+
 async def test_abort_drops_the_file_finished_or_not(tmp_path: Path) -> None:
     storage = await _storage_with_log(tmp_path, snapshot_pace_bytes=4096)
     sink = storage.begin_snapshot(meta(8))
