@@ -493,6 +493,27 @@ def test_each_revision_cleans_in_proportion_to_what_it_wrote(
         assert kv.get(b"k%03d" % n) == kv.get(b"k%03d" % n, revision=kv.revision)
 
 
+def test_keys_with_nothing_to_drop_are_passed_over_cheaply(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bulk load's keys have one version each: cleaning them after a compaction passes them
+    over ``SKIP_COST`` to a unit of the budget; deleted keys still go altogether."""
+    monkeypatch.setattr(_history, "CLEAN_BATCH", 5)
+    kv = KVStateMachine()
+    puts = tuple(PutCommand(b"k%03d" % i, b"v") for i in range(200))
+    kv.apply(1, encode_command(TxnCommand((), puts, ())))
+    kv.apply(2, encode_command(DeleteCommand(b"k000")))
+    kv.apply(3, encode_command(DeleteCommand(b"k001")))
+    h = kv._history
+    kv.apply(4, encode_command(CompactCommand(kv.revision)))
+    # k000 and k001 (deleted: versions to drop) take a unit each, then 3 units pass over 48.
+    assert h.keys_to_clean()[:2] == [b"k050", b"k051"]
+    assert len(h.keys_to_clean()) == 202 - 2 - 3 * _history.SKIP_COST
+    for i in range(5, 20):
+        kv.apply(i, encode_put(b"other", b"v"))
+    assert not h.keys_to_clean()
+    assert list(h.keys_from(b"k")) == [b"k%03d" % i for i in range(2, 200)] + [b"other"]
+    assert kv.get(b"k002") is not None and kv.get(b"k000") is None
+
+
 @given(st.integers(0, 3 * KEY_CHUNK + 10), st.data())
 def test_sorted_keys_is_the_sorted_list_of_its_chunks(count: int, data: st.DataObject) -> None:
     """Built from a reader's lists without sorting, it answers and changes as SortedList does."""
