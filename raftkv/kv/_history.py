@@ -329,7 +329,7 @@ class History:
         """Whether every key of ``keys`` has a retained version written at ``rev``. Most often
         that is each key's latest version: checked for them all at once, before one by one."""
         keys = tuple(keys)
-        latest = list(map(self._latest.get, keys))
+        latest = self._latest.get_many(keys)
         if None not in latest and set(map(itemgetter(MOD), latest)) == {rev}:  # type: ignore[arg-type]
             return True
         return all(self.has_version(k, rev) for k in keys)
