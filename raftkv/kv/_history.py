@@ -384,11 +384,10 @@ class History:
                 key = keys[i]
                 i += 1
                 shard = hash(key) & MASK
-                if key in older[shard]:
+                record = latest[shard].get(key)
+                # Older versions to drop, or a tombstone (the key may go altogether).
+                if key in older[shard] or (record is not None and record[VALUE] is None):
                     self._compact_key(key, rev)
-                    work -= SKIP_COST
-                elif (record := latest[shard].get(key)) is not None and record[VALUE] is None:
-                    self._compact_key(key, rev)  # a tombstone: the key may go altogether
                     work -= SKIP_COST
                 else:
                     work -= 1

@@ -73,14 +73,16 @@ class KeyMap(Generic[V]):
 
     def get_many(self, keys: Sequence[bytes]) -> list[V | None]:
         """``[self.get(k) for k in keys]``, iterated in C."""
-        shards = map(self.shards.__getitem__, map(and_, map(hash, keys), repeat(MASK)))
-        return list(map(dict.get, shards, keys))
+        return list(map(dict.get, self._shards_of(keys), keys))
 
     def put_many(self, keys: Iterable[bytes], values: Iterable[V]) -> None:
         """``self[k] = v`` for each pair, iterated in C (a snapshot's keys: a million of them)."""
         keys = keys if isinstance(keys, list | tuple) else list(keys)
-        shards = map(self.shards.__getitem__, map(and_, map(hash, keys), repeat(MASK)))
-        deque(map(setitem, shards, keys, values), maxlen=0)
+        deque(map(setitem, self._shards_of(keys), keys, values), maxlen=0)
+
+    def _shards_of(self, keys: Iterable[bytes]) -> Iterator[dict[bytes, V]]:
+        """The dict of each key, in order (lazily, in C)."""
+        return map(self.shards.__getitem__, map(and_, map(hash, keys), repeat(MASK)))
 
     def __len__(self) -> int:
         return sum(map(len, self.shards))

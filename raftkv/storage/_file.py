@@ -404,7 +404,7 @@ class FileStorage:
                 return
             # Large batches, segment rollovers (about 1 ms) and snapshots go to a worker thread
             # in "auto": putting a snapshot in force removes the previous file (a hundred
-            # megabytes: 26 ms of unlink), unless it was written beforehand, writes it too.
+            # megabytes: 26 ms of unlink), and writes its own first unless a sink did.
             size = sum(len(e.data) for e in entries) + _ENTRY_OVERHEAD * (len(entries) + 1)
             heavy = snapshot is not None or size > min(_INLINE_MAX_BYTES, self._writer.room())
             await self._run(partial(self._write_batch, hard_state, entries, snapshot), heavy=heavy)
