@@ -37,6 +37,7 @@ import os
 import sys
 import threading
 import time
+from typing import Any
 
 _DIR = os.environ.get("RAFTKV_PROBE_DIR")
 
@@ -168,10 +169,15 @@ class _StepTimer:
         took = time.perf_counter() - self._began
         if took > 0.002:
             kept = self.steps.setdefault(getattr(task, "name", "?"), [])
-            kept.append((took, time.thread_time() - self._cpu))
-            if len(kept) > 100:
-                kept.sort(reverse=True)
-                del kept[50:]
+            _keep_longest(kept, (took, time.thread_time() - self._cpu), 50)
+
+
+def _keep_longest(kept: list[Any], item: Any, most: int) -> None:
+    """Add ``item``; trimmed to the ``most`` largest now and then (not at every step)."""
+    kept.append(item)
+    if len(kept) > 2 * most:
+        kept.sort(reverse=True)
+        del kept[most:]
 
 
 class _StepStacks:
@@ -197,10 +203,7 @@ class _StepStacks:
         self._step += 1
         took = time.perf_counter() - self._began
         if took > self.threshold:
-            self.kept.append((took, self._task, self._samples.most_common(6)))
-            if len(self.kept) > 200:
-                self.kept.sort(reverse=True)
-                del self.kept[100:]
+            _keep_longest(self.kept, (took, self._task, self._samples.most_common(6)), 100)
 
     def _sample(self) -> None:
         while True:
