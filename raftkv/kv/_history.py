@@ -37,10 +37,9 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
-from operator import itemgetter
 from typing import Final, Protocol
 
 from sortedcontainers import SortedList
@@ -313,26 +312,6 @@ class History:
             assert record[MOD] == rev, "the change index names a version that exists"
             out.append(Event(key, record, None if prev is None or prev[VALUE] is None else prev))
         return tuple(out)
-
-    def has_version(self, key: bytes, rev: int) -> bool:
-        """Whether ``key`` has a retained version written at revision ``rev``."""
-        latest = self._latest.get(key)
-        if latest is None or latest[MOD] < rev:
-            return False
-        if latest[MOD] == rev:
-            return True
-        older = self._older.get(key, [])
-        i = bisect_right(older, rev, key=_mod) - 1
-        return i >= 0 and older[i][MOD] == rev
-
-    def has_versions(self, keys: Iterable[bytes], rev: int) -> bool:
-        """Whether every key of ``keys`` has a retained version written at ``rev``. Most often
-        that is each key's latest version: checked for them all at once, before one by one."""
-        keys = tuple(keys)
-        latest = self._latest.get_many(keys)
-        if None not in latest and set(map(itemgetter(MOD), latest)) == {rev}:  # type: ignore[arg-type]
-            return True
-        return all(self.has_version(k, rev) for k in keys)
 
     def changes(self, start: int) -> Iterator[tuple[int, tuple[bytes, ...]]]:
         """``(revision, keys changed)`` for every revision from ``start``; ``Compacted`` unless

@@ -1,12 +1,20 @@
 """Snapshots: streamed out, restored whole or from a stream, refused when damaged."""
 
 import io
+from collections.abc import Callable
 
 import cbor2
 import pytest
 
 from raftkv import CorruptSnapshot
-from raftkv.kv import KeyValue, KVStateMachine, encode_delete, encode_put
+from raftkv.kv import (
+    CompactCommand,
+    KeyValue,
+    KVStateMachine,
+    encode_command,
+    encode_delete,
+    encode_put,
+)
 
 
 def state(kv: KVStateMachine) -> tuple[int, int, tuple[KeyValue, ...]]:
@@ -246,6 +254,50 @@ def test_a_damaged_change_record_is_refused(damaged: list[object], reason: str) 
     changes[150] = damaged
     with pytest.raises(CorruptSnapshot, match=reason):
         KVStateMachine().restore(v4(records, changes, 300))
+
+
+# The change index must name exactly the versions after the compaction point, each once.
+MISMATCHED_CHANGES = [
+    ("a change record left out", lambda c: c.pop(150)),
+    (
+        "a change naming a version of another revision",
+        lambda c: c.__setitem__(150, [151, b"k0151"]),
+    ),
+    ("a key named twice", lambda c: c[150].append(b"k0150")),
+    ("a version named by a second change", lambda c: c[151].append(b"k0150")),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "damage"), MISMATCHED_CHANGES, ids=[m[0] for m in MISMATCHED_CHANGES]
+)
+def test_a_change_index_that_does_not_match_the_versions_is_refused(
+    what: str, damage: Callable[[list[list[object]]], object]
+) -> None:
+    records, changes = plain()
+    damage(changes)
+    with pytest.raises(CorruptSnapshot, match="change index does not name exactly"):
+        KVStateMachine().restore(v4(records, changes, 300))
+
+
+def test_a_compacted_history_restores_with_blocks_across_the_compaction_point() -> None:
+    kv = KVStateMachine()
+    for i in range(300):
+        kv.apply(i + 1, encode_put(b"k%04d" % i, b"v"))
+    kv.apply(301, encode_put(b"k0010", b"again"))  # an older version at or below the point
+    kv.apply(302, encode_command(CompactCommand(150)))
+    kv.apply(303, encode_put(b"k0020", b"again"))
+    copy = KVStateMachine()
+    copy.restore(kv.snapshot())
+    assert state(copy) == state(kv) and copy.compact_revision == 150
+    assert list(copy.changes_since(151)) == list(kv.changes_since(151))
+    # A change record of a revision the block holds after the point, left out: refused.
+    written = items(kv.snapshot())
+    head = written[0]
+    dropped = [v for v in written if not (isinstance(v, list) and v[:1] == [200])]
+    head[6] -= 1  # type: ignore[index]
+    with pytest.raises(CorruptSnapshot, match="change index does not name exactly"):
+        KVStateMachine().restore(b"".join(cbor2.dumps(v) for v in dropped))
 
 
 # -- version 5: consecutive keys of one version are written as blocks, a column per field ---
