@@ -276,7 +276,7 @@ async def test_a_long_log_tail_is_applied_a_slice_at_a_time(autojump_clock) -> N
     async with open_cluster(1, snapshot_count=100_000, max_committed_size_per_ready=1000) as c:
         with trio.fail_after(10):
             await c.wait_leader()
-        commands = [b"%03d" % k + b"x" * 200 for k in range(60)]
+        commands = [b"%03d" % k + b"x" * 200 for k in range(200)]
         for command in commands:
             await c.members[1].n.propose(command)
         await c.crash(1)
