@@ -35,8 +35,10 @@ class NodeConfig:
     max_inflight_msgs: int = 256
     max_uncommitted_entries_size: int = 64 << 20
     # Bytes of committed entries applied per Ready: a restart's log tail or a follower
-    # catching up is applied a slice at a time, between which the loop takes its input.
-    max_committed_size_per_ready: int = 64 << 10
+    # catching up is applied a slice at a time, between which the loop takes its input. About
+    # one transaction of 128 puts (2-3 ms to apply): the loop's 5 ms of Readies per iteration
+    # overshoots by one Ready at most (64 KiB: four of them, 10 ms and more under load).
+    max_committed_size_per_ready: int = 16 << 10
     # Off: a new commit index reaches followers with the next append or heartbeat (at once only
     # when they wait for it: forwarded writes, membership changes). Halves the messages of a
     # lone write; serializable reads on a follower may lag by up to one heartbeat.
