@@ -53,12 +53,30 @@ class _Probe:
         self._began = 0.0
         self.steps: dict[str, list[tuple[float, float]]] = {}  # task -> its longest (wall, cpu)
         self.step_stacks: list[tuple[float, str, list[tuple[str, int]]]] = []
+        # RAFTKV_PROBE_YOUNG=1: what each middle-generation collection walks (objects in
+        # generations 0 and 1, and its pause in CPU), and the types in the largest one.
+        self.young = os.environ.get("RAFTKV_PROBE_YOUNG") == "1"
+        self.young_walks: list[tuple[int, int, float]] = []
+        self.young_largest: list[tuple[str, int]] = []
+        self._walk = (0, 0)
+        self._cpu = 0.0
 
     def on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self._began = time.perf_counter()
+            if self.young and info["generation"] == 1:
+                self._count_young()
+            self._began, self._cpu = time.perf_counter(), time.thread_time()
         else:
             self.pauses[info["generation"]].append(time.perf_counter() - self._began)
+            if self.young and info["generation"] == 1:
+                self.young_walks.append((*self._walk, time.thread_time() - self._cpu))
+
+    def _count_young(self) -> None:
+        young, middle = gc.get_objects(generation=0), gc.get_objects(generation=1)
+        self._walk = (len(young), len(middle))
+        if not self.young_walks or sum(self._walk) > max(a + b for a, b, _ in self.young_walks):
+            counts = collections.Counter(type(o).__qualname__ for o in (*young, *middle))
+            self.young_largest = counts.most_common(30)
 
     def census(self, at: float) -> None:
         time.sleep(at)
@@ -126,6 +144,8 @@ class _Probe:
             "gc_pauses": self.pauses,
             "window": self.window,
             "censuses": self.censuses,
+            "young_walks": self.young_walks,
+            "young_largest": self.young_largest,
             "nodes": self.node_stats(),
             "longest_steps": sorted(
                 ((*max(v), len(v), k) for k, v in self.steps.items()), reverse=True
