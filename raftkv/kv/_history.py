@@ -17,12 +17,13 @@ can no longer be read (``Compacted``). The changes of revisions after ``c`` stay
 version it replaced, so a watch can start at ``c + 1`` at the earliest. Its cost is proportional
 to the keys changed since the previous compaction (only they can hold versions it drops), not to
 the store's size, and it is spread out: the keys to clean wait in a list; compaction cleans
-``CLEAN_BATCH`` of them (a few milliseconds) and every later revision twice as many as it wrote
+``CLEAN_BATCH`` of them (under a millisecond) and every later revision twice as many as it wrote
 keys (``CLEAN_PER_WRITE``, at least ``CLEAN_MIN`` and at most ``CLEAN_BATCH``), so that compacting
 revisions that changed a million keys never stalls the writes behind it: cleaning costs each
 revision about what writing it did, and a batch of many small revisions applied at once (a
 follower catching up) no longer cleans a full batch for each. Keys with nothing to drop are
-passed over sixteen for the price of one. Reads do not depend on it: a
+passed over four for the price of one. A batch is no larger than the largest transaction
+(128 operations), so cleaning keeps pace with any write. Reads do not depend on it: a
 version below the compaction point is never read, whether it is still there or not.
 
 Snapshots read the live history, no copy (``view``): versions are immutable and only ever
@@ -50,10 +51,12 @@ from ._keymap import MASK, KeyMap
 __all__ = ["KEY_CHUNK", "Event", "History", "HistoryView", "Record", "sorted_keys"]
 
 KEY_CHUNK = SortedList.DEFAULT_LOAD_FACTOR  # keys per list inside a SortedList, as it makes them
-CLEAN_BATCH = 500  # keys cleaned of compacted versions per compaction, at most (~3 ms)
+# Measured on a quiet machine: cleaning a key of its old versions ~2.5 us, of a tombstone ~5 us
+# (it leaves the sorted keys), passing over one with nothing to drop ~0.5 us.
+CLEAN_BATCH = 128  # keys cleaned of compacted versions per compaction, at most (~0.3-0.7 ms)
 CLEAN_PER_WRITE = 2  # ... per key a revision writes
 CLEAN_MIN = 4  # ... per revision, at least
-SKIP_COST = 16  # keys with nothing to drop passed over for the cost of cleaning one
+SKIP_COST = 4  # keys with nothing to drop passed over for the cost of cleaning one
 
 # Record fields, by position.
 VALUE: Final = 0

@@ -452,7 +452,7 @@ def test_compacting_many_keys_cleans_them_a_batch_per_revision(
     assert 0 < len(h.keys_to_clean()) <= 190  # one batch cleaned by the compaction itself
     for n in range(100):
         assert kv.get(b"k%03d" % n) is not None
-    for step in range(25):
+    for step in range(40):  # 4 units each: 100 keys to clean, 100 seen again (skipped)
         kv.apply(index + 2 + step, encode_put(b"other", b"v"))
     assert not h.keys_to_clean()
     assert set(h._older) == {b"other"}  # the k keys kept only their versions since
@@ -504,8 +504,10 @@ def test_keys_with_nothing_to_drop_are_passed_over_cheaply(monkeypatch: pytest.M
     kv.apply(3, encode_command(DeleteCommand(b"k001")))
     h = kv._history
     kv.apply(4, encode_command(CompactCommand(kv.revision)))
-    # k000 and k001 (deleted: versions to drop) take a unit each, then 3 units pass over 48.
-    assert h.keys_to_clean()[:2] == [b"k050", b"k051"]
+    # k000 and k001 (deleted: versions to drop) take a unit each, then 3 units pass over
+    # 3 * SKIP_COST keys.
+    first = 2 + 3 * _history.SKIP_COST
+    assert h.keys_to_clean()[:2] == [b"k%03d" % first, b"k%03d" % (first + 1)]
     assert len(h.keys_to_clean()) == 202 - 2 - 3 * _history.SKIP_COST
     for i in range(5, 20):
         kv.apply(i, encode_put(b"other", b"v"))
