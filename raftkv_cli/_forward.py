@@ -4,6 +4,8 @@ leadership transfer). Writes need none of this: Raft forwards proposals itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import trio
 from quart import Response, request
@@ -13,7 +15,7 @@ from raftkv.kv import AuthAdmin, requester
 
 from ._http import HTTPError
 
-__all__ = ["FORWARDED_HEADER", "LeaderForwarder"]
+__all__ = ["FORWARDED_HEADER", "LeaderForwarder", "OnFirstUse"]
 
 FORWARDED_HEADER = "X-Raftkv-Forwarded"
 _PASSED_BACK = ("content-type", "allow", "etag", "retry-after")
@@ -76,3 +78,22 @@ class LeaderForwarder:
         status = self.node.status()
         leader = next((m for m in status.members if m.id == status.leader), None)
         return leader.client_url if leader is not None and leader.client_url else None
+
+
+class OnFirstUse(httpx.AsyncBaseTransport):
+    """A transport made by ``make`` when the first request goes through it. The forwarder may
+    never forward (membership changes and leadership transfers are rare), and an HTTPS
+    transport trusting the system's CAs costs every start-up ~0.1 s to build."""
+
+    def __init__(self, make: Callable[[], httpx.AsyncBaseTransport]) -> None:
+        self._make = make
+        self._transport: httpx.AsyncBaseTransport | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._transport is None:
+            self._transport = self._make()
+        return await self._transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        if self._transport is not None:
+            await self._transport.aclose()

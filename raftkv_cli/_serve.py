@@ -31,6 +31,7 @@ from raftkv.transport import TcpOptions, TcpTransport, open_tcp_transport
 from ._app import create_app
 from ._datadir import check_data_dir, init_data_dir
 from ._edge import ASGIApp
+from ._forward import OnFirstUse
 from ._logging import bind_node
 from ._protocol import json_protocol_errors, name_client_certificates
 from ._settings import Settings
@@ -102,8 +103,12 @@ async def serve(settings: Settings, *, stop: trio.Event | None = None) -> ServeO
         transport = await stack.enter_async_context(
             _open_peer_transport(settings, state.cluster_id)
         )
+        verify = _forward_tls(settings)  # its files read now: a bad one stops the start
         forward_client = await stack.enter_async_context(
-            httpx.AsyncClient(timeout=settings.request_timeout + 1, verify=_forward_tls(settings))
+            httpx.AsyncClient(
+                timeout=settings.request_timeout + 1,
+                transport=OnFirstUse(lambda: httpx.AsyncHTTPTransport(verify=verify)),
+            )
         )
         config = hypercorn_config(settings.host, settings.port, _client_tls(settings))
         http = _ClientServer(config, settings.bind_retry)
