@@ -4,8 +4,8 @@ A full collection walks every object the collector tracks. A node holds a great 
 become garbage: the modules, classes and functions loaded at start-up, and a large state machine
 (a million-key store: a 0.4 s collection). ``gc.freeze()`` moves every object tracked at that
 moment into a generation the collector never walks (objects there are still freed by reference
-counting when they go). So ``GcTuning`` freezes once after start-up (``started``: when the node
-and what the process built around it have settled) and again each time a large snapshot replaced
+counting when they go). So ``GcTuning`` freezes as the node starts, once it and what the
+process built around it have settled (``started``), and each time a large snapshot replaced
 the state (``state_replaced``) or the state grew by a quarter since the last freeze (``state_grew``,
 told the size of each snapshot taken: a bulk load's records otherwise end up in the oldest
 generation, walked by every full collection); no collection runs while a snapshot is restored
@@ -110,15 +110,18 @@ class GcTuning:
         self._frozen_size = 0  # of the state when it was last frozen
 
     async def started(self) -> None:
-        """Freeze what exists once the node and the process around it have settled, and raise
-        the thresholds (a task in the node's nursery; once per process)."""
+        """Raise the thresholds and freeze what the imports made as the node starts, and once
+        the node and the process around it have settled, what they built (a task in the node's
+        nursery; once per process). Until the first freeze, a full collection walks everything
+        start-up made: a member catching up through its log in its first seconds set one off
+        in its raft loop under the default thresholds (68 ms)."""
         if not self.enabled or _process.frozen_after_start:
             return
+        _process.frozen_after_start = True
+        gc.set_threshold(*THRESHOLDS)
+        self._freeze()
         await trio.sleep(SETTLE_SECONDS)
-        if not _process.frozen_after_start:
-            _process.frozen_after_start = True
-            self._freeze()
-            gc.set_threshold(*THRESHOLDS)
+        self._freeze()
 
     def state_replaced(self, size: int) -> None:
         """A snapshot of ``size`` bytes replaced the state machine's state."""
