@@ -12,7 +12,7 @@ Iteration order is by shard, not by insertion: callers that need an order keep t
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from itertools import repeat
 from operator import and_, setitem
 from typing import Generic, TypeVar, overload
@@ -70,10 +70,6 @@ class KeyMap(Generic[V]):
 
     def setdefault(self, key: bytes, default: V) -> V:
         return self.shards[hash(key) & MASK].setdefault(key, default)
-
-    def get_many(self, keys: Sequence[bytes]) -> list[V | None]:
-        """``[self.get(k) for k in keys]``, iterated in C."""
-        return list(map(dict.get, self._shards_of(keys), keys))
 
     def put_many(self, keys: Iterable[bytes], values: Iterable[V]) -> None:
         """``self[k] = v`` for each pair, iterated in C (a snapshot's keys: a million of them)."""

@@ -231,8 +231,8 @@ def _read(decoder: cbor2.CBORDecoder, step: int) -> Generator[None, None, Snapsh
         for start in range(0, key_count, step):
             keys.read(decoder, min(step, key_count - start))
             yield
-    # The change records too, a step at a time: a million keys' changes take a second to read
-    # and check, too long for one step.
+    # The change records too, a step at a time: a million keys' changes take a third of a
+    # second to read, too long for one step.
     changes: list[tuple[int, tuple[bytes, ...]]] = []
     named = 0  # the digest of the versions they name
     for start in range(0, change_count, _CHANGES_PER_STEP):
