@@ -250,11 +250,12 @@ class History:
 
     def delete(self, key: bytes, rev: int) -> Record | None:
         """Delete ``key`` at ``rev`` if it exists; returns the version deleted."""
-        latest = self._latest.shard(key)
+        shard = hash(key) & MASK
+        latest = self._latest.shards[shard]
         prev = latest.get(key)
         if prev is None or prev[VALUE] is None:
             return None
-        self._older.setdefault(key, []).append(prev)
+        self._older.shards[shard].setdefault(key, []).append(prev)
         latest[key] = (None, 0, rev, 0, 0)
         self._live -= 1
         return prev

@@ -34,12 +34,9 @@ class KeyMap(Generic[V]):
     __slots__ = ("shards",)
 
     def __init__(self) -> None:
+        # The dict holding a key is ``shards[hash(key) & MASK]``, the same in every KeyMap: a
+        # hot path working on two KeyMaps for one key may index both with one lookup.
         self.shards: list[dict[bytes, V]] = [{} for _ in range(1 << SHARD_BITS)]
-
-    def shard(self, key: bytes) -> dict[bytes, V]:
-        """The dict that holds ``key``: ``shards[hash(key) & MASK]``, which a hot path may
-        index itself (a key's shard is the same in every KeyMap)."""
-        return self.shards[hash(key) & MASK]
 
     @overload
     def get(self, key: bytes) -> V | None: ...
