@@ -7,6 +7,8 @@
 See README.md and docs/ for the daemon, the HTTP API and the simulation test bed.
 """
 
+from typing import TYPE_CHECKING
+
 from ._errors import (
     AuthError,
     AuthRefused,
@@ -42,7 +44,9 @@ from ._open import DEFAULT_CLUSTER_ID, open_node
 from ._seed import seed_storage
 from ._statemachine import StateMachine
 from ._stats import LatencyHistogram
-from .client import AsyncClient, Client
+
+if TYPE_CHECKING:
+    from .client import AsyncClient, Client
 
 __version__ = "0.1.0"
 
@@ -87,3 +91,13 @@ __all__ = [
     "open_node",
     "seed_storage",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The clients are imported on first use: a node (the daemon) never needs them, and they
+    # are about 40 ms of every start.
+    if name in ("AsyncClient", "Client"):
+        from . import client  # noqa: PLC0415
+
+        return getattr(client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
