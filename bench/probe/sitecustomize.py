@@ -3,7 +3,8 @@
 Nothing of it is part of the product: it watches a server from inside so that the benchmarks can
 report what the server itself sees, and works on older checkouts too (to measure "before").
 
-- Every garbage collection's pause, through ``gc.callbacks``.
+- Every garbage collection's pause, through ``gc.callbacks``; those of over 2 ms with their CPU
+  time and the collector's counts when they began (``slow_collections``).
 - With ``RAFTKV_PROBE_CENSUS_IN_WINDOW=s``: that many seconds into the measuring window (below),
   from a thread, the objects the collector tracks (what a full collection walks), counted by
   type (it holds the process for a moment: not for runs whose latency matters).
@@ -54,20 +55,37 @@ class _Probe:
         self.steps: dict[str, list[tuple[float, float]]] = {}  # task -> its longest (wall, cpu)
         self.step_stacks: list[tuple[float, str, list[tuple[str, int]]]] = []
         # RAFTKV_PROBE_YOUNG=1: what each middle-generation collection walks (objects in
-        # generations 0 and 1, and its pause in CPU), and the types in the largest one.
+        # generations 0 and 1, and its pause in CPU), and the types in the largest one; and
+        # the same of the youngest generation (``_youngest_census``).
         self.young = os.environ.get("RAFTKV_PROBE_YOUNG") == "1"
         self.young_walks: list[tuple[int, int, float]] = []
         self.young_largest: list[tuple[str, int]] = []
         self._walk = (0, 0)
         self._cpu = 0.0
+        # Collections of over 2 ms: (generation, wall and CPU seconds, the collector's counts as
+        # it began, the objects it freed, the young list's length with RAFTKV_PROBE_YOUNG=1):
+        # a pause much longer than its CPU time is the machine's (another process had the core).
+        self.slow_collections: list[tuple[int, float, float, tuple[int, int, int], int, int]] = []
+        self._counts = (0, 0, 0)
+        self._young_len = 0
+        self._youngest_most = 0
+        self.youngest_largest: list[tuple[str, int]] = []
 
     def on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             if self.young and info["generation"] == 1:
                 self._count_young()
+            if self.young:
+                self._youngest_census()
+            self._counts = gc.get_count()
             self._began, self._cpu = time.perf_counter(), time.thread_time()
         else:
-            self.pauses[info["generation"]].append(time.perf_counter() - self._began)
+            pause = time.perf_counter() - self._began
+            self.pauses[info["generation"]].append(pause)
+            if pause > 0.002:
+                cpu = time.thread_time() - self._cpu
+                found = (info["generation"], pause, cpu, self._counts, info["collected"])
+                self.slow_collections.append((*found, self._young_len))
             if self.young and info["generation"] == 1:
                 self.young_walks.append((*self._walk, time.thread_time() - self._cpu))
 
@@ -77,6 +95,18 @@ class _Probe:
         if not self.young_walks or sum(self._walk) > max(a + b for a, b, _ in self.young_walks):
             counts = collections.Counter(type(o).__qualname__ for o in (*young, *middle))
             self.young_largest = counts.most_common(30)
+
+    def _youngest_census(self) -> None:
+        """How long the youngest generation's list is as a collection of it begins (it can be
+        far longer than the collector's count: objects of older generations dying take
+        their share off that count), and the types in the longest seen."""
+        young = gc.get_objects(generation=0)
+        self._young_len = len(young)
+        if self._young_len > self._youngest_most:
+            self._youngest_most = self._young_len
+            self.youngest_largest = collections.Counter(
+                type(o).__qualname__ for o in young
+            ).most_common(30)
 
     def census(self, at: float) -> None:
         time.sleep(at)
@@ -146,6 +176,8 @@ class _Probe:
             "censuses": self.censuses,
             "young_walks": self.young_walks,
             "young_largest": self.young_largest,
+            "slow_collections": self.slow_collections,
+            "youngest_largest": self.youngest_largest,
             "nodes": self.node_stats(),
             "longest_steps": sorted(
                 ((*max(v), len(v), k) for k, v in self.steps.items()), reverse=True
