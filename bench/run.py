@@ -26,8 +26,10 @@ def main(argv: list[str]) -> int:
             return 2
         try:
             module = importlib.import_module(f"bench_{name}")
-        except ModuleNotFoundError:
-            print(f"benchmark {name!r} is not available yet", file=sys.stderr)
+        except ModuleNotFoundError as exc:
+            # Its own module is missing, or one it imports (run outside the project's venv).
+            missing = "" if exc.name == f"bench_{name}" else f": it needs {exc.name!r}"
+            print(f"benchmark {name!r} is not available{missing}", file=sys.stderr)
             status = 2
             continue
         print(f"== bench {name}")
