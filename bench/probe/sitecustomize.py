@@ -63,8 +63,9 @@ class _Probe:
         self._walk = (0, 0)
         self._cpu = 0.0
         # Collections of over 2 ms: (generation, wall and CPU seconds, the collector's counts as
-        # it began, the objects it freed, the young list's length with RAFTKV_PROBE_YOUNG=1):
-        # a pause much longer than its CPU time is the machine's (another process had the core).
+        # it began, the objects it freed, and with RAFTKV_PROBE_YOUNG=1 the youngest
+        # generation's length as it began, whatever generation was collected; 0 without): a
+        # pause much longer than its CPU time is the machine's (another process had the core).
         self.slow_collections: list[tuple[int, float, float, tuple[int, int, int], int, int]] = []
         self._counts = (0, 0, 0)
         self._young_len = 0
